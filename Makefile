@@ -1,0 +1,10 @@
+# One command surface for people, the README and CI. See scripts/dev.sh for what each step does.
+.PHONY: test demo lint rust-test bench
+test:        ## everything: lint, core tests, build + pytest + CPython's suite on 3.11, 3.12, 3.13
+	scripts/dev.sh test
+demo:        ## the demo on every version: N interpreters vs N threads
+	scripts/dev.sh demo
+lint:
+	scripts/dev.sh lint
+rust-test:
+	scripts/dev.sh rust-test

@@ -1,0 +1,41 @@
+//! Argument parsing through CPython's own `PyArg_ParseTupleAndKeywords`, so that every argument
+//! error has exactly the wording of CPython's modules (`create() takes no positional arguments`).
+
+use std::ffi::{c_char, c_void, CStr};
+
+use pyo3_ffi as ffi;
+
+/// Parses `args`/`kwds` with a `PyArg_ParseTupleAndKeywords` format; `out` holds one pointer per
+/// converted value, in format order. Returns false with an exception set on failure.
+///
+/// # Safety
+/// GIL held; `args` is a tuple and `kwds` NULL or a dict; each `out` pointer points to storage
+/// of the type its format unit writes (`O` → `*mut PyObject`, `p`/`i` → `c_int`, `U` → object).
+pub unsafe fn parse(
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+    format: &CStr,
+    keywords: &[&'static CStr],
+    out: &mut [*mut c_void],
+) -> bool {
+    let mut kw: Vec<*mut c_char> = keywords.iter().map(|k| k.as_ptr().cast_mut()).collect();
+    kw.push(std::ptr::null_mut());
+    #[cfg(not(Py_3_13))]
+    let kwp = kw.as_mut_ptr();
+    #[cfg(Py_3_13)]
+    let kwp = kw.as_ptr().cast::<*const c_char>();
+    let f = format.as_ptr();
+    // SAFETY: the format has as many units as `out` has pointers (caller's contract), and the
+    // keyword list is NULL-terminated and outlives the call.
+    let ok = unsafe {
+        match out {
+            [] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp),
+            [a] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a),
+            [a, b] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b),
+            [a, b, c] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c),
+            [a, b, c, d] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c, *d),
+            _ => panic!("args::parse supports at most 4 outputs"),
+        }
+    };
+    ok != 0
+}

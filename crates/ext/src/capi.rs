@@ -1,0 +1,30 @@
+//! C-API declarations that `pyo3-ffi` lacks, gated by the versions that export them.
+//!
+//! All are exported by libpython on the versions that use them (checked with `nm -D`, SPEC §14).
+
+#[cfg(not(Py_3_12))]
+use std::ffi::c_int;
+
+use pyo3_ffi::{PyInterpreterState, PyThreadState};
+
+extern "C" {
+    /// 3.11's creation entry point; `isolated_subinterpreter` forbids threads, fork and
+    /// subprocesses in the new interpreter. Returns its first thread state, current and holding
+    /// the (shared) GIL, or NULL with an exception set.
+    #[cfg(not(Py_3_12))]
+    pub fn _Py_NewInterpreter(isolated_subinterpreter: c_int) -> *mut PyThreadState;
+
+    /// The live interpreter with this id, or NULL with `RuntimeError` set. Takes the runtime's
+    /// interpreter-list lock, so it is safe while other interpreters are being created.
+    pub fn _PyInterpreterState_LookUpID(id: i64) -> *mut PyInterpreterState;
+
+    /// The current thread state or NULL, without the fatal error of `PyThreadState_Get`.
+    #[cfg(not(Py_3_13))]
+    #[link_name = "_PyThreadState_UncheckedGet"]
+    pub fn current_tstate_unchecked() -> *mut PyThreadState;
+
+    /// The current thread state or NULL, without the fatal error of `PyThreadState_Get`.
+    #[cfg(Py_3_13)]
+    #[link_name = "PyThreadState_GetUnchecked"]
+    pub fn current_tstate_unchecked() -> *mut PyThreadState;
+}

@@ -1,0 +1,224 @@
+//! Conversions at the boundary: ID arguments (SPEC §3) and shareable values (SPEC §7) between
+//! Python objects and the core's owned [`Value`]s.
+
+use std::ffi::{c_char, CStr};
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::{StrKind, Value};
+
+use crate::error::{Error, Result};
+use crate::module::ModState;
+use crate::pyref::PyRef;
+
+/// Which kind of id an argument names; only the wording of errors differs.
+#[derive(Clone, Copy)]
+pub enum IdKind {
+    /// `interpreter ID`.
+    Interpreter,
+    /// `channel ID`.
+    Channel,
+}
+
+impl IdKind {
+    fn word(self) -> &'static str {
+        match self {
+            IdKind::Interpreter => "interpreter",
+            IdKind::Channel => "channel",
+        }
+    }
+}
+
+/// `type(obj).__name__` as CPython's C code prints it (`tp_name`).
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn type_name(obj: *mut ffi::PyObject) -> String {
+    // SAFETY: a live object's type has a NUL-terminated tp_name.
+    unsafe { CStr::from_ptr((*ffi::Py_TYPE(obj)).tp_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `str(obj)` or `repr(obj)` as Rust text (surrogates replaced); `Raised` if that call raised.
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn text_of(obj: *mut ffi::PyObject, repr: bool) -> Result<String> {
+    // SAFETY: GIL held; the new reference is owned by PyRef.
+    let s = unsafe { PyRef::from_owned(if repr { ffi::PyObject_Repr(obj) } else { ffi::PyObject_Str(obj) })? };
+    // SAFETY: `s` is a str.
+    Ok(unsafe { str_lossy(s.as_ptr()) })
+}
+
+/// A `str` object's text; lone surrogates become U+FFFD.
+///
+/// # Safety
+/// `s` must be a live `str`; GIL held.
+pub unsafe fn str_lossy(s: *mut ffi::PyObject) -> String {
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a str (contract).
+    let p = unsafe { ffi::PyUnicode_AsUTF8AndSize(s, &mut len) };
+    if p.is_null() {
+        // Lone surrogates: fall back to an encoding that cannot fail.
+        // SAFETY: clearing the UnicodeEncodeError we just caused.
+        unsafe { ffi::PyErr_Clear() };
+        // SAFETY: `s` is a str; "replace" never fails on it.
+        let b = unsafe {
+            ffi::PyUnicode_AsEncodedString(s, c"utf-8".as_ptr(), c"replace".as_ptr())
+        };
+        if b.is_null() {
+            // SAFETY: nothing useful to report; drop the error.
+            unsafe { ffi::PyErr_Clear() };
+            return String::new();
+        }
+        // SAFETY: `b` is a new bytes object; we copy out before releasing it.
+        unsafe {
+            let out = String::from_utf8_lossy(bytes_slice(b)).into_owned();
+            ffi::Py_DECREF(b);
+            return out;
+        }
+    }
+    // SAFETY: CPython returned `len` valid UTF-8 bytes owned by `s`.
+    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), len as usize)) }
+        .to_owned()
+}
+
+/// The contents of a `bytes` object.
+///
+/// # Safety
+/// `b` must be a live `bytes`; the slice must not outlive it; GIL held.
+unsafe fn bytes_slice<'a>(b: *mut ffi::PyObject) -> &'a [u8] {
+    // SAFETY: `b` is bytes (contract), so its buffer holds `size` bytes.
+    unsafe {
+        let p = ffi::PyBytes_AsString(b);
+        let n = ffi::PyBytes_Size(b);
+        std::slice::from_raw_parts(p.cast::<u8>(), n as usize)
+    }
+}
+
+/// Converts an ID argument per SPEC §3: our ID objects give their id, anything with `__index__`
+/// its value (non-negative, below 2**63), everything else a `TypeError`.
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) -> Result<i64> {
+    // SAFETY (whole body): GIL held; `obj` live.
+    unsafe {
+        let own_type = match kind {
+            IdKind::Interpreter => state.interp_id_type,
+            IdKind::Channel => state.channel_id_type,
+        };
+        if !own_type.is_null() && ffi::Py_TYPE(obj).cast::<ffi::PyObject>() == own_type {
+            return Ok(match kind { IdKind::Interpreter => crate::interp_id::stored_id(obj), IdKind::Channel => crate::channel_id::stored_id(obj) });
+        }
+        if ffi::PyIndex_Check(obj) == 0 {
+            return Err(Error::Type(format!(
+                "{} ID must be an int, got {}",
+                kind.word(),
+                type_name(obj)
+            )));
+        }
+        let id = ffi::PyLong_AsLongLong(obj);
+        if id == -1 && !ffi::PyErr_Occurred().is_null() {
+            return Err(Error::Raised);
+        }
+        if id < 0 {
+            return Err(Error::Value(format!(
+                "{} ID must be a non-negative int, got {}",
+                kind.word(),
+                text_of(obj, true)?
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// Whether `obj`'s exact type can cross interpreters (3.11's set: bytes, str, int, None,
+/// ChannelID; subclasses cannot).
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn is_shareable(obj: *mut ffi::PyObject, state: &ModState) -> bool {
+    // SAFETY: GIL held; comparing type pointers only.
+    unsafe {
+        let tp = ffi::Py_TYPE(obj);
+        tp == &raw mut ffi::PyBytes_Type
+            || tp == &raw mut ffi::PyUnicode_Type
+            || tp == &raw mut ffi::PyLong_Type
+            || obj == ffi::Py_None()
+            || (!state.channel_id_type.is_null() && tp.cast::<ffi::PyObject>() == state.channel_id_type)
+    }
+}
+
+/// Copies a shareable object into an owned [`Value`] (one copy of the payload).
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Value> {
+    // SAFETY (whole body): GIL held; each branch reads `obj` only as the type it just checked.
+    unsafe {
+        let tp = ffi::Py_TYPE(obj);
+        if tp == &raw mut ffi::PyBytes_Type {
+            return Ok(Value::Bytes(Box::from(bytes_slice(obj))));
+        }
+        if tp == &raw mut ffi::PyUnicode_Type {
+            let kind = match ffi::PyUnicode_KIND(obj) {
+                1 => StrKind::Latin1,
+                2 => StrKind::Ucs2,
+                _ => StrKind::Ucs4,
+            };
+            let len = ffi::PyUnicode_GET_LENGTH(obj) as usize * kind.width();
+            let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len);
+            return Ok(Value::Str {
+                kind,
+                data: Box::from(data),
+            });
+        }
+        if tp == &raw mut ffi::PyLong_Type {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+            if overflow != 0 {
+                return Err(Error::Overflow("try sending as bytes".into()));
+            }
+            if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                return Err(Error::Raised);
+            }
+            return Ok(Value::Int(v));
+        }
+        if obj == ffi::Py_None() {
+            return Ok(Value::None);
+        }
+        if !state.channel_id_type.is_null() && tp.cast::<ffi::PyObject>() == state.channel_id_type {
+            return crate::channel_id::channel_value(obj);
+        }
+        Err(Error::Value(format!(
+            "{} does not support cross-interpreter data",
+            text_of(obj, false)?
+        )))
+    }
+}
+
+/// Builds a fresh object in the current interpreter from a value.
+///
+/// # Safety
+/// GIL held; `state` must belong to the current interpreter (or be `None` when no channel
+/// value can occur).
+pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef> {
+    // SAFETY (whole body): GIL held; lengths come from the owned buffers they describe.
+    unsafe {
+        let ptr = match value {
+            Value::None => ffi::Py_NewRef(ffi::Py_None()),
+            Value::Int(v) => ffi::PyLong_FromLongLong(v),
+            Value::Bytes(b) => {
+                ffi::PyBytes_FromStringAndSize(b.as_ptr().cast::<c_char>(), b.len() as ffi::Py_ssize_t)
+            }
+            Value::Str { kind, data } => ffi::PyUnicode_FromKindAndData(
+                kind as i32,
+                data.as_ptr().cast(),
+                (data.len() / kind.width()) as ffi::Py_ssize_t,
+            ),
+            Value::Channel(handle) => return crate::channel_id::channel_object(handle, state),
+        };
+        PyRef::from_owned(ptr)
+    }
+}

@@ -1,0 +1,154 @@
+//! Typed errors of the extension and the one function that turns them into Python exceptions.
+//!
+//! Errors are plain Rust data until [`Error::restore`] raises them, so an error met while another
+//! interpreter was current (a failed script, a channel error) is raised in the caller's
+//! interpreter, with that interpreter's exception classes.
+
+use std::ffi::CString;
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::ChannelError;
+
+use crate::module::ModState;
+
+/// What a Python-facing function can fail with.
+#[derive(Debug)]
+pub enum Error {
+    /// A Python exception is already set in the current interpreter.
+    Raised,
+    /// `RuntimeError(msg)`: interpreter-level failures (CPython's module uses the builtin class).
+    Runtime(String),
+    /// `TypeError(msg)`.
+    Type(String),
+    /// `ValueError(msg)`.
+    Value(String),
+    /// `OverflowError(msg)`.
+    Overflow(String),
+    /// `SystemError(msg)`: a bug of ours (a panic, a broken invariant).
+    System(String),
+    /// The script given to `run_string` raised: `RunFailedError`.
+    RunFailed(RemoteException),
+    /// A channel operation failed: one of the `Channel*Error` classes.
+    Channel(ChannelError),
+}
+
+/// An exception raised inside another interpreter, carried as data.
+#[derive(Debug, Clone)]
+pub struct RemoteException {
+    /// 3.11's summary: `"{str(type)}: {str(value)}"`, e.g. `<class 'ValueError'>: boom`.
+    pub message: String,
+    /// The exception type's qualified name (`ValueError`, `__main__.MyError`).
+    pub type_name: String,
+    /// The formatted traceback, as `traceback.format_exception` prints it.
+    pub traceback: String,
+}
+
+/// Result of the extension's internal functions.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<ChannelError> for Error {
+    fn from(err: ChannelError) -> Self {
+        Error::Channel(err)
+    }
+}
+
+fn to_cstring(msg: &str) -> CString {
+    // Messages can contain NULs only through user data; cut there rather than lose the message.
+    let bytes = msg.as_bytes();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).unwrap_or_default()
+}
+
+/// Raises `cls(msg)` in the current interpreter.
+///
+/// # Safety
+/// The current thread must hold the GIL and `cls` must be an exception class.
+unsafe fn set_string(cls: *mut ffi::PyObject, msg: &str) {
+    let text = to_cstring(msg);
+    // SAFETY: GIL held and `cls` an exception class, by this function's contract.
+    unsafe { ffi::PyErr_SetString(cls, text.as_ptr()) };
+}
+
+impl Error {
+    /// Raises this error as a Python exception in the current interpreter.
+    ///
+    /// `state` supplies the module's own exception classes; without it (a type slot that could
+    /// not find its module) module-specific errors fall back to `RuntimeError`.
+    ///
+    /// # Safety
+    /// The current thread must hold the GIL of the interpreter `state` belongs to.
+    pub unsafe fn restore(self, state: Option<&ModState>) {
+        // SAFETY (whole body): the caller holds the GIL; every class pointer is either a builtin
+        // exception or one held alive by the module state.
+        unsafe {
+            match self {
+                Error::Raised => {
+                    if ffi::PyErr_Occurred().is_null() {
+                        set_string(ffi::PyExc_SystemError, "error return without exception set");
+                    }
+                }
+                Error::Runtime(m) => set_string(ffi::PyExc_RuntimeError, &m),
+                Error::Type(m) => set_string(ffi::PyExc_TypeError, &m),
+                Error::Value(m) => set_string(ffi::PyExc_ValueError, &m),
+                Error::Overflow(m) => set_string(ffi::PyExc_OverflowError, &m),
+                Error::System(m) => set_string(ffi::PyExc_SystemError, &m),
+                Error::RunFailed(remote) => raise_run_failed(state, remote),
+                Error::Channel(err) => {
+                    let cls = match state {
+                        Some(st) => match err {
+                            ChannelError::NotFound(_) => st.channel_not_found_error,
+                            ChannelError::Closed(_) | ChannelError::AlreadyClosed => {
+                                st.channel_closed_error
+                            }
+                            ChannelError::Empty(_) => st.channel_empty_error,
+                            ChannelError::NotEmpty => st.channel_not_empty_error,
+                        },
+                        None => ffi::PyExc_RuntimeError,
+                    };
+                    set_string(cls, &err.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Raises `RunFailedError(message)` with `type_name` and `traceback` attributes.
+///
+/// # Safety
+/// The current thread must hold the GIL of the interpreter `state` belongs to.
+unsafe fn raise_run_failed(state: Option<&ModState>, remote: RemoteException) {
+    // SAFETY (whole body): GIL held by contract; every pointer is checked for NULL before use
+    // and each new reference is released exactly once.
+    unsafe {
+        let cls = state.map_or(ffi::PyExc_RuntimeError, |st| st.run_failed_error);
+        let msg = ffi::PyUnicode_FromStringAndSize(
+            remote.message.as_ptr().cast(),
+            remote.message.len() as ffi::Py_ssize_t,
+        );
+        if msg.is_null() {
+            return;
+        }
+        let exc = ffi::PyObject_CallOneArg(cls, msg);
+        ffi::Py_DECREF(msg);
+        if exc.is_null() {
+            return;
+        }
+        for (name, value) in [
+            (c"type_name", &remote.type_name),
+            (c"traceback", &remote.traceback),
+        ] {
+            let text = ffi::PyUnicode_FromStringAndSize(
+                value.as_ptr().cast(),
+                value.len() as ffi::Py_ssize_t,
+            );
+            if text.is_null() || ffi::PyObject_SetAttrString(exc, name.as_ptr(), text) < 0 {
+                ffi::Py_XDECREF(text);
+                ffi::Py_DECREF(exc);
+                return;
+            }
+            ffi::Py_DECREF(text);
+        }
+        ffi::PyErr_SetObject(cls, exc);
+        ffi::Py_DECREF(exc);
+    }
+}

@@ -1,0 +1,248 @@
+//! The `InterpreterID` type: an int-like handle whose live instances keep an interpreter made by
+//! `create()` alive (SPEC §4).
+
+use std::ffi::{c_int, c_void};
+
+use pyo3_ffi as ffi;
+
+use crate::convert::{id_arg, IdKind};
+use crate::error::{Error, Result};
+use crate::interp_registry as registry;
+use crate::module::{state_of_type, ModState};
+use crate::pyref::PyRef;
+use crate::trampoline::guard_obj;
+
+/// The instance layout.
+#[repr(C)]
+struct InterpIdObject {
+    ob_base: ffi::PyObject,
+    id: i64,
+    /// Whether this object holds one of the interpreter's counts (only for interpreters made by
+    /// our `create()` that were alive when the object was made).
+    counted: bool,
+}
+
+/// The id stored in an `InterpreterID`.
+///
+/// # Safety
+/// `obj` must be an `InterpreterID` instance.
+pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
+    // SAFETY: `obj` has our layout (contract).
+    unsafe { (*obj.cast::<InterpIdObject>()).id }
+}
+
+/// Makes a new `InterpreterID` for `id`, counting on the interpreter if it is one of ours.
+///
+/// # Safety
+/// GIL held; `state` belongs to the current interpreter.
+pub unsafe fn new(state: &ModState, id: i64) -> Result<PyRef> {
+    // SAFETY: allocating an instance of our own heap type, then filling its fields.
+    unsafe {
+        let tp = state.interp_id_type.cast::<ffi::PyTypeObject>();
+        let alloc = (*tp).tp_alloc.ok_or(Error::System("InterpreterID has no tp_alloc".into()))?;
+        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        let raw = obj.as_ptr().cast::<InterpIdObject>();
+        (*raw).id = id;
+        (*raw).counted = registry::incref(id);
+        Ok(obj)
+    }
+}
+
+unsafe extern "C" fn tp_new(
+    tp: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held and `tp` our type (or, never, a subclass: the
+    // type is not subclassable).
+    unsafe {
+        let state = state_of_type(tp);
+        guard_obj(state, || {
+            let state = state.ok_or(Error::Raised)?;
+            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut force: c_int = 0;
+            if !crate::args::parse(
+                args,
+                kwds,
+                c"O|$p:InterpreterID.__init__",
+                &[c"id", c"force"],
+                &mut [
+                    (&raw mut id_obj).cast::<c_void>(),
+                    (&raw mut force).cast::<c_void>(),
+                ],
+            ) {
+                return Err(Error::Raised);
+            }
+            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+            if force == 0 && crate::interpreters::lookup(id).is_none() {
+                return Err(Error::Runtime(format!("unrecognized interpreter ID {id}")));
+            }
+            Ok(new(state, id)?.into_ptr())
+        })
+    }
+}
+
+unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: CPython deallocates an instance of our type with the GIL held; we free it with
+    // the type's tp_free and drop the instance's reference to its heap type.
+    unsafe {
+        let raw = obj.cast::<InterpIdObject>();
+        let (id, counted) = ((*raw).id, (*raw).counted);
+        let tp = ffi::Py_TYPE(obj);
+        if let Some(free) = (*tp).tp_free {
+            free(obj.cast());
+        }
+        ffi::Py_DECREF(tp.cast());
+        if counted {
+            if let Some(doomed) = registry::decref(id) {
+                crate::interpreters::finalize_from_dealloc(doomed);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn tp_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { new_str(&format!("InterpreterID({})", stored_id(obj))) }
+}
+
+unsafe extern "C" fn tp_str(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { new_str(&stored_id(obj).to_string()) }
+}
+
+/// A new `str` from Rust text, or NULL with an exception.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn new_str(text: &str) -> *mut ffi::PyObject {
+    // SAFETY: a valid UTF-8 buffer of the given length.
+    unsafe { ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t) }
+}
+
+unsafe extern "C" fn nb_int(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { ffi::PyLong_FromLongLong(stored_id(obj)) }
+}
+
+unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    // SAFETY: `obj` is our instance; GIL held; the temporary int is released.
+    unsafe {
+        let n = ffi::PyLong_FromLongLong(stored_id(obj));
+        if n.is_null() {
+            return -1;
+        }
+        let h = ffi::PyObject_Hash(n);
+        ffi::Py_DECREF(n);
+        h
+    }
+}
+
+/// Equality shared by both ID types (SPEC §4.3, §8.2): against an exact int compare values
+/// (never raising), against other numbers delegate to `int(self) == other`, otherwise
+/// `NotImplemented`. `same_type` handles two instances of the ID type itself.
+///
+/// # Safety
+/// GIL held; `id` is `self`'s id; `other` live.
+pub unsafe fn id_richcompare(
+    id: i64,
+    other: *mut ffi::PyObject,
+    op: c_int,
+    same_type: Option<bool>,
+) -> *mut ffi::PyObject {
+    // SAFETY (whole body): GIL held; every new reference is returned or released.
+    unsafe {
+        if op != ffi::Py_EQ && op != ffi::Py_NE {
+            return ffi::Py_NewRef(ffi::Py_NotImplemented());
+        }
+        let equal = if let Some(eq) = same_type {
+            eq
+        } else if ffi::PyLong_CheckExact(other) != 0 {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(other, &mut overflow);
+            if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                return std::ptr::null_mut();
+            }
+            overflow == 0 && v == id
+        } else if ffi::PyNumber_Check(other) != 0 {
+            let me = ffi::PyLong_FromLongLong(id);
+            if me.is_null() {
+                return std::ptr::null_mut();
+            }
+            let res = ffi::PyObject_RichCompare(me, other, op);
+            ffi::Py_DECREF(me);
+            return res;
+        } else {
+            return ffi::Py_NewRef(ffi::Py_NotImplemented());
+        };
+        ffi::PyBool_FromLong(c_int::from(equal == (op == ffi::Py_EQ)).into())
+    }
+}
+
+unsafe extern "C" fn tp_richcompare(
+    obj: *mut ffi::PyObject,
+    other: *mut ffi::PyObject,
+    op: c_int,
+) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe {
+        let same = (ffi::Py_TYPE(other) == ffi::Py_TYPE(obj)).then(|| stored_id(obj) == stored_id(other));
+        id_richcompare(stored_id(obj), other, op, same)
+    }
+}
+
+/// Creates the heap type for one module instance.
+///
+/// # Safety
+/// GIL held; `module` is the module being initialised.
+pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
+    let mut slots = [
+        ffi::PyType_Slot { slot: ffi::Py_tp_new, pfunc: tp_new as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_repr, pfunc: tp_repr as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_str, pfunc: tp_str as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_hash, pfunc: tp_hash as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_richcompare, pfunc: tp_richcompare as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_nb_int, pfunc: nb_int as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_nb_index, pfunc: nb_int as *mut c_void },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_doc,
+            pfunc: c"InterpreterID(id, *, force=False)\n--\n\nIdentifies an interpreter and may be used as an int. While any InterpreterID\nof an interpreter made by create() exists, in any interpreter, that interpreter stays alive.".as_ptr() as *mut c_void,
+        },
+        ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+    ];
+    let mut spec = ffi::PyType_Spec {
+        name: c"subinterpreters.lowlevel.InterpreterID".as_ptr(),
+        basicsize: std::mem::size_of::<InterpIdObject>() as c_int,
+        itemsize: 0,
+        // Not subclassable: CPython 3.11 crashes deallocating subclass instances (SPEC §4.3).
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
+    unsafe { PyRef::from_owned(ffi::PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut())) }
+}
+
+/// Used by dealloc to keep a pending exception intact while finalizing from inside it.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn with_saved_exception(f: impl FnOnce()) {
+    // SAFETY: we take the pending exception (if any) out and put it back after `f`.
+    unsafe {
+        #[cfg(Py_3_12)]
+        {
+            let exc = ffi::PyErr_GetRaisedException();
+            f();
+            ffi::PyErr_SetRaisedException(exc);
+        }
+        #[cfg(not(Py_3_12))]
+        {
+            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            f();
+            ffi::PyErr_Restore(t, v, tb);
+        }
+    }
+}
+

@@ -1,0 +1,192 @@
+//! Process-global bookkeeping of interpreters: which ones we created (with their keeper thread
+//! states), how many `InterpreterID` objects count on each, and which are busy.
+//!
+//! ```text
+//! INTERPS: Mutex<BTreeMap<id, Entry>>        one per process, shared by all interpreters
+//! └── Entry
+//!     ├── interp, keeper      (raw pointers; owned by CPython, finalized only via `take_for_destroy`)
+//!     ├── refs                live counted InterpreterID objects, in any interpreter
+//!     ├── running             a `run_string` is in progress (or a finalization)
+//!     └── orphaned            refs fell to 0 while running: finalize when the run ends
+//! ```
+//!
+//! Interpreters we did not create (main, or ones made by other modules) get an entry only while
+//! we run code in them, so that two runs cannot overlap. Holding the lock never spans a call
+//! into Python.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::tstate::{InterpPtr, TStatePtr};
+
+/// The state we keep for one interpreter.
+struct Entry {
+    interp: InterpPtr,
+    /// `Some` for interpreters made by our `create()`: their keeper thread state.
+    keeper: Option<TStatePtr>,
+    refs: usize,
+    running: bool,
+    orphaned: bool,
+}
+
+static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
+
+fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
+    // A panic while holding this lock cannot leave an entry half-updated (every update is a
+    // single field store), so a poisoned lock is still consistent.
+    INTERPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the caller must do after a count or run change: finalize this interpreter.
+#[must_use]
+pub struct Doomed {
+    /// The interpreter's id.
+    pub id: i64,
+    /// Its keeper thread state, to pass to `tstate::end_interpreter`.
+    pub keeper: TStatePtr,
+}
+
+/// Why an interpreter cannot be taken for a run or a finalization.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// Another run or finalization is in progress.
+    Running,
+    /// We do not know the interpreter (it was finalized, or is not ours to finalize).
+    Unknown,
+}
+
+/// Records an interpreter made by `create()`, with no counted references yet.
+pub fn insert_created(id: i64, interp: InterpPtr, keeper: TStatePtr) {
+    lock().insert(
+        id,
+        Entry {
+            interp,
+            keeper: Some(keeper),
+            refs: 0,
+            running: false,
+            orphaned: false,
+        },
+    );
+}
+
+/// Whether `id` is one of ours (made by `create()` and not finalized).
+pub fn is_created(id: i64) -> bool {
+    lock().get(&id).is_some_and(|e| e.keeper.is_some())
+}
+
+/// Counts one more `InterpreterID` object for `id`; returns whether it counts (only interpreters
+/// made by `create()` are counted: others never end by count).
+pub fn incref(id: i64) -> bool {
+    match lock().get_mut(&id) {
+        Some(e) if e.keeper.is_some() => {
+            e.refs += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Drops one count; when the last goes, the interpreter is due for finalization now (returned)
+/// or, if it is busy, when its run ends.
+pub fn decref(id: i64) -> Option<Doomed> {
+    let mut map = lock();
+    let e = map.get_mut(&id)?;
+    e.refs = e.refs.saturating_sub(1);
+    if e.refs > 0 || e.keeper.is_none() {
+        return None;
+    }
+    if e.running {
+        e.orphaned = true;
+        return None;
+    }
+    e.running = true; // finalizing: nobody else may use it
+    e.keeper.map(|keeper| Doomed { id, keeper })
+}
+
+/// Whether a run (or finalization) is in progress for `id`.
+pub fn is_running(id: i64) -> bool {
+    lock().get(&id).is_some_and(|e| e.running)
+}
+
+/// Marks `id` as running for a `run_string`. Fails if it already is.
+pub fn begin_run(id: i64, interp: InterpPtr) -> Result<(), Busy> {
+    let mut map = lock();
+    let e = map.entry(id).or_insert(Entry {
+        interp,
+        keeper: None,
+        refs: 0,
+        running: false,
+        orphaned: false,
+    });
+    if e.running {
+        return Err(Busy::Running);
+    }
+    e.running = true;
+    Ok(())
+}
+
+/// Ends a run. If the interpreter lost its last count meanwhile, it is due for finalization.
+pub fn end_run(id: i64) -> Option<Doomed> {
+    let mut map = lock();
+    let e = map.get_mut(&id)?;
+    match e.keeper {
+        None => {
+            map.remove(&id);
+            None
+        }
+        Some(keeper) => {
+            if e.orphaned && e.refs == 0 {
+                // Stay marked running: the caller finalizes it next.
+                Some(Doomed { id, keeper })
+            } else {
+                e.running = false;
+                None
+            }
+        }
+    }
+}
+
+/// Takes an interpreter of ours for finalization by `destroy()`: marks it running so that no
+/// run or second finalization can start.
+pub fn take_for_destroy(id: i64) -> Result<Doomed, Busy> {
+    let mut map = lock();
+    let e = map.get_mut(&id).ok_or(Busy::Unknown)?;
+    if e.running {
+        return Err(Busy::Running);
+    }
+    let keeper = e.keeper.ok_or(Busy::Unknown)?;
+    e.running = true;
+    Ok(Doomed { id, keeper })
+}
+
+/// Gives back an interpreter taken by `take_for_destroy` that was not finalized after all.
+pub fn untake(id: i64) {
+    if let Some(e) = lock().get_mut(&id) {
+        e.running = false;
+    }
+}
+
+/// Forgets an interpreter once it has been finalized.
+pub fn remove(id: i64) {
+    lock().remove(&id);
+}
+
+/// Every interpreter of ours that is idle, marked for finalization (for exit-time cleanup).
+pub fn take_all_idle() -> Vec<Doomed> {
+    let mut map = lock();
+    map.iter_mut()
+        .filter_map(|(&id, e)| {
+            let keeper = e.keeper?;
+            if e.running {
+                return None;
+            }
+            e.running = true;
+            Some(Doomed { id, keeper })
+        })
+        .collect()
+}
+
+/// The interpreter pointer we hold for `id`, if any.
+pub fn interp_of(id: i64) -> Option<InterpPtr> {
+    lock().get(&id).map(|e| e.interp)
+}

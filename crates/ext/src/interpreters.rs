@@ -1,0 +1,457 @@
+//! The interpreter half of the module: `create`, `destroy`, `list_all`, `get_current`,
+//! `get_main`, `is_running`, `run_string`, `is_shareable`, and finalization on last reference
+//! and at exit.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void, CString};
+
+use pyo3_ffi as ffi;
+
+use crate::args;
+use crate::capi;
+use crate::convert::{id_arg, is_shareable, to_value, IdKind};
+use crate::error::{Error, Result};
+use crate::interp_id;
+use crate::interp_registry::{self as registry, Busy, Doomed};
+use crate::module::{state_of_module, ModState};
+use crate::run::{execute, Job};
+use crate::trampoline::guard_obj;
+use crate::tstate::{self, InterpPtr};
+
+/// The live interpreter with this id, ours or not.
+pub fn lookup(id: i64) -> Option<InterpPtr> {
+    if let Some(interp) = registry::interp_of(id) {
+        return Some(interp);
+    }
+    // SAFETY: a plain lookup by id under the runtime's own lock; the error it sets for an
+    // unknown id is cleared (we raise our own).
+    let interp = unsafe { capi::_PyInterpreterState_LookUpID(id) };
+    if interp.is_null() {
+        // SAFETY: clearing the RuntimeError the lookup set; GIL held by our callers.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    Some(InterpPtr(interp))
+}
+
+fn unrecognized(id: i64) -> Error {
+    Error::Runtime(format!("unrecognized interpreter ID {id}"))
+}
+
+fn already_running() -> Error {
+    Error::Runtime("interpreter already running".into())
+}
+
+/// The thread states of `interp` and whether each is executing Python code.
+///
+/// # Safety
+/// GIL held; `interp` alive. On 3.12+ another interpreter's thread list may change under us, so
+/// this is only used for checks that 3.11 makes (where one GIL guards every list).
+unsafe fn thread_states(interp: InterpPtr) -> Vec<bool> {
+    let mut out = Vec::new();
+    // SAFETY: walking the interpreter's thread-state list while the GIL guarding it is held.
+    unsafe {
+        let mut ts = ffi::PyInterpreterState_ThreadHead(interp.0);
+        while !ts.is_null() {
+            out.push(!ffi::PyThreadState_GetFrame(ts).is_null_and_release());
+            ts = ffi::PyThreadState_Next(ts);
+        }
+    }
+    out
+}
+
+/// A frame pointer from `PyThreadState_GetFrame` is a new reference: test and release it.
+trait FrameExt {
+    fn is_null_and_release(self) -> bool;
+}
+
+impl FrameExt for *mut ffi::PyFrameObject {
+    fn is_null_and_release(self) -> bool {
+        if self.is_null() {
+            return true;
+        }
+        // SAFETY: a new reference returned by PyThreadState_GetFrame; GIL held by the caller.
+        unsafe { ffi::Py_DECREF(self.cast()) };
+        false
+    }
+}
+
+/// 3.11's "more than one thread" rule: an interpreter may have only its own thread states
+/// (our keeper, plus the one of a run in progress); any other means user threads exist.
+///
+/// # Safety
+/// GIL held; `interp` alive.
+#[cfg(not(Py_3_12))]
+unsafe fn check_single_thread(id: i64, interp: InterpPtr) -> Result<()> {
+    // SAFETY: forwarded contract.
+    let count = unsafe { thread_states(interp) }.len();
+    let ours = if id == 0 {
+        1
+    } else if registry::is_created(id) {
+        1 + usize::from(registry::is_running(id))
+    } else {
+        1
+    };
+    if count > ours {
+        return Err(Error::Runtime("interpreter has more than one thread".into()));
+    }
+    Ok(())
+}
+
+#[cfg(Py_3_12)]
+unsafe fn check_single_thread(_id: i64, _interp: InterpPtr) -> Result<()> {
+    Ok(())
+}
+
+/// Whether `id` is running: main always is; ours when a run is in progress; others when any of
+/// their thread states is executing code.
+///
+/// # Safety
+/// GIL held; `interp` alive.
+unsafe fn running(id: i64, interp: InterpPtr) -> bool {
+    if id == 0 || registry::is_running(id) {
+        return true;
+    }
+    if registry::is_created(id) {
+        return false;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { thread_states(interp) }.into_iter().any(|busy| busy)
+}
+
+thread_local! {
+    /// How many finalizations this thread is inside; while non-zero, finalizations requested by
+    /// dying `InterpreterID`s are deferred to `DEFERRED` instead of nesting.
+    static FINALIZING: Cell<u32> = const { Cell::new(0) };
+    static DEFERRED: RefCell<Vec<Doomed>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Finalizes an interpreter taken from the registry, then any whose last reference died during
+/// that finalization.
+///
+/// # Safety
+/// GIL held on the current thread state, which must not belong to `doomed`.
+unsafe fn finalize(doomed: Doomed) {
+    let mut queue = vec![doomed];
+    while let Some(d) = queue.pop() {
+        FINALIZING.with(|f| f.set(f.get() + 1));
+        // SAFETY: the registry handed `d` to this thread alone (marked running), so nobody else
+        // runs code in it or finalizes it; its keeper is its only remaining thread state
+        // (checked by the callers on 3.11; 3.12+ waits for its threads inside).
+        unsafe { tstate::end_interpreter(d.keeper) };
+        registry::remove(d.id);
+        FINALIZING.with(|f| f.set(f.get() - 1));
+        DEFERRED.with(|q| queue.append(&mut q.borrow_mut()));
+    }
+}
+
+/// Called when the last counted `InterpreterID` dies: finalize now, or later if this thread is
+/// already finalizing one, or if the interpreter dying is the current one.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
+    // SAFETY: GIL held.
+    let current = unsafe { tstate::interp_id(tstate::current_interp()) };
+    if current == doomed.id || FINALIZING.with(|f| f.get()) > 0 {
+        DEFERRED.with(|q| q.borrow_mut().push(doomed));
+        return;
+    }
+    // SAFETY: GIL held, current interpreter is not `doomed`; the pending exception (a dealloc
+    // can run while one is set) is kept aside.
+    unsafe { interp_id::with_saved_exception(|| finalize(doomed)) };
+}
+
+/// Looks `id` up for a function that needs an existing interpreter.
+fn existing(id: i64) -> Result<InterpPtr> {
+    lookup(id).ok_or_else(|| unrecognized(id))
+}
+
+fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
+}
+
+/// `create(*, isolated=True) -> InterpreterID`
+pub unsafe extern "C" fn create(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut isolated: c_int = 1;
+            if !args::parse(args, kwds, c"|$i:create", &[c"isolated"], &mut [(&raw mut isolated).cast::<c_void>()]) {
+                return Err(Error::Raised);
+            }
+            let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
+            let id = tstate::interp_id(interp);
+            registry::insert_created(id, interp, keeper);
+            match interp_id::new(state, id) {
+                Ok(obj) => Ok(obj.into_ptr()),
+                Err(err) => {
+                    // Nobody can reach it: finalize rather than leak it.
+                    if let Ok(doomed) = registry::take_for_destroy(id) {
+                        finalize(doomed);
+                    }
+                    Err(err)
+                }
+            }
+        })
+    }
+}
+
+/// `destroy(id)`
+pub unsafe extern "C" fn destroy(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
+            if !args::parse(args, kwds, c"O:destroy", &[c"id"], &mut [(&raw mut id_obj).cast::<c_void>()]) {
+                return Err(Error::Raised);
+            }
+            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+            let interp = existing(id)?;
+            if interp == tstate::current_interp() {
+                return Err(Error::Runtime("cannot destroy the current interpreter".into()));
+            }
+            check_single_thread(id, interp)?;
+            if id == 0 {
+                return Err(already_running());
+            }
+            let doomed = match registry::take_for_destroy(id) {
+                Ok(d) => d,
+                Err(Busy::Running) => return Err(already_running()),
+                Err(Busy::Unknown) => foreign_keeper(id, interp)?,
+            };
+            finalize(doomed);
+            Ok(ffi::Py_NewRef(ffi::Py_None()))
+        })
+    }
+}
+
+/// An interpreter made by someone else: finalize it through its only thread state, as CPython's
+/// module does, if that is safe.
+///
+/// # Safety
+/// GIL held; `interp` alive.
+unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
+    // SAFETY: GIL held; walking `interp`'s thread list.
+    unsafe {
+        let head = ffi::PyInterpreterState_ThreadHead(interp.0);
+        if head.is_null() || !ffi::PyThreadState_Next(head).is_null() {
+            return Err(Error::Runtime("interpreter has more than one thread".into()));
+        }
+        if !ffi::PyThreadState_GetFrame(head).is_null_and_release() {
+            return Err(already_running());
+        }
+        // Block runs of ours while it is finalized.
+        registry::begin_run(id, interp).map_err(|_| already_running())?;
+        Ok(Doomed { id, keeper: tstate::TStatePtr(head) })
+    }
+}
+
+/// `list_all() -> list[InterpreterID]`, ascending ids.
+pub unsafe extern "C" fn list_all(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut ids = Vec::new();
+            let mut interp = ffi::PyInterpreterState_Head();
+            while !interp.is_null() {
+                ids.push(ffi::PyInterpreterState_GetID(interp));
+                interp = ffi::PyInterpreterState_Next(interp);
+            }
+            ids.sort_unstable();
+            ids_to_list(state, &ids)
+        })
+    }
+}
+
+/// A new list of `InterpreterID`s.
+///
+/// # Safety
+/// GIL held; `state` of the current interpreter.
+pub unsafe fn ids_to_list(state: &ModState, ids: &[i64]) -> Result<*mut ffi::PyObject> {
+    // SAFETY: GIL held; each item reference is stolen by PyList_SetItem.
+    unsafe {
+        let list = crate::pyref::PyRef::from_owned(ffi::PyList_New(ids.len() as ffi::Py_ssize_t))?;
+        for (i, &id) in ids.iter().enumerate() {
+            let obj = interp_id::new(state, id)?;
+            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr());
+        }
+        Ok(list.into_ptr())
+    }
+}
+
+/// `get_current() -> InterpreterID`
+pub unsafe extern "C" fn get_current(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            Ok(interp_id::new(state, tstate::interp_id(tstate::current_interp()))?.into_ptr())
+        })
+    }
+}
+
+/// `get_main() -> InterpreterID`
+pub unsafe extern "C" fn get_main(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || Ok(interp_id::new(state, tstate::interp_id(tstate::main_interp()))?.into_ptr()))
+    }
+}
+
+/// `is_running(id) -> bool`
+pub unsafe extern "C" fn is_running(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
+            if !args::parse(args, kwds, c"O:is_running", &[c"id"], &mut [(&raw mut id_obj).cast::<c_void>()]) {
+                return Err(Error::Raised);
+            }
+            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+            let interp = existing(id)?;
+            check_single_thread(id, interp)?;
+            Ok(ffi::PyBool_FromLong(running(id, interp).into()))
+        })
+    }
+}
+
+/// `is_shareable(obj) -> bool`
+pub unsafe extern "C" fn is_shareable_fn(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut obj: *mut ffi::PyObject = std::ptr::null_mut();
+            if !args::parse(args, kwds, c"O:is_shareable", &[c"obj"], &mut [(&raw mut obj).cast::<c_void>()]) {
+                return Err(Error::Raised);
+            }
+            Ok(ffi::PyBool_FromLong(is_shareable(obj, state).into()))
+        })
+    }
+}
+
+/// Converts `shared` (a dict or None) into owned names and values, all or nothing.
+///
+/// # Safety
+/// GIL held; `state` of the current interpreter.
+unsafe fn convert_shared(shared: *mut ffi::PyObject, state: &ModState) -> Result<Vec<(CString, crate::Value)>> {
+    // SAFETY (whole body): GIL held; PyDict_Next hands out borrowed references that stay valid
+    // while the dict is not mutated, and our conversions run no code that could mutate it
+    // except `str()` on an unshareable value, after which we stop iterating.
+    unsafe {
+        if shared.is_null() || shared == ffi::Py_None() {
+            return Ok(Vec::new());
+        }
+        if ffi::PyDict_Check(shared) == 0 {
+            return Err(Error::Type(format!(
+                "run_string() argument 'shared' must be a dict or None, not {}",
+                crate::convert::type_name(shared)
+            )));
+        }
+        let mut out = Vec::with_capacity(ffi::PyDict_Size(shared).max(0) as usize);
+        let mut pos: ffi::Py_ssize_t = 0;
+        let (mut key, mut value) = (std::ptr::null_mut(), std::ptr::null_mut());
+        while ffi::PyDict_Next(shared, &mut pos, &mut key, &mut value) != 0 {
+            let k = ffi::PyUnicode_AsUTF8(key);
+            if k.is_null() {
+                return Err(Error::Raised);
+            }
+            // A C string: 3.11 cuts the name at an embedded NUL.
+            let name = std::ffi::CStr::from_ptr(k).to_owned();
+            out.push((name, to_value(value, state)?));
+        }
+        Ok(out)
+    }
+}
+
+/// `run_string(id, script, shared=None)`
+pub unsafe extern "C" fn run_string(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let (mut id_obj, mut script, mut shared): (*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) =
+                (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            if !args::parse(
+                args,
+                kwds,
+                c"OU|O:run_string",
+                &[c"id", c"script", c"shared"],
+                &mut [
+                    (&raw mut id_obj).cast::<c_void>(),
+                    (&raw mut script).cast::<c_void>(),
+                    (&raw mut shared).cast::<c_void>(),
+                ],
+            ) {
+                return Err(Error::Raised);
+            }
+            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+            let interp = existing(id)?;
+            let mut len: ffi::Py_ssize_t = 0;
+            let text = ffi::PyUnicode_AsUTF8AndSize(script, &mut len);
+            if text.is_null() {
+                return Err(Error::Raised);
+            }
+            let script = to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
+            if id == 0 || interp == tstate::current_interp() {
+                return Err(already_running());
+            }
+            check_single_thread(id, interp)?;
+            if !registry::is_created(id) && running(id, interp) {
+                return Err(already_running());
+            }
+            registry::begin_run(id, interp).map_err(|_| already_running())?;
+            let result = convert_shared(shared, state).and_then(|shared| {
+                let job = Job { script, shared };
+                // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
+                // runs in it until `end_run`; it is not the current interpreter (checked).
+                tstate::enter(interp, || execute(job))
+            });
+            if let Some(doomed) = registry::end_run(id) {
+                finalize(doomed);
+            }
+            result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
+        })
+    }
+}
+
+/// Finalizes every idle interpreter of ours; registered with `atexit` in the main interpreter,
+/// because CPython 3.11 and 3.12 abort at exit if subinterpreters remain.
+pub unsafe extern "C" fn clean_up_at_exit(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython (atexit) with the GIL held in the main interpreter.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            for doomed in registry::take_all_idle() {
+                finalize(doomed);
+            }
+            Ok(ffi::Py_NewRef(ffi::Py_None()))
+        })
+    }
+}

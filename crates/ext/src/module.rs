@@ -1,0 +1,245 @@
+//! The module object: definition, multi-phase initialisation, and per-interpreter state.
+//!
+//! Each interpreter that imports `subinterpreters.lowlevel` gets its own module object whose
+//! state holds that interpreter's exception classes and ID types; no Python object is static.
+
+use std::ffi::{c_int, c_void};
+use std::ptr::null_mut;
+
+use pyo3_ffi as ffi;
+
+use crate::error::Result;
+use crate::pyref::PyRef;
+
+/// Per-module-instance state: strong references to the classes this instance created.
+#[repr(C)]
+pub struct ModState {
+    /// `InterpreterID`.
+    pub interp_id_type: *mut ffi::PyObject,
+    /// `ChannelID`.
+    pub channel_id_type: *mut ffi::PyObject,
+    /// `RunFailedError(RuntimeError)`.
+    pub run_failed_error: *mut ffi::PyObject,
+    /// `ChannelError(RuntimeError)`.
+    pub channel_error: *mut ffi::PyObject,
+    /// `ChannelNotFoundError(ChannelError)`.
+    pub channel_not_found_error: *mut ffi::PyObject,
+    /// `ChannelClosedError(ChannelError)`.
+    pub channel_closed_error: *mut ffi::PyObject,
+    /// `ChannelEmptyError(ChannelError)`.
+    pub channel_empty_error: *mut ffi::PyObject,
+    /// `ChannelNotEmptyError(ChannelError)`.
+    pub channel_not_empty_error: *mut ffi::PyObject,
+}
+
+impl ModState {
+    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 8] {
+        [
+            &mut self.interp_id_type,
+            &mut self.channel_id_type,
+            &mut self.run_failed_error,
+            &mut self.channel_error,
+            &mut self.channel_not_found_error,
+            &mut self.channel_closed_error,
+            &mut self.channel_empty_error,
+            &mut self.channel_not_empty_error,
+        ]
+    }
+}
+
+/// The state of our module object.
+///
+/// # Safety
+/// `module` must be a module created from `MODULE_DEF`; GIL held.
+pub unsafe fn state_of_module<'a>(module: *mut ffi::PyObject) -> &'a ModState {
+    // SAFETY: our modules have a zero-initialised ModState of m_size bytes.
+    unsafe { &*ffi::PyModule_GetState(module).cast::<ModState>() }
+}
+
+/// The state of the module that defined `tp` (or one of its bases), `None` with an exception
+/// set if there is none.
+///
+/// # Safety
+/// `tp` must be a live type; GIL held.
+pub unsafe fn state_of_type<'a>(tp: *mut ffi::PyTypeObject) -> Option<&'a ModState> {
+    // SAFETY: PyType_GetModuleByDef returns a borrowed module made from our def, or NULL.
+    unsafe {
+        let module = ffi::PyType_GetModuleByDef(tp, &raw mut MODULE_DEF);
+        (!module.is_null()).then(|| state_of_module(module))
+    }
+}
+
+/// `PyMethodDef` for a `(module, args, kwargs)` function.
+macro_rules! kw_method {
+    ($name:literal, $func:path, $doc:literal) => {
+        ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunctionWithKeywords: $func },
+            ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
+/// `PyMethodDef` for a function without arguments.
+macro_rules! noargs_method {
+    ($name:literal, $func:path, $doc:literal) => {
+        ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer { PyCFunction: $func },
+            ml_flags: ffi::METH_NOARGS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
+use crate::interpreters as it;
+
+static mut METHODS: [ffi::PyMethodDef; 10] = [
+    kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
+    kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
+    noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
+    noargs_method!(c"get_current", it::get_current, c"get_current() -> ID\n\nReturn the ID of the current interpreter."),
+    noargs_method!(c"get_main", it::get_main, c"get_main() -> ID\n\nReturn the ID of the main interpreter."),
+    kw_method!(c"is_running", it::is_running, c"is_running(id) -> bool\n\nReturn whether the identified interpreter is running code."),
+    kw_method!(c"run_string", it::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
+    kw_method!(c"is_shareable", it::is_shareable_fn, c"is_shareable(obj) -> bool\n\nReturn True if the object's data may be shared between interpreters."),
+    noargs_method!(c"_clean_up_at_exit", it::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
+    ffi::PyMethodDef::zeroed(),
+];
+
+static mut SLOTS: [ffi::PyModuleDef_Slot; 2 + cfg!(Py_3_12) as usize] = [
+    ffi::PyModuleDef_Slot { slot: ffi::Py_mod_exec, value: module_exec as *mut c_void },
+    #[cfg(Py_3_12)]
+    ffi::PyModuleDef_Slot {
+        slot: ffi::Py_mod_multiple_interpreters,
+        value: ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+    },
+    ffi::PyModuleDef_Slot { slot: 0, value: null_mut() },
+];
+
+/// The module definition (multi-phase: one module object per importing interpreter).
+pub static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
+    m_base: ffi::PyModuleDef_HEAD_INIT,
+    m_name: c"subinterpreters.lowlevel".as_ptr(),
+    m_doc: c"Low-level operations on Python interpreters and the channels between them.\n\nThe API of CPython 3.11's _xxsubinterpreters, implemented in Rust.".as_ptr(),
+    m_size: std::mem::size_of::<ModState>() as ffi::Py_ssize_t,
+    m_methods: (&raw mut METHODS).cast(),
+    m_slots: (&raw mut SLOTS).cast(),
+    m_traverse: Some(module_traverse),
+    m_clear: Some(module_clear),
+    m_free: Some(module_free),
+};
+
+unsafe extern "C" fn module_exec(module: *mut ffi::PyObject) -> c_int {
+    // SAFETY: CPython runs exec slots with the GIL held on a fresh module of our def.
+    unsafe {
+        let state = &mut *ffi::PyModule_GetState(module).cast::<ModState>();
+        crate::trampoline::guard(None, -1, || {
+            init_state(module, state)?;
+            Ok(0)
+        })
+    }
+}
+
+/// Creates the classes, stores them in the state and the module, and (in the main interpreter)
+/// registers exit-time cleanup.
+///
+/// # Safety
+/// GIL held; `module` is a fresh module of our def and `state` its state.
+unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result<()> {
+    // SAFETY (whole body): GIL held; each new reference is either stored in the state (released
+    // by module_clear) or released here.
+    unsafe {
+        let exc = |name: &std::ffi::CStr, base: *mut ffi::PyObject| -> Result<*mut ffi::PyObject> {
+            Ok(PyRef::from_owned(ffi::PyErr_NewException(name.as_ptr(), base, null_mut()))?.into_ptr())
+        };
+        state.run_failed_error = exc(c"subinterpreters.lowlevel.RunFailedError", ffi::PyExc_RuntimeError)?;
+        state.channel_error = exc(c"subinterpreters.lowlevel.ChannelError", ffi::PyExc_RuntimeError)?;
+        state.channel_not_found_error = exc(c"subinterpreters.lowlevel.ChannelNotFoundError", state.channel_error)?;
+        state.channel_closed_error = exc(c"subinterpreters.lowlevel.ChannelClosedError", state.channel_error)?;
+        state.channel_empty_error = exc(c"subinterpreters.lowlevel.ChannelEmptyError", state.channel_error)?;
+        state.channel_not_empty_error = exc(c"subinterpreters.lowlevel.ChannelNotEmptyError", state.channel_error)?;
+        state.interp_id_type = crate::interp_id::create_type(module)?.into_ptr();
+        state.channel_id_type = crate::channel_id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
+        let names: [(&std::ffi::CStr, *mut ffi::PyObject); 8] = [
+            (c"InterpreterID", state.interp_id_type),
+            (c"ChannelID", state.channel_id_type),
+            (c"RunFailedError", state.run_failed_error),
+            (c"ChannelError", state.channel_error),
+            (c"ChannelNotFoundError", state.channel_not_found_error),
+            (c"ChannelClosedError", state.channel_closed_error),
+            (c"ChannelEmptyError", state.channel_empty_error),
+            (c"ChannelNotEmptyError", state.channel_not_empty_error),
+        ];
+        for (name, obj) in names {
+            if obj.is_null() {
+                continue;
+            }
+            if ffi::PyModule_AddObjectRef(module, name.as_ptr(), obj) < 0 {
+                return Err(crate::error::Error::Raised);
+            }
+        }
+        if crate::tstate::current_interp() == crate::tstate::main_interp() {
+            register_atexit(module)?;
+        }
+        Ok(())
+    }
+}
+
+/// `atexit.register(module._clean_up_at_exit)`.
+///
+/// # Safety
+/// GIL held in the main interpreter.
+unsafe fn register_atexit(module: *mut ffi::PyObject) -> Result<()> {
+    // SAFETY: GIL held; new references owned by PyRef.
+    unsafe {
+        let atexit = PyRef::from_owned(ffi::PyImport_ImportModule(c"atexit".as_ptr()))?;
+        let register = PyRef::from_owned(ffi::PyObject_GetAttrString(atexit.as_ptr(), c"register".as_ptr()))?;
+        let hook = PyRef::from_owned(ffi::PyObject_GetAttrString(module, c"_clean_up_at_exit".as_ptr()))?;
+        PyRef::from_owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr()))?;
+        Ok(())
+    }
+}
+
+unsafe extern "C" fn module_traverse(module: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+    // SAFETY: the GC calls this with a module of our def; the state may be NULL before exec.
+    unsafe {
+        let st = ffi::PyModule_GetState(module).cast::<ModState>();
+        if st.is_null() {
+            return 0;
+        }
+        for field in (*st).fields() {
+            if !field.is_null() {
+                let r = visit(*field, arg);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+        0
+    }
+}
+
+unsafe extern "C" fn module_clear(module: *mut ffi::PyObject) -> c_int {
+    // SAFETY: the GC or module teardown calls this with the GIL held; each field owns a strong
+    // reference and is nulled before release so a re-entrant clear sees it gone.
+    unsafe {
+        let st = ffi::PyModule_GetState(module).cast::<ModState>();
+        if st.is_null() {
+            return 0;
+        }
+        for field in (*st).fields() {
+            let obj = std::mem::replace(field, null_mut());
+            ffi::Py_XDECREF(obj);
+        }
+        0
+    }
+}
+
+unsafe extern "C" fn module_free(module: *mut c_void) {
+    // SAFETY: called once when the module object is freed, with the GIL held.
+    unsafe {
+        module_clear(module.cast());
+    }
+}

@@ -1,0 +1,62 @@
+//! Owned references to Python objects: the one place that increments and decrements.
+//!
+//! A [`PyRef`] belongs to the interpreter whose thread state was current when it was made and must
+//! be dropped while that interpreter's GIL is held by the current thread. It is neither `Send` nor
+//! `Sync` (it wraps a raw pointer), so it cannot escape to another thread; code that switches
+//! interpreters keeps the objects of each side inside that side's closure.
+
+use std::ptr::NonNull;
+
+use pyo3_ffi as ffi;
+
+use crate::error::{Error, Result};
+
+/// A strong reference to a Python object, released on drop.
+pub struct PyRef(NonNull<ffi::PyObject>);
+
+impl PyRef {
+    /// Takes ownership of a new reference returned by a C-API call; NULL means that call raised.
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or a new (owned) reference, and the current thread must hold the GIL of
+    /// the interpreter that owns the object.
+    pub unsafe fn from_owned(ptr: *mut ffi::PyObject) -> Result<PyRef> {
+        NonNull::new(ptr).map(PyRef).ok_or(Error::Raised)
+    }
+
+    /// Takes a new reference to a borrowed, non-NULL pointer.
+    ///
+    /// # Safety
+    /// `ptr` must point to a live object and the current thread must hold its interpreter's GIL.
+    pub unsafe fn from_borrowed(ptr: *mut ffi::PyObject) -> PyRef {
+        // SAFETY: the caller guarantees a live object and the GIL, which is all Py_INCREF needs.
+        unsafe { ffi::Py_INCREF(ptr) };
+        // SAFETY: a live object's address is never NULL.
+        PyRef(unsafe { NonNull::new_unchecked(ptr) })
+    }
+
+    /// The borrowed pointer; valid as long as `self` lives.
+    pub fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+
+    /// Gives up ownership, returning the new reference to the caller (usually to return it to C).
+    pub fn into_ptr(self) -> *mut ffi::PyObject {
+        let ptr = self.0.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for PyRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference, and by this type's invariant the GIL of the owning
+        // interpreter is held (a PyRef never leaves the scope of the interpreter it came from).
+        unsafe { ffi::Py_DECREF(self.0.as_ptr()) };
+    }
+}
+
+/// Turns a C string literal into the pointer the C API wants.
+pub fn cstr(s: &'static std::ffi::CStr) -> *const std::ffi::c_char {
+    s.as_ptr()
+}

@@ -1,0 +1,202 @@
+//! Executing a script inside the target interpreter and turning its failure into data.
+//!
+//! Everything here runs while the target interpreter is current (inside `tstate::enter`): it
+//! takes Rust data in (script, shared values) and gives Rust data out, so no object crosses.
+
+use std::ffi::CString;
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::Value;
+
+use crate::convert::{from_value, str_lossy, text_of};
+use crate::error::{Error, RemoteException, Result};
+use crate::pyref::PyRef;
+
+/// A script and its `shared` values, converted in the caller's interpreter.
+pub struct Job {
+    /// UTF-8 source without NULs.
+    pub script: CString,
+    /// `__main__` names (cut at any NUL, as 3.11 does) and their values.
+    pub shared: Vec<(CString, Value)>,
+}
+
+/// Runs `job` in the current interpreter's `__main__`: applies `shared`, compiles, executes.
+///
+/// # Safety
+/// The target interpreter must be current, on a thread state with no frame, holding its GIL.
+pub unsafe fn execute(job: Job) -> Result<()> {
+    // SAFETY (whole body): GIL held in the target; borrowed pointers (the `__main__` module and
+    // its dict) stay valid because `sys.modules` keeps `__main__` alive during the call.
+    unsafe {
+        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
+        if main.is_null() {
+            return Err(capture(false).into_runtime("failed to get __main__"));
+        }
+        let ns = ffi::PyModule_GetDict(main);
+        for (name, value) in job.shared {
+            // Channel values need this interpreter's module state: found by import there.
+            let obj = match from_value(value, None) {
+                Ok(obj) => obj,
+                Err(Error::Raised) => return Err(capture(false).into_runtime("failed to share value")),
+                Err(err) => return Err(err),
+            };
+            if ffi::PyDict_SetItemString(ns, name.as_ptr(), obj.as_ptr()) < 0 {
+                return Err(capture(false).into_runtime("failed to share value"));
+            }
+        }
+        let code = ffi::Py_CompileStringExFlags(
+            job.script.as_ptr(),
+            c"<string>".as_ptr(),
+            ffi::Py_file_input,
+            std::ptr::null_mut(),
+            -1,
+        );
+        if code.is_null() {
+            return Err(Error::RunFailed(capture(true)));
+        }
+        let code = PyRef::from_owned(code)?;
+        let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
+        if res.is_null() {
+            return Err(Error::RunFailed(capture(false)));
+        }
+        drop(PyRef::from_owned(res));
+        Ok(())
+    }
+}
+
+impl RemoteException {
+    fn into_runtime(self, what: &str) -> Error {
+        Error::Runtime(format!("{what}: {}", self.message))
+    }
+}
+
+/// Takes the pending exception and describes it: 3.11's message, type name, traceback.
+///
+/// `compiling` marks an exception from the compiler: 3.11 stored those unnormalized, with the
+/// raw argument tuple as value, and its message shows that tuple; we reproduce it on 3.12+.
+///
+/// # Safety
+/// An exception must be set; GIL held.
+unsafe fn capture(compiling: bool) -> RemoteException {
+    // SAFETY (whole body): GIL held; each reference taken is released by PyRef.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        let (tp, value) = {
+            let _ = compiling;
+            let (mut t, mut v, mut tb) =
+                (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            // 3.11's message comes from the raw (unnormalized) value.
+            let message = summary(t, if v.is_null() { None } else { Some(v) });
+            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+            if !tb.is_null() && !v.is_null() {
+                ffi::PyException_SetTraceback(v, tb);
+            }
+            ffi::Py_XDECREF(tb);
+            let tp = PyRef::from_owned(t).ok();
+            let value = PyRef::from_owned(v).ok();
+            (tp, value.map(|v| (v, message)))
+        };
+        #[cfg(Py_3_12)]
+        let (tp, value) = {
+            let exc = PyRef::from_owned(ffi::PyErr_GetRaisedException()).ok();
+            let tp = exc.as_ref().map(|e| PyRef::from_borrowed(ffi::Py_TYPE(e.as_ptr()).cast()));
+            let message = match (&tp, &exc) {
+                (Some(t), Some(e)) => {
+                    let shown = if compiling
+                        && ffi::PyErr_GivenExceptionMatches(t.as_ptr(), ffi::PyExc_SyntaxError) != 0
+                    {
+                        // The compiler's raw value was the args tuple.
+                        PyRef::from_owned(ffi::PyObject_GetAttrString(e.as_ptr(), c"args".as_ptr())).ok()
+                    } else {
+                        Some(PyRef::from_borrowed(e.as_ptr()))
+                    };
+                    ffi::PyErr_Clear();
+                    summary(t.as_ptr(), shown.as_ref().map(|s| s.as_ptr()))
+                }
+                _ => "unknown error".to_owned(),
+            };
+            (tp, exc.map(|e| (e, message)))
+        };
+        let Some((exc, message)) = value else {
+            let message = tp.as_ref().map_or_else(|| "unknown error".into(), |t| summary(t.as_ptr(), None));
+            return RemoteException { message, type_name: type_name_of(tp.as_ref()), traceback: String::new() };
+        };
+        let traceback = format_traceback(exc.as_ptr());
+        RemoteException {
+            message,
+            type_name: type_name_of(tp.as_ref()),
+            traceback,
+        }
+    }
+}
+
+/// 3.11's summary `"{str(type)}: {str(value)}"`, with its fallbacks when `str()` fails.
+///
+/// # Safety
+/// GIL held; pointers live.
+unsafe fn summary(tp: *mut ffi::PyObject, value: Option<*mut ffi::PyObject>) -> String {
+    // SAFETY: GIL held; errors from str() are cleared here (they are part of the message).
+    unsafe {
+        let tname = if tp.is_null() { Err(Error::Raised) } else { text_of(tp, false) };
+        let Ok(tname) = tname else {
+            ffi::PyErr_Clear();
+            return "unable to format exception type name".into();
+        };
+        match value {
+            None => tname,
+            Some(v) => match text_of(v, false) {
+                Ok(msg) => format!("{tname}: {msg}"),
+                Err(_) => {
+                    ffi::PyErr_Clear();
+                    "unable to format exception message".into()
+                }
+            },
+        }
+    }
+}
+
+/// `module.qualname` of an exception type (`ValueError` for builtins).
+///
+/// # Safety
+/// GIL held.
+unsafe fn type_name_of(tp: Option<&PyRef>) -> String {
+    let Some(tp) = tp else { return String::new() };
+    // SAFETY: GIL held; attribute lookups on a live type, errors cleared.
+    unsafe {
+        let get = |name: &std::ffi::CStr| -> Option<String> {
+            let a = PyRef::from_owned(ffi::PyObject_GetAttrString(tp.as_ptr(), name.as_ptr())).ok()?;
+            (ffi::PyUnicode_Check(a.as_ptr()) != 0).then(|| str_lossy(a.as_ptr()))
+        };
+        let qual = get(c"__qualname__");
+        let module = get(c"__module__");
+        ffi::PyErr_Clear();
+        match (module, qual) {
+            (Some(m), Some(q)) if m != "builtins" => format!("{m}.{q}"),
+            (_, Some(q)) => q,
+            _ => String::new(),
+        }
+    }
+}
+
+/// `"".join(traceback.format_exception(exc))`, or an empty string if that fails.
+///
+/// # Safety
+/// GIL held; `exc` a live exception instance.
+unsafe fn format_traceback(exc: *mut ffi::PyObject) -> String {
+    // SAFETY: GIL held; every new reference is owned by PyRef; a failure is cleared.
+    unsafe {
+        let result = (|| -> Result<String> {
+            let tb = PyRef::from_owned(ffi::PyImport_ImportModule(c"traceback".as_ptr()))?;
+            let func = PyRef::from_owned(ffi::PyObject_GetAttrString(tb.as_ptr(), c"format_exception".as_ptr()))?;
+            let lines = PyRef::from_owned(ffi::PyObject_CallOneArg(func.as_ptr(), exc))?;
+            let empty = PyRef::from_owned(ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
+            let joined = PyRef::from_owned(ffi::PyUnicode_Join(empty.as_ptr(), lines.as_ptr()))?;
+            Ok(str_lossy(joined.as_ptr()))
+        })();
+        result.unwrap_or_else(|_| {
+            ffi::PyErr_Clear();
+            String::new()
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Thread-state choreography: creating an interpreter, running code in one, finalizing one.
+//!
+//! These are the only functions that change the current thread state. Each restores the caller's
+//! thread state on every path (an RAII guard does it for [`enter`]). The sequences differ by
+//! version (SPEC §17):
+//! - 3.11 has one GIL for all interpreters: we move between interpreters with
+//!   `PyThreadState_Swap` and never release and re-take the GIL (that hangs).
+//! - 3.12+ gives each isolated interpreter its own GIL: we detach from the caller's interpreter
+//!   (releasing its GIL) before attaching to the target, and re-attach afterwards.
+//!
+//! An interpreter's first thread state (the "keeper") is kept for its whole life and used only to
+//! finalize it; code runs on fresh thread states.
+
+use pyo3_ffi as ffi;
+
+use crate::capi;
+use crate::error::{Error, Result};
+
+/// An interpreter pointer that may be stored in process-global state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterpPtr(pub *mut ffi::PyInterpreterState);
+
+// SAFETY: the pointer is only dereferenced by CPython while the interpreter is alive; the
+// registry stops handing it out (under its lock) before the interpreter is finalized.
+unsafe impl Send for InterpPtr {}
+
+/// A thread-state pointer that may be stored in process-global state (the keeper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TStatePtr(pub *mut ffi::PyThreadState);
+
+// SAFETY: a keeper is made current only by `end_interpreter`, which the registry lets exactly one
+// thread call per interpreter, once.
+unsafe impl Send for TStatePtr {}
+
+/// The interpreter of the current thread state.
+///
+/// # Safety
+/// The current thread must have a current thread state.
+pub unsafe fn current_interp() -> InterpPtr {
+    // SAFETY: a current thread state exists by contract.
+    InterpPtr(unsafe { ffi::PyThreadState_GetInterpreter(ffi::PyThreadState_Get()) })
+}
+
+/// The runtime id of an interpreter.
+///
+/// # Safety
+/// `interp` must be alive.
+pub unsafe fn interp_id(interp: InterpPtr) -> i64 {
+    // SAFETY: alive by contract.
+    unsafe { ffi::PyInterpreterState_GetID(interp.0) }
+}
+
+/// The main interpreter.
+pub fn main_interp() -> InterpPtr {
+    // SAFETY: the main interpreter outlives every call into this module.
+    InterpPtr(unsafe { ffi::PyInterpreterState_Main() })
+}
+
+/// Creates an interpreter: isolated (own GIL on 3.12+, 3.11's restricted mode on 3.11) or legacy.
+/// Returns it with its keeper thread state; the caller's thread state is current again after.
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state.
+pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> {
+    // SAFETY (whole body): the sequence of SPEC §17 for this version; `save` is the caller's
+    // thread state and is current again on both paths.
+    unsafe {
+        let save = ffi::PyThreadState_Get();
+        #[cfg(not(Py_3_12))]
+        let ts = capi::_Py_NewInterpreter(std::ffi::c_int::from(isolated));
+        #[cfg(Py_3_12)]
+        let ts = {
+            let config = if isolated {
+                ffi::_PyInterpreterConfig_INIT
+            } else {
+                ffi::_PyInterpreterConfig_LEGACY_INIT
+            };
+            let mut ts: *mut ffi::PyThreadState = std::ptr::null_mut();
+            let status = ffi::Py_NewInterpreterFromConfig(&mut ts, &config);
+            if ffi::PyStatus_Exception(status) != 0 {
+                ts = std::ptr::null_mut();
+            }
+            ts
+        };
+        if ts.is_null() {
+            // CPython undoes a failed creation and puts the caller's thread state back.
+            if capi::current_tstate_unchecked() != save {
+                restore(save);
+            }
+            ffi::PyErr_Clear();
+            return Err(Error::Runtime("interpreter creation failed".into()));
+        }
+        let interp = InterpPtr(ffi::PyThreadState_GetInterpreter(ts));
+        // The new thread state is current (holding the new interpreter's GIL): leave it.
+        leave_current();
+        restore(save);
+        Ok((interp, TStatePtr(ts)))
+    }
+}
+
+/// Detaches the current thread state (3.12+: releasing its GIL; 3.11: just unsetting it, the
+/// shared GIL stays with this thread).
+///
+/// # Safety
+/// A thread state must be current.
+unsafe fn leave_current() {
+    // SAFETY: a thread state is current by contract.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        ffi::PyThreadState_Swap(std::ptr::null_mut());
+        #[cfg(Py_3_12)]
+        ffi::PyEval_SaveThread();
+    }
+}
+
+/// Makes `ts` current (3.12+: taking its interpreter's GIL; 3.11: the shared GIL is already ours).
+///
+/// # Safety
+/// No thread state may be current; on 3.11 this thread must hold the shared GIL.
+unsafe fn restore(ts: *mut ffi::PyThreadState) {
+    // SAFETY: no thread state is current, by contract.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        ffi::PyThreadState_Swap(ts);
+        #[cfg(Py_3_12)]
+        ffi::PyEval_RestoreThread(ts);
+    }
+}
+
+/// Restores the caller's thread state when dropped, after deleting the temporary one.
+struct Visit {
+    temp: *mut ffi::PyThreadState,
+    caller: *mut ffi::PyThreadState,
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        // SAFETY: `temp` is current (set by `enter`, and code run in it restores its own thread
+        // state before returning); clearing needs it current on 3.12+, and deleting it after the
+        // switch back is what 3.11 requires.
+        unsafe {
+            ffi::PyThreadState_Clear(self.temp);
+            #[cfg(not(Py_3_12))]
+            {
+                ffi::PyThreadState_Swap(self.caller);
+                ffi::PyThreadState_Delete(self.temp);
+            }
+            #[cfg(Py_3_12)]
+            {
+                ffi::PyThreadState_DeleteCurrent();
+                ffi::PyEval_RestoreThread(self.caller);
+            }
+        }
+    }
+}
+
+/// Runs `body` in `interp` on a fresh thread state, then switches back to the caller's.
+///
+/// `body` must release every Python object it made before returning (return Rust data only);
+/// a panic in it still switches back.
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state, `interp` must be alive and
+/// must not be the current interpreter, and nothing may finalize `interp` meanwhile (the caller
+/// marks it running in the registry).
+pub unsafe fn enter<R>(interp: InterpPtr, body: impl FnOnce() -> R) -> R {
+    // SAFETY: the SPEC §17 "run code" sequence; the guard undoes it on every path.
+    let _visit = unsafe {
+        let caller = ffi::PyThreadState_Get();
+        #[cfg(not(Py_3_12))]
+        let temp = {
+            let temp = ffi::PyThreadState_New(interp.0);
+            ffi::PyThreadState_Swap(temp);
+            temp
+        };
+        #[cfg(Py_3_12)]
+        let temp = {
+            ffi::PyEval_SaveThread();
+            let temp = ffi::PyThreadState_New(interp.0);
+            ffi::PyEval_RestoreThread(temp);
+            temp
+        };
+        Visit { temp, caller }
+    };
+    body()
+}
+
+/// Finalizes an interpreter through its keeper thread state and switches back to the caller.
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state, which must belong to
+/// another interpreter; `keeper` must be the interpreter's keeper, its only thread state, with no
+/// frame; the registry must guarantee no other thread uses the interpreter from now on.
+pub unsafe fn end_interpreter(keeper: TStatePtr) {
+    // SAFETY: the SPEC §17 "destroy" sequence.
+    unsafe {
+        let caller = ffi::PyThreadState_Get();
+        leave_current();
+        restore(keeper.0);
+        #[cfg(not(Py_3_13))]
+        release_foreign_threading_lock();
+        ffi::Py_EndInterpreter(keeper.0);
+        // Py_EndInterpreter leaves no thread state current (and on 3.11 the shared GIL held).
+        restore(caller);
+    }
+}
+
+/// Works around CPython gh-122517 (SPEC §15): `threading._shutdown()` in an interpreter whose
+/// `threading` was imported by another OS thread waits forever for a lock only that thread would
+/// release. Before finalizing from a different thread, release it and mark the thread stopped.
+///
+/// # Safety
+/// The interpreter to finalize must be current, holding its GIL.
+#[cfg(not(Py_3_13))]
+unsafe fn release_foreign_threading_lock() {
+    const FIX: &std::ffi::CStr = c"import sys as _s
+_t = _s.modules.get('threading')
+if _t is not None:
+    _m = _t._main_thread
+    if _m.ident != _t.get_ident():
+        _l = getattr(_m, '_tstate_lock', None)
+        if _l is not None and _l.locked():
+            _l.release()
+        _m._stop()
+";
+    // SAFETY: the target interpreter is current (contract); the namespace is a fresh dict and
+    // every reference made here is released; a failure is cleared (finalizing goes on anyway).
+    unsafe {
+        let ns = ffi::PyDict_New();
+        if ns.is_null() {
+            ffi::PyErr_Clear();
+            return;
+        }
+        let builtins = ffi::PyEval_GetBuiltins();
+        if !builtins.is_null() {
+            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
+        }
+        let res = ffi::PyRun_StringFlags(
+            FIX.as_ptr(),
+            ffi::Py_file_input,
+            ns,
+            ns,
+            std::ptr::null_mut(),
+        );
+        if res.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            ffi::Py_DECREF(res);
+        }
+        ffi::Py_DECREF(ns);
+    }
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The project's command surface, called by the Makefile (and so by the README and CI).
+#   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the dev tools
+#   scripts/dev.sh build 3.12     build the extension (release) and install the wheel into that venv
+#   scripts/dev.sh pytest 3.12    run tests/ (pytest) and CPython's own 3.11 suite on that version
+#   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
+#   scripts/dev.sh rust-test      the core crate's cargo test
+#   scripts/dev.sh test           all of the above on 3.11, 3.12 and 3.13
+#   scripts/dev.sh demo           build and run the demo on every version
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VERSIONS=${PYVERSIONS:-"3.11 3.12 3.13"}
+TOOLS="maturin>=1.5,<2 pytest>=8 pytest-timeout"
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+# The interpreter for a version "3.X": pyenv's newest 3.X, else ~/.pyenv/versions/3.X.*, else python3.X.
+find_python() {
+    local v=$1 p=""
+    if command -v pyenv >/dev/null 2>&1; then
+        local full
+        full=$(pyenv versions --bare 2>/dev/null | grep -E "^${v//./\\.}\.[0-9]+$" | sort -V | tail -n 1 || true)
+        [ -n "$full" ] && p="$(pyenv prefix "$full")/bin/python$v"
+    fi
+    if [ -z "$p" ] || [ ! -x "$p" ]; then
+        p=$(ls -d "$HOME"/.pyenv/versions/"$v".*/bin/python"$v" 2>/dev/null | sort -V | tail -n 1 || true)
+    fi
+    if [ -z "$p" ] || [ ! -x "$p" ]; then
+        p=$(command -v "python$v" || true)
+    fi
+    [ -n "$p" ] || { echo "CPython $v not found (pyenv, ~/.pyenv/versions or PATH)" >&2; exit 1; }
+    echo "$p"
+}
+
+venv_dir() { echo "$ROOT/.venv/py${1//./}"; }
+
+cmd_venv() {
+    local v=$1 dir
+    dir=$(venv_dir "$v")
+    if [ ! -x "$dir/bin/python" ]; then
+        log "creating $dir"
+        "$(find_python "$v")" -m venv "$dir"
+    fi
+    if [ ! -f "$dir/.tools-ok" ]; then
+        "$dir/bin/python" -m pip install -q --disable-pip-version-check $TOOLS
+        touch "$dir/.tools-ok"
+    fi
+}
+
+cmd_build() {
+    local v=$1 dir tag
+    cmd_venv "$v"
+    dir=$(venv_dir "$v"); tag=py${v//./}
+    log "building the extension for CPython $v"
+    rm -rf "$ROOT/dist/$tag"
+    CARGO_TARGET_DIR="$ROOT/target/$tag" "$dir/bin/maturin" build --release --quiet \
+        -i "$dir/bin/python" -o "$ROOT/dist/$tag"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+        "$ROOT"/dist/"$tag"/*.whl
+}
+
+cmd_pytest() {
+    local v=$1 dir
+    dir=$(venv_dir "$v")
+    log "pytest on CPython $v"
+    # Run from tests/ so that the installed package, not python/ in the tree, is imported.
+    (cd "$ROOT/tests" && "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
+    log "CPython's own 3.11 suite on CPython $v"
+    "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
+}
+
+cmd_lint() {
+    log "cargo fmt --check"
+    cargo fmt --all -- --check
+    log "cargo clippy -D warnings"
+    local v=3.12
+    cmd_venv "$v"
+    PYO3_PYTHON="$(venv_dir "$v")/bin/python" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
+        cargo clippy --workspace --all-targets --release -- -D warnings
+    log "ruff"
+    local dir
+    dir=$(venv_dir "$v")
+    [ -x "$dir/bin/ruff" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check ruff
+    "$dir/bin/ruff" check python tests scripts bench
+    "$dir/bin/ruff" format --check python tests scripts bench
+}
+
+cmd_rust_test() {
+    log "cargo test (core)"
+    CARGO_TARGET_DIR="$ROOT/target/core" cargo test -p subinterpreters-core --release
+}
+
+cmd_test() {
+    cmd_lint
+    cmd_rust_test
+    for v in $VERSIONS; do
+        cmd_build "$v"
+        cmd_pytest "$v"
+    done
+    log "all tests passed on: $VERSIONS"
+}
+
+cmd_demo() {
+    for v in $VERSIONS; do
+        cmd_build "$v"
+        log "demo on CPython $v"
+        "$(venv_dir "$v")/bin/python" "$ROOT/demo.py" "$@"
+    done
+}
+
+sub=${1:-}; shift || true
+case "$sub" in
+    venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
+    lint|test|demo) "cmd_$sub" "$@" ;;
+    rust-test) cmd_rust_test ;;
+    *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
