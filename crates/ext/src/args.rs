@@ -34,7 +34,10 @@ pub unsafe fn parse(
             [a, b] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b),
             [a, b, c] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c),
             [a, b, c, d] => ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c, *d),
-            _ => panic!("args::parse supports at most 4 outputs"),
+            [a, b, c, d, e] => {
+                ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c, *d, *e)
+            }
+            _ => panic!("args::parse supports at most 5 outputs"),
         }
     };
     ok != 0

@@ -1,40 +1,300 @@
-//! The `ChannelID` type (SPEC §8). Placeholder until the channel half lands.
+//! The `ChannelID` type (SPEC §8): an int-like handle on a channel and one of its ends. Each
+//! instance owns a counted [`ChannelRef`], so the channel lives while any instance does, in any
+//! interpreter (or inside any queued item).
+
+use std::ffi::{c_int, c_void};
 
 use pyo3_ffi as ffi;
-use subinterpreters_core::{ChannelRef, Value};
+use subinterpreters_core::{registry, ChannelRef, End, Value};
 
+use crate::convert::{id_arg, IdKind};
 use crate::error::{Error, Result};
-use crate::module::ModState;
+use crate::interp_id::{id_richcompare, new_str};
+use crate::module::{state_of_module, state_of_type, ModState};
 use crate::pyref::PyRef;
+use crate::trampoline::guard_obj;
+
+/// The instance layout. `handle` is initialised right after allocation and dropped in dealloc.
+#[repr(C)]
+struct ChanIdObject {
+    ob_base: ffi::PyObject,
+    id: i64,
+    end: End,
+    /// Stored for `_channel_id(..., _resolve=True)`; it would ask the receiver for a high-level
+    /// channel object, and there is none yet (3.11 then falls back to the ID, as we do).
+    resolve: bool,
+    /// `None` for a forced ID of a channel that was not registered: such an ID counts nothing.
+    handle: Option<ChannelRef>,
+}
 
 /// The id stored in a `ChannelID`.
 ///
 /// # Safety
 /// `obj` must be a `ChannelID` instance.
-pub unsafe fn stored_id(_obj: *mut ffi::PyObject) -> i64 {
-    0
+pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
+    // SAFETY: `obj` has our layout (contract).
+    unsafe { (*obj.cast::<ChanIdObject>()).id }
 }
 
-/// Converts a `ChannelID` into a counted value.
+/// Makes a new `ChannelID` owning `handle`.
 ///
 /// # Safety
-/// `obj` must be a `ChannelID` instance.
-pub unsafe fn channel_value(_obj: *mut ffi::PyObject) -> Result<Value> {
-    Err(Error::System("channels are not implemented yet".into()))
+/// GIL held; `state` belongs to the current interpreter.
+pub unsafe fn new(state: &ModState, id: i64, end: End, resolve: bool, handle: Option<ChannelRef>) -> Result<PyRef> {
+    // SAFETY: allocating an instance of our own heap type (zeroed by tp_alloc), then writing
+    // every field before anyone can see it.
+    unsafe {
+        let tp = state.channel_id_type.cast::<ffi::PyTypeObject>();
+        let alloc = (*tp).tp_alloc.ok_or(Error::System("ChannelID has no tp_alloc".into()))?;
+        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        let raw = obj.as_ptr().cast::<ChanIdObject>();
+        (&raw mut (*raw).id).write(id);
+        (&raw mut (*raw).end).write(end);
+        (&raw mut (*raw).resolve).write(resolve);
+        (&raw mut (*raw).handle).write(handle);
+        Ok(obj)
+    }
 }
 
-/// Builds a `ChannelID` object for a handle in the current interpreter.
+/// Converts a `ChannelID` into a value carrying its own count (it arrives with the same id and
+/// end). An ID of a channel that is gone cannot travel: `channel N not found`.
 ///
 /// # Safety
-/// GIL held.
-pub unsafe fn channel_object(_handle: ChannelRef, _state: Option<&ModState>) -> Result<PyRef> {
-    Err(Error::System("channels are not implemented yet".into()))
+/// `obj` must be a `ChannelID` instance; GIL held.
+pub unsafe fn channel_value(obj: *mut ffi::PyObject) -> Result<Value> {
+    // SAFETY: `obj` has our layout (contract).
+    let me = unsafe { &*obj.cast::<ChanIdObject>() };
+    let handle = match &me.handle {
+        Some(h) => h.with_end(me.end),
+        None => registry::forced_ref(me.id, me.end).ok_or(Error::Channel(subinterpreters_core::ChannelError::NotFound(me.id)))?,
+    };
+    Ok(Value::Channel(handle))
 }
 
-/// Creates the type (none yet).
+/// Builds a `ChannelID` for a received handle in the current interpreter. Without `state` (a
+/// value arriving through `run_string`'s `shared`), the module is imported here to find it.
 ///
 /// # Safety
-/// GIL held.
-pub unsafe fn create_type(_module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
-    Ok(None)
+/// GIL held; `state`, if given, belongs to the current interpreter.
+pub unsafe fn channel_object(handle: ChannelRef, state: Option<&ModState>) -> Result<PyRef> {
+    // SAFETY: GIL held; the imported module stays alive in sys.modules while we use its state.
+    unsafe {
+        let (id, end) = (handle.id(), handle.end());
+        match state {
+            Some(st) => new(st, id, end, false, Some(handle)),
+            None => {
+                let module = PyRef::from_owned(ffi::PyImport_ImportModule(c"subinterpreters.lowlevel".as_ptr()))?;
+                new(state_of_module(module.as_ptr()), id, end, false, Some(handle))
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: CPython deallocates an instance of our type with the GIL held. The handle is
+    // taken out first: dropping it touches only the core registry (no Python), and the object
+    // memory is freed with the type's tp_free before the type reference is dropped.
+    unsafe {
+        let raw = obj.cast::<ChanIdObject>();
+        let handle = (&raw mut (*raw).handle).read();
+        let tp = ffi::Py_TYPE(obj);
+        if let Some(free) = (*tp).tp_free {
+            free(obj.cast());
+        }
+        ffi::Py_DECREF(tp.cast());
+        drop(handle);
+    }
+}
+
+unsafe extern "C" fn tp_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe {
+        let me = &*obj.cast::<ChanIdObject>();
+        let text = match me.end {
+            End::Send => format!("ChannelID({}, send=True)", me.id),
+            End::Recv => format!("ChannelID({}, recv=True)", me.id),
+            End::Both => format!("ChannelID({})", me.id),
+        };
+        new_str(&text)
+    }
+}
+
+unsafe extern "C" fn tp_str(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { new_str(&stored_id(obj).to_string()) }
+}
+
+unsafe extern "C" fn nb_int(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { ffi::PyLong_FromLongLong(stored_id(obj)) }
+}
+
+unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    // SAFETY: `obj` is our instance; GIL held; the temporary int is released.
+    unsafe {
+        let n = ffi::PyLong_FromLongLong(stored_id(obj));
+        if n.is_null() {
+            return -1;
+        }
+        let h = ffi::PyObject_Hash(n);
+        ffi::Py_DECREF(n);
+        h
+    }
+}
+
+unsafe extern "C" fn tp_richcompare(obj: *mut ffi::PyObject, other: *mut ffi::PyObject, op: c_int) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held; `other` is read as ours only if its type is ours.
+    unsafe {
+        let me = &*obj.cast::<ChanIdObject>();
+        let same = (ffi::Py_TYPE(other) == ffi::Py_TYPE(obj)).then(|| {
+            let them = &*other.cast::<ChanIdObject>();
+            me.id == them.id && me.end == them.end
+        });
+        id_richcompare(me.id, other, op, same)
+    }
+}
+
+unsafe extern "C" fn get_end(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { new_str((*obj.cast::<ChanIdObject>()).end.as_str()) }
+}
+
+/// A new ID for `end` of the same channel (forced: never fails for a missing channel).
+///
+/// # Safety
+/// `obj` is our instance; GIL held.
+unsafe fn other_end(obj: *mut ffi::PyObject, end: End) -> *mut ffi::PyObject {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let state = state_of_type(ffi::Py_TYPE(obj));
+        guard_obj(state, || {
+            let state = state.ok_or(Error::Raised)?;
+            let me = &*obj.cast::<ChanIdObject>();
+            let handle = match &me.handle {
+                Some(h) => Some(h.with_end(end)),
+                None => registry::forced_ref(me.id, end),
+            };
+            Ok(new(state, me.id, end, me.resolve, handle)?.into_ptr())
+        })
+    }
+}
+
+unsafe extern "C" fn get_send(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { other_end(obj, End::Send) }
+}
+
+unsafe extern "C" fn get_recv(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is our instance; GIL held.
+    unsafe { other_end(obj, End::Recv) }
+}
+
+static mut GETSET: [ffi::PyGetSetDef; 4] = [
+    ffi::PyGetSetDef {
+        name: c"end".as_ptr(),
+        get: Some(get_end),
+        set: None,
+        doc: c"'send', 'recv', or 'both'".as_ptr(),
+        closure: std::ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"send".as_ptr(),
+        get: Some(get_send),
+        set: None,
+        doc: c"the 'send' end of the channel".as_ptr(),
+        closure: std::ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"recv".as_ptr(),
+        get: Some(get_recv),
+        set: None,
+        doc: c"the 'recv' end of the channel".as_ptr(),
+        closure: std::ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: std::ptr::null(),
+        get: None,
+        set: None,
+        doc: std::ptr::null(),
+        closure: std::ptr::null_mut(),
+    },
+];
+
+/// Creates the heap type for one module instance.
+///
+/// # Safety
+/// GIL held; `module` is the module being initialised.
+pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
+    let mut slots = [
+        ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_repr, pfunc: tp_repr as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_str, pfunc: tp_str as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_hash, pfunc: tp_hash as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_tp_richcompare, pfunc: tp_richcompare as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_nb_int, pfunc: nb_int as *mut c_void },
+        ffi::PyType_Slot { slot: ffi::Py_nb_index, pfunc: nb_int as *mut c_void },
+        // SAFETY: taking the address of a static that CPython only reads.
+        ffi::PyType_Slot { slot: ffi::Py_tp_getset, pfunc: (&raw mut GETSET).cast() },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_doc,
+            pfunc: c"A channel ID identifies a channel and may be used as an int.".as_ptr() as *mut c_void,
+        },
+        ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+    ];
+    let mut spec = ffi::PyType_Spec {
+        name: c"subinterpreters.lowlevel.ChannelID".as_ptr(),
+        basicsize: std::mem::size_of::<ChanIdObject>() as c_int,
+        itemsize: 0,
+        // Built only by _channel_id() and the channel functions; not subclassable (SPEC §8.1).
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
+    unsafe { PyRef::from_owned(ffi::PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut())).map(Some) }
+}
+
+/// `_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> ChannelID`
+pub unsafe extern "C" fn channel_id_fn(
+    module: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
+            // -1 = not given (an explicit falsy value, None included, gives 0).
+            let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) = (-1, -1, 0, 0);
+            if !crate::args::parse(
+                args,
+                kwds,
+                c"O|$pppp:ChannelID.__new__",
+                &[c"id", c"send", c"recv", c"force", c"_resolve"],
+                &mut [
+                    (&raw mut id_obj).cast::<c_void>(),
+                    (&raw mut send).cast::<c_void>(),
+                    (&raw mut recv).cast::<c_void>(),
+                    (&raw mut force).cast::<c_void>(),
+                    (&raw mut resolve).cast::<c_void>(),
+                ],
+            ) {
+                return Err(Error::Raised);
+            }
+            let id = id_arg(id_obj, IdKind::Channel, state)?;
+            let end = match (send, recv) {
+                (0, 0) => return Err(Error::Value("'send' and 'recv' cannot both be False".into())),
+                (1, 1) => End::Both,
+                (1, _) => End::Send,
+                (_, 1) => End::Recv,
+                _ => End::Both,
+            };
+            let handle = if force != 0 {
+                registry::forced_ref(id, end)
+            } else {
+                Some(registry::lookup(id, end)?)
+            };
+            Ok(new(state, id, end, resolve != 0, handle)?.into_ptr())
+        })
+    }
 }

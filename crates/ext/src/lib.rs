@@ -10,6 +10,7 @@
 pub mod args;
 pub mod capi;
 pub mod channel_id;
+pub mod channels;
 pub mod convert;
 pub mod error;
 pub mod interp_id;

@@ -95,7 +95,9 @@ macro_rules! noargs_method {
 
 use crate::interpreters as it;
 
-static mut METHODS: [ffi::PyMethodDef; 10] = [
+use crate::channels as ch;
+
+static mut METHODS: [ffi::PyMethodDef; 19] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -105,6 +107,15 @@ static mut METHODS: [ffi::PyMethodDef; 10] = [
     kw_method!(c"run_string", it::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
     kw_method!(c"is_shareable", it::is_shareable_fn, c"is_shareable(obj) -> bool\n\nReturn True if the object's data may be shared between interpreters."),
     noargs_method!(c"_clean_up_at_exit", it::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
+    noargs_method!(c"channel_create", ch::channel_create, c"channel_create() -> cid\n\nCreate a new cross-interpreter channel and return its ID."),
+    kw_method!(c"channel_destroy", ch::channel_destroy, c"channel_destroy(cid)\n\nClose and forget the channel; afterwards it behaves as if it never existed."),
+    noargs_method!(c"channel_list_all", ch::channel_list_all, c"channel_list_all() -> [cid]\n\nReturn the IDs of every registered channel, newest first."),
+    kw_method!(c"channel_list_interpreters", ch::channel_list_interpreters, c"channel_list_interpreters(cid, *, send) -> [id]\n\nReturn the IDs of the interpreters associated with the send end (send=True) or\nthe receive end (send=False) of the channel."),
+    kw_method!(c"channel_send", ch::channel_send, c"channel_send(cid, obj)\n\nCopy the object's data into the channel's queue. Never blocks."),
+    kw_method!(c"channel_recv", ch::channel_recv, c"channel_recv(cid, [default]) -> obj\n\nReturn a new object built from the oldest item in the channel. If the channel is\nempty, return `default` if given, else raise ChannelEmptyError. Never blocks."),
+    kw_method!(c"channel_close", ch::channel_close, c"channel_close(cid, *, send=False, recv=False, force=False)\n\nClose the channel for every interpreter. An empty channel closes at once. With\nitems queued: force=True discards them and closes; send=True alone stops new sends\nand closes once the queue is drained; otherwise ChannelNotEmptyError is raised."),
+    kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
+    kw_method!(c"_channel_id", crate::channel_id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
     ffi::PyMethodDef::zeroed(),
 ];
 

@@ -205,9 +205,12 @@ pub unsafe fn end_interpreter(keeper: TStatePtr) {
     }
 }
 
-/// Works around CPython gh-122517 (SPEC §15): `threading._shutdown()` in an interpreter whose
-/// `threading` was imported by another OS thread waits forever for a lock only that thread would
-/// release. Before finalizing from a different thread, release it and mark the thread stopped.
+/// Works around CPython gh-122517 (SPEC §15). `threading._shutdown()`, which finalization calls,
+/// expects to run on the OS thread that imported `threading` in this interpreter, holding the
+/// `_main_thread` lock that thread's state owns; from any other thread (or after the importing
+/// thread state is gone) it waits forever on that lock, or trips an assertion. We make the
+/// current thread the interpreter's "main thread" with a fresh lock of its own, so `_shutdown`
+/// takes its normal path: releases that lock, then still joins the non-daemon threads.
 ///
 /// # Safety
 /// The interpreter to finalize must be current, holding its GIL.
@@ -215,13 +218,16 @@ pub unsafe fn end_interpreter(keeper: TStatePtr) {
 unsafe fn release_foreign_threading_lock() {
     const FIX: &std::ffi::CStr = c"import sys as _s
 _t = _s.modules.get('threading')
-if _t is not None:
+if _t is not None and not _t._main_thread._is_stopped:
     _m = _t._main_thread
-    if _m.ident != _t.get_ident():
-        _l = getattr(_m, '_tstate_lock', None)
-        if _l is not None and _l.locked():
-            _l.release()
-        _m._stop()
+    _old = _m._tstate_lock
+    if _m.ident != _t.get_ident() or _old is None or not _old.locked():
+        with _t._shutdown_locks_lock:
+            _t._shutdown_locks.discard(_old)
+        _new = _t._allocate_lock()
+        _new.acquire()
+        _m._tstate_lock = _new
+        _m._ident = _t.get_ident()
 ";
     // SAFETY: the target interpreter is current (contract); the namespace is a fresh dict and
     // every reference made here is released; a failure is cleared (finalizing goes on anyway).

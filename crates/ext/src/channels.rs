@@ -1,0 +1,201 @@
+//! The channel half of the module: thin wrappers that convert arguments and values, call the
+//! core registry, and raise its errors with 3.11's classes and wording.
+
+use std::ffi::{c_int, c_void};
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::{registry, ChannelError, End};
+
+use crate::args;
+use crate::channel_id;
+use crate::convert::{from_value, id_arg, to_value, IdKind};
+use crate::error::{Error, Result};
+use crate::module::{state_of_module, ModState};
+use crate::pyref::PyRef;
+use crate::trampoline::guard_obj;
+use crate::tstate;
+
+/// The calling interpreter's id (associations are per interpreter).
+///
+/// # Safety
+/// GIL held.
+unsafe fn caller() -> i64 {
+    // SAFETY: a thread state is current.
+    unsafe { tstate::interp_id(tstate::current_interp()) }
+}
+
+/// Parses `(cid, ...)` with `format`/`keywords` and converts `cid`; `extra` gets the rest.
+///
+/// # Safety
+/// As for [`args::parse`]; the first format unit must be `O`.
+unsafe fn parse_cid(
+    state: &ModState,
+    a: *mut ffi::PyObject,
+    k: *mut ffi::PyObject,
+    format: &std::ffi::CStr,
+    keywords: &[&'static std::ffi::CStr],
+    extra: &mut [*mut c_void],
+) -> Result<i64> {
+    let mut cid: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut out: Vec<*mut c_void> = vec![(&raw mut cid).cast()];
+    out.extend_from_slice(extra);
+    // SAFETY: forwarded contract; `cid` is written by the leading `O`.
+    unsafe {
+        if !args::parse(a, k, format, keywords, &mut out) {
+            return Err(Error::Raised);
+        }
+        id_arg(cid, IdKind::Channel, state)
+    }
+}
+
+fn none() -> *mut ffi::PyObject {
+    // SAFETY: None is immortal enough to take a new reference to at any time with a GIL held,
+    // which every caller has.
+    unsafe { ffi::Py_NewRef(ffi::Py_None()) }
+}
+
+macro_rules! entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $args:ident, $kwds:ident| $body:block) => {
+        $(#[$doc])*
+        pub unsafe extern "C" fn $name(
+            module: *mut ffi::PyObject,
+            $args: *mut ffi::PyObject,
+            $kwds: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `module` is our module.
+            unsafe {
+                let $state = state_of_module(module);
+                guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+/// `channel_create() -> ChannelID`
+pub unsafe extern "C" fn channel_create(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let handle = registry::create();
+            Ok(channel_id::new(state, handle.id(), End::Both, false, Some(handle))?.into_ptr())
+        })
+    }
+}
+
+/// `channel_list_all() -> list[ChannelID]`, newest first.
+pub unsafe extern "C" fn channel_list_all(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    unsafe {
+        let state = state_of_module(module);
+        guard_obj(Some(state), || {
+            let handles = registry::list_all();
+            let list = PyRef::from_owned(ffi::PyList_New(handles.len() as ffi::Py_ssize_t))?;
+            for (i, handle) in handles.into_iter().enumerate() {
+                let obj = channel_id::new(state, handle.id(), End::Both, false, Some(handle))?;
+                ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr());
+            }
+            Ok(list.into_ptr())
+        })
+    }
+}
+
+entry!(
+    /// `channel_destroy(cid)`
+    channel_destroy, |state, a, k| {
+        let id = parse_cid(state, a, k, c"O:channel_destroy", &[c"cid"], &mut [])?;
+        registry::destroy(id)?;
+        Ok(none())
+    }
+);
+
+entry!(
+    /// `channel_send(cid, obj)`
+    channel_send, |state, a, k| {
+        let mut obj: *mut ffi::PyObject = std::ptr::null_mut();
+        let id = parse_cid(state, a, k, c"OO:channel_send", &[c"cid", c"obj"], &mut [(&raw mut obj).cast()])?;
+        let me = caller();
+        let value = match to_value(obj, state) {
+            Ok(v) => v,
+            // 3.11 checks the channel before converting: its errors win over ours.
+            Err(conv) => {
+                registry::check_send(id, me)?;
+                return Err(conv);
+            }
+        };
+        registry::send(id, me, value)?;
+        Ok(none())
+    }
+);
+
+entry!(
+    /// `channel_recv(cid[, default])`
+    channel_recv, |state, a, k| {
+        let mut default: *mut ffi::PyObject = std::ptr::null_mut();
+        let id = parse_cid(state, a, k, c"O|O:channel_recv", &[c"cid", c"default"], &mut [(&raw mut default).cast()])?;
+        match registry::recv(id, caller())? {
+            Some(value) => Ok(from_value(value, Some(state))?.into_ptr()),
+            None if !default.is_null() => Ok(ffi::Py_NewRef(default)),
+            None => Err(Error::Channel(ChannelError::Empty(id))),
+        }
+    }
+);
+
+/// Parses `(cid, *, send=False, recv=False, force=False)`.
+///
+/// # Safety
+/// As for [`parse_cid`].
+unsafe fn parse_ends(
+    state: &ModState,
+    a: *mut ffi::PyObject,
+    k: *mut ffi::PyObject,
+    format: &std::ffi::CStr,
+) -> Result<(i64, bool, bool, bool)> {
+    let (mut send, mut recv, mut force): (c_int, c_int, c_int) = (0, 0, 0);
+    // SAFETY: forwarded contract; three `p` units write the three ints.
+    let id = unsafe {
+        parse_cid(
+            state,
+            a,
+            k,
+            format,
+            &[c"cid", c"send", c"recv", c"force"],
+            &mut [(&raw mut send).cast(), (&raw mut recv).cast(), (&raw mut force).cast()],
+        )?
+    };
+    Ok((id, send != 0, recv != 0, force != 0))
+}
+
+entry!(
+    /// `channel_close(cid, *, send=False, recv=False, force=False)`
+    channel_close, |state, a, k| {
+        let (id, send, recv, force) = parse_ends(state, a, k, c"O|$ppp:channel_close")?;
+        registry::close(id, send, recv, force)?;
+        Ok(none())
+    }
+);
+
+entry!(
+    /// `channel_release(cid, *, send=False, recv=False, force=False)`; `force` is ignored, as in
+    /// 3.11.
+    channel_release, |state, a, k| {
+        let (id, send, recv, _force) = parse_ends(state, a, k, c"O|$ppp:channel_release")?;
+        registry::release(id, caller(), send, recv)?;
+        Ok(none())
+    }
+);
+
+entry!(
+    /// `channel_list_interpreters(cid, *, send) -> list[InterpreterID]`
+    channel_list_interpreters, |state, a, k| {
+        let mut send: c_int = 0;
+        let id = parse_cid(
+            state, a, k, c"O$p:channel_list_interpreters", &[c"cid", c"send"], &mut [(&raw mut send).cast()],
+        )?;
+        let mut ids = registry::list_interpreters(id, send != 0)?;
+        // 3.11 keeps a destroyed interpreter's associations but never lists it.
+        ids.retain(|&i| crate::interpreters::lookup(i).is_some());
+        crate::interpreters::ids_to_list(state, &ids)
+    }
+);
+
