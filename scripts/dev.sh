@@ -68,18 +68,27 @@ cmd_pytest() {
     (cd "$ROOT/tests" && "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
     log "CPython's own 3.11 suite on CPython $v"
     "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
+    if [ "$v" = 3.12 ]; then
+        log "stubtest: the .pyi against the compiled module"
+        [ -x "$dir/bin/stubtest" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check mypy
+        (cd /tmp && "$dir/bin/python" -m mypy.stubtest subinterpreters.lowlevel)
+    fi
 }
 
 cmd_lint() {
     log "cargo fmt --check"
     cargo fmt --all -- --check
-    log "cargo clippy -D warnings"
-    local v=3.12
-    cmd_venv "$v"
-    PYO3_PYTHON="$(venv_dir "$v")/bin/python" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
-        cargo clippy --workspace --all-targets --release -- -D warnings
+    local v dir
+    for v in $VERSIONS; do
+        # Each version compiles different cfg-gated code: lint them all.
+        log "cargo clippy -D warnings (CPython $v)"
+        cmd_venv "$v"
+        PYO3_PYTHON="$(venv_dir "$v")/bin/python" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
+            cargo clippy --workspace --all-targets --release -- -D warnings
+    done
     log "ruff"
-    local dir
+    v=3.12
+    cmd_venv "$v"
     dir=$(venv_dir "$v")
     [ -x "$dir/bin/ruff" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check ruff
     "$dir/bin/ruff" check python tests scripts bench

@@ -29,7 +29,10 @@ pub enum ChannelState {
 impl ChannelState {
     /// Whether the channel is closed for everyone, whichever way it got there.
     pub fn is_closed(self) -> bool {
-        matches!(self, ChannelState::ClosedByClose | ChannelState::ClosedByRelease)
+        matches!(
+            self,
+            ChannelState::ClosedByClose | ChannelState::ClosedByRelease
+        )
     }
 }
 
@@ -290,7 +293,7 @@ impl Channel {
     /// A closing channel refuses to list its send end (CPython treats it as closed there).
     pub fn interpreters(&self, send: bool) -> Result<Vec<InterpId>, ChannelError> {
         self.check_not_closed()?;
-        if false && send && self.closing {
+        if send && self.closing {
             return Err(ChannelError::Closed(self.id));
         }
         Ok(self.side(send).open_interps())
@@ -347,7 +350,10 @@ mod tests {
         let mut c = Channel::new(5);
         c.send(0, Value::Int(1)).unwrap();
         c.send(0, Value::Int(2)).unwrap();
-        assert!(matches!(c.close(End::Send, false), Ok(CloseOutcome::Closing)));
+        assert!(matches!(
+            c.close(End::Send, false),
+            Ok(CloseOutcome::Closing)
+        ));
         assert_eq!(c.state(), ChannelState::Closing);
         assert_eq!(int(&c.recv(7).unwrap()), 1);
         assert_eq!(c.state(), ChannelState::Closing);

@@ -54,7 +54,10 @@ mod tests {
     fn messages_match_the_reference_module() {
         assert_eq!(ChannelError::NotFound(7).to_string(), "channel 7 not found");
         assert_eq!(ChannelError::Closed(0).to_string(), "channel 0 closed");
-        assert_eq!(ChannelError::AlreadyClosed.to_string(), "channel already closed");
+        assert_eq!(
+            ChannelError::AlreadyClosed.to_string(),
+            "channel already closed"
+        );
         assert_eq!(ChannelError::Empty(12).to_string(), "channel 12 is empty");
         assert_eq!(
             ChannelError::NotEmpty.to_string(),

@@ -18,13 +18,13 @@
 //!
 //! ChannelRef { id, end }                         held by callers; no pointer into the map,
 //!                                                only a count on the entry with that id
-//! Garbage                                        a stack-local bin: queues and values taken
-//!                                                out under the lock, dropped after unlocking
+//! Garbage                                        a stack-local bin: queues taken out under
+//!                                                the lock, dropped after unlocking
 //! ```
 //!
 //! Dropping a `ChannelRef` decrements a count, which takes the lock. So a value that may hold a
 //! handle (any `Value`, any queue) must never be dropped while the lock is held: every function
-//! here reaches the map only through [`with_registry`], which gives the closure a [`Garbage`]
+//! here reaches the map only through `with_registry`, which gives the closure a `Garbage`
 //! bin and drops the bin after the guard. The bin takes handles apart itself, one generation of
 //! freed channels per lock acquisition, so a chain of channels each holding the last handle of
 //! the next is freed in a loop rather than by recursion. CPython 3.11 deadlocks here (SPEC §11).
@@ -68,7 +68,8 @@ impl ChannelRef {
         self.end
     }
 
-    /// Another counted handle on the same channel, designating `end`.
+    /// Another counted handle on the same channel, designating `end`. If the channel is gone
+    /// the new handle is inert, like this one.
     pub fn with_end(&self, end: End) -> ChannelRef {
         with_registry(|reg, _| reg.incref(self.id));
         ChannelRef { id: self.id, end }
@@ -222,9 +223,18 @@ pub fn close(id: ChannelId, send: bool, recv: bool, force: bool) -> Result<(), C
 
 /// `channel_release`: closes the chosen end(s) for interpreter `interp` only; neither flag means
 /// both ends. The channel closes for everyone if no open association is left (SPEC §9.4).
-pub fn release(id: ChannelId, interp: InterpId, send: bool, recv: bool) -> Result<(), ChannelError> {
+pub fn release(
+    id: ChannelId,
+    interp: InterpId,
+    send: bool,
+    recv: bool,
+) -> Result<(), ChannelError> {
     let end = End::from_flags(send, recv);
-    with_registry(|reg, _| reg.channel_mut(id)?.release(interp, end).map(drop))
+    with_registry(|reg, _| {
+        reg.channel_mut(id)?
+            .release(interp, end)
+            .map(|_closed_by_this_call| ())
+    })
 }
 
 /// `channel_list_interpreters`: interpreters with an open association on the send end (`send`)
@@ -335,8 +345,11 @@ impl Registry {
     }
 }
 
-/// Queues and values taken out of the registry under its lock. Dropping the bin (which
-/// [`with_registry`] does after the guard) frees them with no lock held.
+/// Queues taken out of the registry under its lock. Dropping the bin (which [`with_registry`]
+/// does after the guard) frees them with no lock held.
+///
+/// A single refused value (a failed `send`) does not go through the bin: it is handed back out
+/// of the closure and dropped by the caller, which keeps the fast path free of allocation.
 #[derive(Default)]
 struct Garbage {
     queues: Vec<VecDeque<Value>>,

@@ -79,10 +79,16 @@ pub enum Value {
 
 impl Value {
     /// Builds a string value from Rust text (stored as the narrowest kind that fits).
+    // Infallible and returning `Value`, so `FromStr` (with its `Err` type) would only add noise;
+    // the name is part of the API the extension already uses.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Value {
         let max = text.chars().map(u32::from).max().unwrap_or(0);
         let (kind, data): (StrKind, Vec<u8>) = if max <= 0xFF {
-            (StrKind::Latin1, text.chars().map(|c| u32::from(c) as u8).collect())
+            (
+                StrKind::Latin1,
+                text.chars().map(|c| u32::from(c) as u8).collect(),
+            )
         } else if max <= 0xFFFF {
             let mut out = Vec::with_capacity(text.len() * 2);
             for c in text.chars() {
@@ -135,8 +141,14 @@ mod tests {
 
     #[test]
     fn from_str_picks_narrowest_kind() {
-        assert!(matches!(Value::from_str("abc\u{e9}"), Value::Str { kind: StrKind::Latin1, ref data } if data.len() == 4));
-        assert!(matches!(Value::from_str("\u{20ac}"), Value::Str { kind: StrKind::Ucs2, ref data } if data.len() == 2));
-        assert!(matches!(Value::from_str("a\u{1F600}"), Value::Str { kind: StrKind::Ucs4, ref data } if data.len() == 8));
+        assert!(
+            matches!(Value::from_str("abc\u{e9}"), Value::Str { kind: StrKind::Latin1, ref data } if data.len() == 4)
+        );
+        assert!(
+            matches!(Value::from_str("\u{20ac}"), Value::Str { kind: StrKind::Ucs2, ref data } if data.len() == 2)
+        );
+        assert!(
+            matches!(Value::from_str("a\u{1F600}"), Value::Str { kind: StrKind::Ucs4, ref data } if data.len() == 8)
+        );
     }
 }

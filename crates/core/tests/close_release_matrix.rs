@@ -277,8 +277,9 @@ fn apply(id: ChannelId, step: Step, next_item: &mut i64) -> Got {
             },
             Op::Close(..) => unreachable!("expanded by `expand`"),
             Op::Release { interp, send, recv } => unit(registry::release(id, interp, send, recv)),
-            Op::List { send } => registry::list_interpreters(id, send)
-                .map_or_else(Got::Err, Got::Interps),
+            Op::List { send } => {
+                registry::list_interpreters(id, send).map_or_else(Got::Err, Got::Interps)
+            }
             Op::Count => registry::count(id).map_or_else(Got::Err, Got::Count),
             Op::Destroy => unit(registry::destroy(id)),
         },
@@ -310,7 +311,10 @@ fn run_case(row: &Row, step: Step) -> Result<(), String> {
         _ => false,
     };
     if !same {
-        return Err(format!("{step:?}: expected to leave {:?}, left {now:?}", row.then));
+        return Err(format!(
+            "{step:?}: expected to leave {:?}, left {now:?}",
+            row.then
+        ));
     }
     Ok(())
 }

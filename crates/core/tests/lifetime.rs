@@ -24,8 +24,14 @@ fn last_handle_drop_frees_the_channel() {
     assert_eq!(objects(&c), 1);
     drop(c);
     assert!(!registry::is_registered(id));
-    assert_eq!(registry::send(id, 0, Value::None), Err(ChannelError::NotFound(id)));
-    assert_eq!(registry::lookup(id, End::Both).unwrap_err(), ChannelError::NotFound(id));
+    assert_eq!(
+        registry::send(id, 0, Value::None),
+        Err(ChannelError::NotFound(id))
+    );
+    assert_eq!(
+        registry::lookup(id, End::Both).unwrap_err(),
+        ChannelError::NotFound(id)
+    );
 }
 
 #[test]
@@ -37,7 +43,10 @@ fn every_handle_counts() {
     let found = registry::lookup(id, End::Recv).unwrap();
     let forced = registry::forced_ref(id, End::Both).unwrap();
     assert_eq!(objects(&c), 5);
-    assert_eq!((send_end.end(), copy.end(), found.end()), (End::Send, End::Send, End::Recv));
+    assert_eq!(
+        (send_end.end(), copy.end(), found.end()),
+        (End::Send, End::Send, End::Recv)
+    );
     drop(c);
     drop(found);
     drop(forced);
@@ -165,8 +174,15 @@ fn chain() -> (ChannelRef, Vec<i64>) {
 }
 
 fn assert_all_freed(ids: &[i64]) {
-    let alive: Vec<_> = ids.iter().filter(|&&id| registry::is_registered(id)).collect();
-    assert!(alive.is_empty(), "{} channels still registered", alive.len());
+    let alive: Vec<_> = ids
+        .iter()
+        .filter(|&&id| registry::is_registered(id))
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "{} channels still registered",
+        alive.len()
+    );
 }
 
 #[test]

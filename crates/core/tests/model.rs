@@ -220,9 +220,19 @@ impl Model {
     }
 
     /// SPEC §9.4: release, then closed for everyone iff no association is open.
-    fn release(&mut self, id: ChannelId, interp: InterpId, send: bool, recv: bool) -> Result<(), Fail> {
+    fn release(
+        &mut self,
+        id: ChannelId,
+        interp: InterpId,
+        send: bool,
+        recv: bool,
+    ) -> Result<(), Fail> {
         let c = self.usable(id)?;
-        let (send, recv) = if send == recv { (true, true) } else { (send, recv) };
+        let (send, recv) = if send == recv {
+            (true, true)
+        } else {
+            (send, recv)
+        };
         if send {
             c.send.insert(interp, false);
         }
@@ -242,7 +252,11 @@ impl Model {
             return Err(Fail::Closed);
         }
         let end = if send { &c.send } else { &c.recv };
-        Ok(end.iter().filter(|(_, &open)| open).map(|(&i, _)| i).collect())
+        Ok(end
+            .iter()
+            .filter(|(_, &open)| open)
+            .map(|(&i, _)| i)
+            .collect())
     }
 
     fn destroy(&mut self, id: ChannelId) -> Result<(), Fail> {
@@ -264,7 +278,7 @@ impl Model {
 // ---------------------------------------------------------------------------------------------
 // Driving both sides.
 
-const INTERPS: i64 = 4;
+const INTERPS: i64 = 3;
 const MAX_CHANNELS: usize = 5;
 
 fn real_err(e: ChannelError, id: ChannelId) -> Fail {
@@ -394,8 +408,18 @@ impl Run {
             }
             52..=61 => {
                 let id = self.pick_id();
-                let (send, recv, force) = (self.rng.flag(), self.rng.flag(), self.rng.chance(30));
-                let _ = writeln!(self.log, "close({id}, send={send}, recv={recv}, force={force})");
+                // Send-only closes are weighted up: they lead to the closing state.
+                let (send, recv) = match self.rng.below(5) {
+                    0 | 1 => (true, false),
+                    2 => (false, true),
+                    3 => (false, false),
+                    _ => (true, true),
+                };
+                let force = self.rng.chance(20);
+                let _ = writeln!(
+                    self.log,
+                    "close({id}, send={send}, recv={recv}, force={force})"
+                );
                 let got = real(registry::close(id, send, recv, force), id);
                 let want = self.model.close(id, send, recv, force);
                 self.same("close", got, want);
@@ -403,7 +427,10 @@ impl Run {
             62..=69 => {
                 let (id, interp) = (self.pick_id(), self.rng.below(INTERPS as usize) as i64);
                 let (send, recv) = (self.rng.flag(), self.rng.flag());
-                let _ = writeln!(self.log, "release({id}, interp {interp}, send={send}, recv={recv})");
+                let _ = writeln!(
+                    self.log,
+                    "release({id}, interp {interp}, send={send}, recv={recv})"
+                );
                 let got = real(registry::release(id, interp, send, recv), id);
                 let want = self.model.release(id, interp, send, recv);
                 self.same("release", got, want);
@@ -481,8 +508,13 @@ impl Run {
                     .filter(|h| self.ids.contains(&h.id()))
                     .map(|h| (h.id(), h.end()))
                     .collect();
-                let want: Vec<(ChannelId, End)> =
-                    self.model.chans.keys().rev().map(|&id| (id, End::Both)).collect();
+                let want: Vec<(ChannelId, End)> = self
+                    .model
+                    .chans
+                    .keys()
+                    .rev()
+                    .map(|&id| (id, End::Both))
+                    .collect();
                 self.same("list_all", ours, want);
                 // Other tests' channels come back too; dropping those handles undoes their +1.
                 drop(all);
@@ -491,7 +523,12 @@ impl Run {
                 let id = self.pick_id();
                 let _ = writeln!(self.log, "count({id})");
                 let got = real(registry::count(id), id);
-                let want = self.model.chans.get(&id).map(|c| c.queue.len()).ok_or(Fail::NotFound);
+                let want = self
+                    .model
+                    .chans
+                    .get(&id)
+                    .map(|c| c.queue.len())
+                    .ok_or(Fail::NotFound);
                 self.same("count", got, want);
             }
         }
@@ -508,7 +545,11 @@ impl Run {
                     let what = format!("channel {id}");
                     self.same(&format!("{what} state"), info.state, Model::state(c));
                     self.same(&format!("{what} closing"), info.closing, c.closing);
-                    self.same(&format!("{what} object count"), info.object_count, c.handles);
+                    self.same(
+                        &format!("{what} object count"),
+                        info.object_count,
+                        c.handles,
+                    );
                     self.same(&format!("{what} queued"), info.queued, c.queue.len());
                     let sorted = |mut v: Vec<(InterpId, bool)>| {
                         v.sort_unstable();
@@ -516,8 +557,16 @@ impl Run {
                     };
                     let model_send: Vec<_> = c.send.iter().map(|(&i, &o)| (i, o)).collect();
                     let model_recv: Vec<_> = c.recv.iter().map(|(&i, &o)| (i, o)).collect();
-                    self.same(&format!("{what} send associations"), sorted(info.send), model_send);
-                    self.same(&format!("{what} recv associations"), sorted(info.recv), model_recv);
+                    self.same(
+                        &format!("{what} send associations"),
+                        sorted(info.send),
+                        model_send,
+                    );
+                    self.same(
+                        &format!("{what} recv associations"),
+                        sorted(info.recv),
+                        model_recv,
+                    );
                     let queue = registry::queue_summary(id).unwrap();
                     let model_queue: Vec<_> = c.queue.iter().copied().map(summary).collect();
                     self.same(&format!("{what} queue"), queue, model_queue);
@@ -525,7 +574,11 @@ impl Run {
                 (real, model) => self.fail(format!(
                     "channel {id}: real {:?}, model {}",
                     real.map(|i| i.state),
-                    if model.is_some() { "registered" } else { "gone" }
+                    if model.is_some() {
+                        "registered"
+                    } else {
+                        "gone"
+                    }
                 )),
             }
         }
@@ -591,7 +644,7 @@ fn registry_matches_the_model() {
         return;
     }
     let cases = env_number("MODEL_CASES").unwrap_or(if cfg!(miri) { 10 } else { 3_000 });
-    let mut seeds = Rng(0x5EED_0F_C0FFEE);
+    let mut seeds = Rng(0x5EED_0FC0_FFEE);
     for _ in 0..cases {
         run_one(seeds.next(), steps);
     }

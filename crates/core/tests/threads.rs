@@ -80,7 +80,10 @@ fn every_item_received_once_in_order_per_sender() {
             let (sender, seq) = ((v >> 32) as usize, (v & 0xFFFF_FFFF) as usize);
             assert_eq!(seq % CHANNELS, chan, "item arrived on the wrong channel");
             if let Some(&prev) = last.get(&(chan, sender)) {
-                assert!(seq > prev, "sender {sender}: {seq} after {prev} on channel {chan}");
+                assert!(
+                    seq > prev,
+                    "sender {sender}: {seq} after {prev} on channel {chan}"
+                );
             }
             last.insert((chan, sender), seq);
             assert!(!seen[sender][seq], "item ({sender}, {seq}) received twice");

@@ -40,12 +40,20 @@ pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
 ///
 /// # Safety
 /// GIL held; `state` belongs to the current interpreter.
-pub unsafe fn new(state: &ModState, id: i64, end: End, resolve: bool, handle: Option<ChannelRef>) -> Result<PyRef> {
+pub unsafe fn new(
+    state: &ModState,
+    id: i64,
+    end: End,
+    resolve: bool,
+    handle: Option<ChannelRef>,
+) -> Result<PyRef> {
     // SAFETY: allocating an instance of our own heap type (zeroed by tp_alloc), then writing
     // every field before anyone can see it.
     unsafe {
         let tp = state.channel_id_type.cast::<ffi::PyTypeObject>();
-        let alloc = (*tp).tp_alloc.ok_or(Error::System("ChannelID has no tp_alloc".into()))?;
+        let alloc = (*tp)
+            .tp_alloc
+            .ok_or(Error::System("ChannelID has no tp_alloc".into()))?;
         let obj = PyRef::from_owned(alloc(tp, 0))?;
         let raw = obj.as_ptr().cast::<ChanIdObject>();
         (&raw mut (*raw).id).write(id);
@@ -66,7 +74,9 @@ pub unsafe fn channel_value(obj: *mut ffi::PyObject) -> Result<Value> {
     let me = unsafe { &*obj.cast::<ChanIdObject>() };
     let handle = match &me.handle {
         Some(h) => h.with_end(me.end),
-        None => registry::forced_ref(me.id, me.end).ok_or(Error::Channel(subinterpreters_core::ChannelError::NotFound(me.id)))?,
+        None => registry::forced_ref(me.id, me.end).ok_or(Error::Channel(
+            subinterpreters_core::ChannelError::NotFound(me.id),
+        ))?,
     };
     Ok(Value::Channel(handle))
 }
@@ -83,8 +93,16 @@ pub unsafe fn channel_object(handle: ChannelRef, state: Option<&ModState>) -> Re
         match state {
             Some(st) => new(st, id, end, false, Some(handle)),
             None => {
-                let module = PyRef::from_owned(ffi::PyImport_ImportModule(c"subinterpreters.lowlevel".as_ptr()))?;
-                new(state_of_module(module.as_ptr()), id, end, false, Some(handle))
+                let module = PyRef::from_owned(ffi::PyImport_ImportModule(
+                    c"subinterpreters.lowlevel".as_ptr(),
+                ))?;
+                new(
+                    state_of_module(module.as_ptr()),
+                    id,
+                    end,
+                    false,
+                    Some(handle),
+                )
             }
         }
     }
@@ -142,7 +160,11 @@ unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
     }
 }
 
-unsafe extern "C" fn tp_richcompare(obj: *mut ffi::PyObject, other: *mut ffi::PyObject, op: c_int) -> *mut ffi::PyObject {
+unsafe extern "C" fn tp_richcompare(
+    obj: *mut ffi::PyObject,
+    other: *mut ffi::PyObject,
+    op: c_int,
+) -> *mut ffi::PyObject {
     // SAFETY: `obj` is our instance; GIL held; `other` is read as ours only if its type is ours.
     unsafe {
         let me = &*obj.cast::<ChanIdObject>();
@@ -226,34 +248,74 @@ static mut GETSET: [ffi::PyGetSetDef; 4] = [
 /// GIL held; `module` is the module being initialised.
 pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
     let mut slots = [
-        ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_tp_repr, pfunc: tp_repr as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_tp_str, pfunc: tp_str as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_tp_hash, pfunc: tp_hash as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_tp_richcompare, pfunc: tp_richcompare as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_nb_int, pfunc: nb_int as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_nb_index, pfunc: nb_int as *mut c_void },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_dealloc,
+            pfunc: tp_dealloc as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_repr,
+            pfunc: tp_repr as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_str,
+            pfunc: tp_str as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_hash,
+            pfunc: tp_hash as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_richcompare,
+            pfunc: tp_richcompare as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_nb_int,
+            pfunc: nb_int as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_nb_index,
+            pfunc: nb_int as *mut c_void,
+        },
         // SAFETY: taking the address of a static that CPython only reads.
-        ffi::PyType_Slot { slot: ffi::Py_tp_getset, pfunc: (&raw mut GETSET).cast() },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_getset,
+            pfunc: (&raw mut GETSET).cast(),
+        },
         ffi::PyType_Slot {
             slot: ffi::Py_tp_doc,
-            pfunc: c"A channel ID identifies a channel and may be used as an int.".as_ptr() as *mut c_void,
+            pfunc: c"A channel ID identifies a channel and may be used as an int.".as_ptr()
+                as *mut c_void,
         },
-        ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+        ffi::PyType_Slot {
+            slot: 0,
+            pfunc: std::ptr::null_mut(),
+        },
     ];
     let mut spec = ffi::PyType_Spec {
         name: c"subinterpreters.lowlevel.ChannelID".as_ptr(),
         basicsize: std::mem::size_of::<ChanIdObject>() as c_int,
         itemsize: 0,
         // Built only by _channel_id() and the channel functions; not subclassable (SPEC §8.1).
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
-    unsafe { PyRef::from_owned(ffi::PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut())).map(Some) }
+    unsafe {
+        PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
+            module,
+            &mut spec,
+            std::ptr::null_mut(),
+        ))
+        .map(Some)
+    }
 }
 
 /// `_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> ChannelID`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn channel_id_fn(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -265,7 +327,8 @@ pub unsafe extern "C" fn channel_id_fn(
         guard_obj(Some(state), || {
             let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
             // -1 = not given (an explicit falsy value, None included, gives 0).
-            let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) = (-1, -1, 0, 0);
+            let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) =
+                (-1, -1, 0, 0);
             if !crate::args::parse(
                 args,
                 kwds,
@@ -283,7 +346,11 @@ pub unsafe extern "C" fn channel_id_fn(
             }
             let id = id_arg(id_obj, IdKind::Channel, state)?;
             let end = match (send, recv) {
-                (0, 0) => return Err(Error::Value("'send' and 'recv' cannot both be False".into())),
+                (0, 0) => {
+                    return Err(Error::Value(
+                        "'send' and 'recv' cannot both be False".into(),
+                    ))
+                }
                 (1, 1) => End::Both,
                 (1, _) => End::Send,
                 (_, 1) => End::Recv,

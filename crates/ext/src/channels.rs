@@ -57,6 +57,8 @@ fn none() -> *mut ffi::PyObject {
 macro_rules! entry {
     ($(#[$doc:meta])* $name:ident, |$state:ident, $args:ident, $kwds:ident| $body:block) => {
         $(#[$doc])*
+        /// # Safety
+        /// Called by CPython with the GIL held, `module` being our module.
         pub unsafe extern "C" fn $name(
             module: *mut ffi::PyObject,
             $args: *mut ffi::PyObject,
@@ -72,7 +74,13 @@ macro_rules! entry {
 }
 
 /// `channel_create() -> ChannelID`
-pub unsafe extern "C" fn channel_create(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn channel_create(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython with the GIL held; `module` is our module.
     unsafe {
         let state = state_of_module(module);
@@ -84,7 +92,13 @@ pub unsafe extern "C" fn channel_create(module: *mut ffi::PyObject, _: *mut ffi:
 }
 
 /// `channel_list_all() -> list[ChannelID]`, newest first.
-pub unsafe extern "C" fn channel_list_all(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn channel_list_all(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython with the GIL held; `module` is our module.
     unsafe {
         let state = state_of_module(module);
@@ -160,7 +174,11 @@ unsafe fn parse_ends(
             k,
             format,
             &[c"cid", c"send", c"recv", c"force"],
-            &mut [(&raw mut send).cast(), (&raw mut recv).cast(), (&raw mut force).cast()],
+            &mut [
+                (&raw mut send).cast(),
+                (&raw mut recv).cast(),
+                (&raw mut force).cast(),
+            ],
         )?
     };
     Ok((id, send != 0, recv != 0, force != 0))
@@ -198,4 +216,3 @@ entry!(
         crate::interpreters::ids_to_list(state, &ids)
     }
 );
-

@@ -45,7 +45,13 @@ pub unsafe fn type_name(obj: *mut ffi::PyObject) -> String {
 /// `obj` must be a live object; GIL held.
 pub unsafe fn text_of(obj: *mut ffi::PyObject, repr: bool) -> Result<String> {
     // SAFETY: GIL held; the new reference is owned by PyRef.
-    let s = unsafe { PyRef::from_owned(if repr { ffi::PyObject_Repr(obj) } else { ffi::PyObject_Str(obj) })? };
+    let s = unsafe {
+        PyRef::from_owned(if repr {
+            ffi::PyObject_Repr(obj)
+        } else {
+            ffi::PyObject_Str(obj)
+        })?
+    };
     // SAFETY: `s` is a str.
     Ok(unsafe { str_lossy(s.as_ptr()) })
 }
@@ -63,9 +69,8 @@ pub unsafe fn str_lossy(s: *mut ffi::PyObject) -> String {
         // SAFETY: clearing the UnicodeEncodeError we just caused.
         unsafe { ffi::PyErr_Clear() };
         // SAFETY: `s` is a str; "replace" never fails on it.
-        let b = unsafe {
-            ffi::PyUnicode_AsEncodedString(s, c"utf-8".as_ptr(), c"replace".as_ptr())
-        };
+        let b =
+            unsafe { ffi::PyUnicode_AsEncodedString(s, c"utf-8".as_ptr(), c"replace".as_ptr()) };
         if b.is_null() {
             // SAFETY: nothing useful to report; drop the error.
             unsafe { ffi::PyErr_Clear() };
@@ -79,8 +84,10 @@ pub unsafe fn str_lossy(s: *mut ffi::PyObject) -> String {
         }
     }
     // SAFETY: CPython returned `len` valid UTF-8 bytes owned by `s`.
-    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), len as usize)) }
-        .to_owned()
+    unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), len as usize))
+    }
+    .to_owned()
 }
 
 /// The contents of a `bytes` object.
@@ -102,14 +109,17 @@ unsafe fn bytes_slice<'a>(b: *mut ffi::PyObject) -> &'a [u8] {
 /// # Safety
 /// `obj` must be a live object; GIL held.
 pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) -> Result<i64> {
-    // SAFETY (whole body): GIL held; `obj` live.
+    // SAFETY: (whole body) GIL held; `obj` live.
     unsafe {
         let own_type = match kind {
             IdKind::Interpreter => state.interp_id_type,
             IdKind::Channel => state.channel_id_type,
         };
         if !own_type.is_null() && ffi::Py_TYPE(obj).cast::<ffi::PyObject>() == own_type {
-            return Ok(match kind { IdKind::Interpreter => crate::interp_id::stored_id(obj), IdKind::Channel => crate::channel_id::stored_id(obj) });
+            return Ok(match kind {
+                IdKind::Interpreter => crate::interp_id::stored_id(obj),
+                IdKind::Channel => crate::channel_id::stored_id(obj),
+            });
         }
         if ffi::PyIndex_Check(obj) == 0 {
             return Err(Error::Type(format!(
@@ -146,7 +156,8 @@ pub unsafe fn is_shareable(obj: *mut ffi::PyObject, state: &ModState) -> bool {
             || tp == &raw mut ffi::PyUnicode_Type
             || tp == &raw mut ffi::PyLong_Type
             || obj == ffi::Py_None()
-            || (!state.channel_id_type.is_null() && tp.cast::<ffi::PyObject>() == state.channel_id_type)
+            || (!state.channel_id_type.is_null()
+                && tp.cast::<ffi::PyObject>() == state.channel_id_type)
     }
 }
 
@@ -155,7 +166,7 @@ pub unsafe fn is_shareable(obj: *mut ffi::PyObject, state: &ModState) -> bool {
 /// # Safety
 /// `obj` must be a live object; GIL held.
 pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Value> {
-    // SAFETY (whole body): GIL held; each branch reads `obj` only as the type it just checked.
+    // SAFETY: (whole body) GIL held; each branch reads `obj` only as the type it just checked.
     unsafe {
         let tp = ffi::Py_TYPE(obj);
         if tp == &raw mut ffi::PyBytes_Type {
@@ -204,14 +215,15 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
 /// GIL held; `state` must belong to the current interpreter (or be `None` when no channel
 /// value can occur).
 pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef> {
-    // SAFETY (whole body): GIL held; lengths come from the owned buffers they describe.
+    // SAFETY: (whole body) GIL held; lengths come from the owned buffers they describe.
     unsafe {
         let ptr = match value {
             Value::None => ffi::Py_NewRef(ffi::Py_None()),
             Value::Int(v) => ffi::PyLong_FromLongLong(v),
-            Value::Bytes(b) => {
-                ffi::PyBytes_FromStringAndSize(b.as_ptr().cast::<c_char>(), b.len() as ffi::Py_ssize_t)
-            }
+            Value::Bytes(b) => ffi::PyBytes_FromStringAndSize(
+                b.as_ptr().cast::<c_char>(),
+                b.len() as ffi::Py_ssize_t,
+            ),
             Value::Str { kind, data } => ffi::PyUnicode_FromKindAndData(
                 kind as i32,
                 data.as_ptr().cast(),

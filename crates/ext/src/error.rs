@@ -78,7 +78,7 @@ impl Error {
     /// # Safety
     /// The current thread must hold the GIL of the interpreter `state` belongs to.
     pub unsafe fn restore(self, state: Option<&ModState>) {
-        // SAFETY (whole body): the caller holds the GIL; every class pointer is either a builtin
+        // SAFETY: (whole body) the caller holds the GIL; every class pointer is either a builtin
         // exception or one held alive by the module state.
         unsafe {
             match self {
@@ -117,7 +117,7 @@ impl Error {
 /// # Safety
 /// The current thread must hold the GIL of the interpreter `state` belongs to.
 unsafe fn raise_run_failed(state: Option<&ModState>, remote: RemoteException) {
-    // SAFETY (whole body): GIL held by contract; every pointer is checked for NULL before use
+    // SAFETY: (whole body) GIL held by contract; every pointer is checked for NULL before use
     // and each new reference is released exactly once.
     unsafe {
         let cls = state.map_or(ffi::PyExc_RuntimeError, |st| st.run_failed_error);

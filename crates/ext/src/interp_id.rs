@@ -39,7 +39,9 @@ pub unsafe fn new(state: &ModState, id: i64) -> Result<PyRef> {
     // SAFETY: allocating an instance of our own heap type, then filling its fields.
     unsafe {
         let tp = state.interp_id_type.cast::<ffi::PyTypeObject>();
-        let alloc = (*tp).tp_alloc.ok_or(Error::System("InterpreterID has no tp_alloc".into()))?;
+        let alloc = (*tp)
+            .tp_alloc
+            .ok_or(Error::System("InterpreterID has no tp_alloc".into()))?;
         let obj = PyRef::from_owned(alloc(tp, 0))?;
         let raw = obj.as_ptr().cast::<InterpIdObject>();
         (*raw).id = id;
@@ -150,7 +152,7 @@ pub unsafe fn id_richcompare(
     op: c_int,
     same_type: Option<bool>,
 ) -> *mut ffi::PyObject {
-    // SAFETY (whole body): GIL held; every new reference is returned or released.
+    // SAFETY: (whole body) GIL held; every new reference is returned or released.
     unsafe {
         if op != ffi::Py_EQ && op != ffi::Py_NE {
             return ffi::Py_NewRef(ffi::Py_NotImplemented());
@@ -186,7 +188,8 @@ unsafe extern "C" fn tp_richcompare(
 ) -> *mut ffi::PyObject {
     // SAFETY: `obj` is our instance; GIL held.
     unsafe {
-        let same = (ffi::Py_TYPE(other) == ffi::Py_TYPE(obj)).then(|| stored_id(obj) == stored_id(other));
+        let same =
+            (ffi::Py_TYPE(other) == ffi::Py_TYPE(obj)).then(|| stored_id(obj) == stored_id(other));
         id_richcompare(stored_id(obj), other, op, same)
     }
 }
@@ -220,7 +223,13 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
-    unsafe { PyRef::from_owned(ffi::PyType_FromModuleAndSpec(module, &mut spec, std::ptr::null_mut())) }
+    unsafe {
+        PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
+            module,
+            &mut spec,
+            std::ptr::null_mut(),
+        ))
+    }
 }
 
 /// Used by dealloc to keep a pending exception intact while finalizing from inside it.
@@ -238,11 +247,14 @@ pub unsafe fn with_saved_exception(f: impl FnOnce()) {
         }
         #[cfg(not(Py_3_12))]
         {
-            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            let (mut t, mut v, mut tb) = (
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
             ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
             f();
             ffi::PyErr_Restore(t, v, tb);
         }
     }
 }
-

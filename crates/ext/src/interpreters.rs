@@ -53,26 +53,27 @@ unsafe fn thread_states(interp: InterpPtr) -> Vec<bool> {
     unsafe {
         let mut ts = ffi::PyInterpreterState_ThreadHead(interp.0);
         while !ts.is_null() {
-            out.push(!ffi::PyThreadState_GetFrame(ts).is_null_and_release());
+            out.push(has_frame(ts));
             ts = ffi::PyThreadState_Next(ts);
         }
     }
     out
 }
 
-/// A frame pointer from `PyThreadState_GetFrame` is a new reference: test and release it.
-trait FrameExt {
-    fn is_null_and_release(self) -> bool;
-}
-
-impl FrameExt for *mut ffi::PyFrameObject {
-    fn is_null_and_release(self) -> bool {
-        if self.is_null() {
-            return true;
+/// Whether a thread state is executing Python code (has a frame).
+///
+/// # Safety
+/// GIL held; `ts` a live thread state.
+unsafe fn has_frame(ts: *mut ffi::PyThreadState) -> bool {
+    // SAFETY: `ts` is live (contract); PyThreadState_GetFrame returns a new reference or NULL,
+    // released here.
+    unsafe {
+        let frame = ffi::PyThreadState_GetFrame(ts);
+        if frame.is_null() {
+            return false;
         }
-        // SAFETY: a new reference returned by PyThreadState_GetFrame; GIL held by the caller.
-        unsafe { ffi::Py_DECREF(self.cast()) };
-        false
+        ffi::Py_DECREF(frame.cast());
+        true
     }
 }
 
@@ -93,7 +94,9 @@ unsafe fn check_single_thread(id: i64, interp: InterpPtr) -> Result<()> {
         1
     };
     if count > ours {
-        return Err(Error::Runtime("interpreter has more than one thread".into()));
+        return Err(Error::Runtime(
+            "interpreter has more than one thread".into(),
+        ));
     }
     Ok(())
 }
@@ -116,7 +119,9 @@ unsafe fn running(id: i64, interp: InterpPtr) -> bool {
         return false;
     }
     // SAFETY: forwarded contract.
-    unsafe { thread_states(interp) }.into_iter().any(|busy| busy)
+    unsafe { thread_states(interp) }
+        .into_iter()
+        .any(|busy| busy)
 }
 
 thread_local! {
@@ -168,10 +173,14 @@ fn existing(id: i64) -> Result<InterpPtr> {
 }
 
 fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
-    CString::new(bytes).map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
+    CString::new(bytes)
+        .map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
 }
 
 /// `create(*, isolated=True) -> InterpreterID`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn create(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -182,7 +191,13 @@ pub unsafe extern "C" fn create(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let mut isolated: c_int = 1;
-            if !args::parse(args, kwds, c"|$i:create", &[c"isolated"], &mut [(&raw mut isolated).cast::<c_void>()]) {
+            if !args::parse(
+                args,
+                kwds,
+                c"|$i:create",
+                &[c"isolated"],
+                &mut [(&raw mut isolated).cast::<c_void>()],
+            ) {
                 return Err(Error::Raised);
             }
             let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
@@ -203,6 +218,9 @@ pub unsafe extern "C" fn create(
 }
 
 /// `destroy(id)`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn destroy(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -213,13 +231,21 @@ pub unsafe extern "C" fn destroy(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(args, kwds, c"O:destroy", &[c"id"], &mut [(&raw mut id_obj).cast::<c_void>()]) {
+            if !args::parse(
+                args,
+                kwds,
+                c"O:destroy",
+                &[c"id"],
+                &mut [(&raw mut id_obj).cast::<c_void>()],
+            ) {
                 return Err(Error::Raised);
             }
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
             let interp = existing(id)?;
             if interp == tstate::current_interp() {
-                return Err(Error::Runtime("cannot destroy the current interpreter".into()));
+                return Err(Error::Runtime(
+                    "cannot destroy the current interpreter".into(),
+                ));
             }
             check_single_thread(id, interp)?;
             if id == 0 {
@@ -246,19 +272,30 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
     unsafe {
         let head = ffi::PyInterpreterState_ThreadHead(interp.0);
         if head.is_null() || !ffi::PyThreadState_Next(head).is_null() {
-            return Err(Error::Runtime("interpreter has more than one thread".into()));
+            return Err(Error::Runtime(
+                "interpreter has more than one thread".into(),
+            ));
         }
-        if !ffi::PyThreadState_GetFrame(head).is_null_and_release() {
+        if has_frame(head) {
             return Err(already_running());
         }
         // Block runs of ours while it is finalized.
         registry::begin_run(id, interp).map_err(|_| already_running())?;
-        Ok(Doomed { id, keeper: tstate::TStatePtr(head) })
+        Ok(Doomed {
+            id,
+            keeper: tstate::TStatePtr(head),
+        })
     }
 }
 
 /// `list_all() -> list[InterpreterID]`, ascending ids.
-pub unsafe extern "C" fn list_all(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn list_all(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython with the GIL held; `module` is our module.
     unsafe {
         let state = state_of_module(module);
@@ -292,7 +329,13 @@ pub unsafe fn ids_to_list(state: &ModState, ids: &[i64]) -> Result<*mut ffi::PyO
 }
 
 /// `get_current() -> InterpreterID`
-pub unsafe extern "C" fn get_current(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn get_current(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython with the GIL held; `module` is our module.
     unsafe {
         let state = state_of_module(module);
@@ -303,15 +346,26 @@ pub unsafe extern "C" fn get_current(module: *mut ffi::PyObject, _: *mut ffi::Py
 }
 
 /// `get_main() -> InterpreterID`
-pub unsafe extern "C" fn get_main(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn get_main(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython with the GIL held; `module` is our module.
     unsafe {
         let state = state_of_module(module);
-        guard_obj(Some(state), || Ok(interp_id::new(state, tstate::interp_id(tstate::main_interp()))?.into_ptr()))
+        guard_obj(Some(state), || {
+            Ok(interp_id::new(state, tstate::interp_id(tstate::main_interp()))?.into_ptr())
+        })
     }
 }
 
 /// `is_running(id) -> bool`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn is_running(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -322,7 +376,13 @@ pub unsafe extern "C" fn is_running(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(args, kwds, c"O:is_running", &[c"id"], &mut [(&raw mut id_obj).cast::<c_void>()]) {
+            if !args::parse(
+                args,
+                kwds,
+                c"O:is_running",
+                &[c"id"],
+                &mut [(&raw mut id_obj).cast::<c_void>()],
+            ) {
                 return Err(Error::Raised);
             }
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
@@ -334,6 +394,9 @@ pub unsafe extern "C" fn is_running(
 }
 
 /// `is_shareable(obj) -> bool`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn is_shareable_fn(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -344,7 +407,13 @@ pub unsafe extern "C" fn is_shareable_fn(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let mut obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(args, kwds, c"O:is_shareable", &[c"obj"], &mut [(&raw mut obj).cast::<c_void>()]) {
+            if !args::parse(
+                args,
+                kwds,
+                c"O:is_shareable",
+                &[c"obj"],
+                &mut [(&raw mut obj).cast::<c_void>()],
+            ) {
                 return Err(Error::Raised);
             }
             Ok(ffi::PyBool_FromLong(is_shareable(obj, state).into()))
@@ -356,8 +425,11 @@ pub unsafe extern "C" fn is_shareable_fn(
 ///
 /// # Safety
 /// GIL held; `state` of the current interpreter.
-unsafe fn convert_shared(shared: *mut ffi::PyObject, state: &ModState) -> Result<Vec<(CString, crate::Value)>> {
-    // SAFETY (whole body): GIL held; PyDict_Next hands out borrowed references that stay valid
+unsafe fn convert_shared(
+    shared: *mut ffi::PyObject,
+    state: &ModState,
+) -> Result<Vec<(CString, crate::Value)>> {
+    // SAFETY: (whole body) GIL held; PyDict_Next hands out borrowed references that stay valid
     // while the dict is not mutated, and our conversions run no code that could mutate it
     // except `str()` on an unshareable value, after which we stop iterating.
     unsafe {
@@ -387,6 +459,9 @@ unsafe fn convert_shared(shared: *mut ffi::PyObject, state: &ModState) -> Result
 }
 
 /// `run_string(id, script, shared=None)`
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn run_string(
     module: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
@@ -396,8 +471,15 @@ pub unsafe extern "C" fn run_string(
     unsafe {
         let state = state_of_module(module);
         guard_obj(Some(state), || {
-            let (mut id_obj, mut script, mut shared): (*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) =
-                (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            let (mut id_obj, mut script, mut shared): (
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+            ) = (
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
             if !args::parse(
                 args,
                 kwds,
@@ -418,7 +500,8 @@ pub unsafe extern "C" fn run_string(
             if text.is_null() {
                 return Err(Error::Raised);
             }
-            let script = to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
+            let script =
+                to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
             if id == 0 || interp == tstate::current_interp() {
                 return Err(already_running());
             }
@@ -443,7 +526,13 @@ pub unsafe extern "C" fn run_string(
 
 /// Finalizes every idle interpreter of ours; registered with `atexit` in the main interpreter,
 /// because CPython 3.11 and 3.12 abort at exit if subinterpreters remain.
-pub unsafe extern "C" fn clean_up_at_exit(module: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+///
+/// # Safety
+/// Called by CPython with the GIL held, `module` being our module.
+pub unsafe extern "C" fn clean_up_at_exit(
+    module: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called by CPython (atexit) with the GIL held in the main interpreter.
     unsafe {
         let state = state_of_module(module);

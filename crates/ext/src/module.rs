@@ -74,7 +74,9 @@ macro_rules! kw_method {
     ($name:literal, $func:path, $doc:literal) => {
         ffi::PyMethodDef {
             ml_name: $name.as_ptr(),
-            ml_meth: ffi::PyMethodDefPointer { PyCFunctionWithKeywords: $func },
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionWithKeywords: $func,
+            },
             ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
             ml_doc: $doc.as_ptr(),
         }
@@ -120,13 +122,19 @@ static mut METHODS: [ffi::PyMethodDef; 19] = [
 ];
 
 static mut SLOTS: [ffi::PyModuleDef_Slot; 2 + cfg!(Py_3_12) as usize] = [
-    ffi::PyModuleDef_Slot { slot: ffi::Py_mod_exec, value: module_exec as *mut c_void },
+    ffi::PyModuleDef_Slot {
+        slot: ffi::Py_mod_exec,
+        value: module_exec as *mut c_void,
+    },
     #[cfg(Py_3_12)]
     ffi::PyModuleDef_Slot {
         slot: ffi::Py_mod_multiple_interpreters,
         value: ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
     },
-    ffi::PyModuleDef_Slot { slot: 0, value: null_mut() },
+    ffi::PyModuleDef_Slot {
+        slot: 0,
+        value: null_mut(),
+    },
 ];
 
 /// The module definition (multi-phase: one module object per importing interpreter).
@@ -159,20 +167,42 @@ unsafe extern "C" fn module_exec(module: *mut ffi::PyObject) -> c_int {
 /// # Safety
 /// GIL held; `module` is a fresh module of our def and `state` its state.
 unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result<()> {
-    // SAFETY (whole body): GIL held; each new reference is either stored in the state (released
+    // SAFETY: (whole body) GIL held; each new reference is either stored in the state (released
     // by module_clear) or released here.
     unsafe {
         let exc = |name: &std::ffi::CStr, base: *mut ffi::PyObject| -> Result<*mut ffi::PyObject> {
-            Ok(PyRef::from_owned(ffi::PyErr_NewException(name.as_ptr(), base, null_mut()))?.into_ptr())
+            Ok(
+                PyRef::from_owned(ffi::PyErr_NewException(name.as_ptr(), base, null_mut()))?
+                    .into_ptr(),
+            )
         };
-        state.run_failed_error = exc(c"subinterpreters.lowlevel.RunFailedError", ffi::PyExc_RuntimeError)?;
-        state.channel_error = exc(c"subinterpreters.lowlevel.ChannelError", ffi::PyExc_RuntimeError)?;
-        state.channel_not_found_error = exc(c"subinterpreters.lowlevel.ChannelNotFoundError", state.channel_error)?;
-        state.channel_closed_error = exc(c"subinterpreters.lowlevel.ChannelClosedError", state.channel_error)?;
-        state.channel_empty_error = exc(c"subinterpreters.lowlevel.ChannelEmptyError", state.channel_error)?;
-        state.channel_not_empty_error = exc(c"subinterpreters.lowlevel.ChannelNotEmptyError", state.channel_error)?;
+        state.run_failed_error = exc(
+            c"subinterpreters.lowlevel.RunFailedError",
+            ffi::PyExc_RuntimeError,
+        )?;
+        state.channel_error = exc(
+            c"subinterpreters.lowlevel.ChannelError",
+            ffi::PyExc_RuntimeError,
+        )?;
+        state.channel_not_found_error = exc(
+            c"subinterpreters.lowlevel.ChannelNotFoundError",
+            state.channel_error,
+        )?;
+        state.channel_closed_error = exc(
+            c"subinterpreters.lowlevel.ChannelClosedError",
+            state.channel_error,
+        )?;
+        state.channel_empty_error = exc(
+            c"subinterpreters.lowlevel.ChannelEmptyError",
+            state.channel_error,
+        )?;
+        state.channel_not_empty_error = exc(
+            c"subinterpreters.lowlevel.ChannelNotEmptyError",
+            state.channel_error,
+        )?;
         state.interp_id_type = crate::interp_id::create_type(module)?.into_ptr();
-        state.channel_id_type = crate::channel_id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
+        state.channel_id_type =
+            crate::channel_id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
         let names: [(&std::ffi::CStr, *mut ffi::PyObject); 8] = [
             (c"InterpreterID", state.interp_id_type),
             (c"ChannelID", state.channel_id_type),
@@ -206,14 +236,24 @@ unsafe fn register_atexit(module: *mut ffi::PyObject) -> Result<()> {
     // SAFETY: GIL held; new references owned by PyRef.
     unsafe {
         let atexit = PyRef::from_owned(ffi::PyImport_ImportModule(c"atexit".as_ptr()))?;
-        let register = PyRef::from_owned(ffi::PyObject_GetAttrString(atexit.as_ptr(), c"register".as_ptr()))?;
-        let hook = PyRef::from_owned(ffi::PyObject_GetAttrString(module, c"_clean_up_at_exit".as_ptr()))?;
+        let register = PyRef::from_owned(ffi::PyObject_GetAttrString(
+            atexit.as_ptr(),
+            c"register".as_ptr(),
+        ))?;
+        let hook = PyRef::from_owned(ffi::PyObject_GetAttrString(
+            module,
+            c"_clean_up_at_exit".as_ptr(),
+        ))?;
         PyRef::from_owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr()))?;
         Ok(())
     }
 }
 
-unsafe extern "C" fn module_traverse(module: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn module_traverse(
+    module: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
     // SAFETY: the GC calls this with a module of our def; the state may be NULL before exec.
     unsafe {
         let st = ffi::PyModule_GetState(module).cast::<ModState>();

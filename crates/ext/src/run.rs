@@ -25,7 +25,7 @@ pub struct Job {
 /// # Safety
 /// The target interpreter must be current, on a thread state with no frame, holding its GIL.
 pub unsafe fn execute(job: Job) -> Result<()> {
-    // SAFETY (whole body): GIL held in the target; borrowed pointers (the `__main__` module and
+    // SAFETY: (whole body) GIL held in the target; borrowed pointers (the `__main__` module and
     // its dict) stay valid because `sys.modules` keeps `__main__` alive during the call.
     unsafe {
         let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
@@ -37,7 +37,9 @@ pub unsafe fn execute(job: Job) -> Result<()> {
             // Channel values need this interpreter's module state: found by import there.
             let obj = match from_value(value, None) {
                 Ok(obj) => obj,
-                Err(Error::Raised) => return Err(capture(false).into_runtime("failed to share value")),
+                Err(Error::Raised) => {
+                    return Err(capture(false).into_runtime("failed to share value"))
+                }
                 Err(err) => return Err(err),
             };
             if ffi::PyDict_SetItemString(ns, name.as_ptr(), obj.as_ptr()) < 0 {
@@ -78,13 +80,16 @@ impl RemoteException {
 /// # Safety
 /// An exception must be set; GIL held.
 unsafe fn capture(compiling: bool) -> RemoteException {
-    // SAFETY (whole body): GIL held; each reference taken is released by PyRef.
+    // SAFETY: (whole body) GIL held; each reference taken is released by PyRef.
     unsafe {
         #[cfg(not(Py_3_12))]
         let (tp, value) = {
             let _ = compiling;
-            let (mut t, mut v, mut tb) =
-                (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            let (mut t, mut v, mut tb) = (
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
             ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
             // 3.11's message comes from the raw (unnormalized) value.
             let message = summary(t, if v.is_null() { None } else { Some(v) });
@@ -100,14 +105,17 @@ unsafe fn capture(compiling: bool) -> RemoteException {
         #[cfg(Py_3_12)]
         let (tp, value) = {
             let exc = PyRef::from_owned(ffi::PyErr_GetRaisedException()).ok();
-            let tp = exc.as_ref().map(|e| PyRef::from_borrowed(ffi::Py_TYPE(e.as_ptr()).cast()));
+            let tp = exc
+                .as_ref()
+                .map(|e| PyRef::from_borrowed(ffi::Py_TYPE(e.as_ptr()).cast()));
             let message = match (&tp, &exc) {
                 (Some(t), Some(e)) => {
                     let shown = if compiling
                         && ffi::PyErr_GivenExceptionMatches(t.as_ptr(), ffi::PyExc_SyntaxError) != 0
                     {
                         // The compiler's raw value was the args tuple.
-                        PyRef::from_owned(ffi::PyObject_GetAttrString(e.as_ptr(), c"args".as_ptr())).ok()
+                        PyRef::from_owned(ffi::PyObject_GetAttrString(e.as_ptr(), c"args".as_ptr()))
+                            .ok()
                     } else {
                         Some(PyRef::from_borrowed(e.as_ptr()))
                     };
@@ -119,8 +127,14 @@ unsafe fn capture(compiling: bool) -> RemoteException {
             (tp, exc.map(|e| (e, message)))
         };
         let Some((exc, message)) = value else {
-            let message = tp.as_ref().map_or_else(|| "unknown error".into(), |t| summary(t.as_ptr(), None));
-            return RemoteException { message, type_name: type_name_of(tp.as_ref()), traceback: String::new() };
+            let message = tp
+                .as_ref()
+                .map_or_else(|| "unknown error".into(), |t| summary(t.as_ptr(), None));
+            return RemoteException {
+                message,
+                type_name: type_name_of(tp.as_ref()),
+                traceback: String::new(),
+            };
         };
         let traceback = format_traceback(exc.as_ptr());
         RemoteException {
@@ -138,7 +152,11 @@ unsafe fn capture(compiling: bool) -> RemoteException {
 unsafe fn summary(tp: *mut ffi::PyObject, value: Option<*mut ffi::PyObject>) -> String {
     // SAFETY: GIL held; errors from str() are cleared here (they are part of the message).
     unsafe {
-        let tname = if tp.is_null() { Err(Error::Raised) } else { text_of(tp, false) };
+        let tname = if tp.is_null() {
+            Err(Error::Raised)
+        } else {
+            text_of(tp, false)
+        };
         let Ok(tname) = tname else {
             ffi::PyErr_Clear();
             return "unable to format exception type name".into();
@@ -165,7 +183,8 @@ unsafe fn type_name_of(tp: Option<&PyRef>) -> String {
     // SAFETY: GIL held; attribute lookups on a live type, errors cleared.
     unsafe {
         let get = |name: &std::ffi::CStr| -> Option<String> {
-            let a = PyRef::from_owned(ffi::PyObject_GetAttrString(tp.as_ptr(), name.as_ptr())).ok()?;
+            let a =
+                PyRef::from_owned(ffi::PyObject_GetAttrString(tp.as_ptr(), name.as_ptr())).ok()?;
             (ffi::PyUnicode_Check(a.as_ptr()) != 0).then(|| str_lossy(a.as_ptr()))
         };
         let qual = get(c"__qualname__");
@@ -188,7 +207,10 @@ unsafe fn format_traceback(exc: *mut ffi::PyObject) -> String {
     unsafe {
         let result = (|| -> Result<String> {
             let tb = PyRef::from_owned(ffi::PyImport_ImportModule(c"traceback".as_ptr()))?;
-            let func = PyRef::from_owned(ffi::PyObject_GetAttrString(tb.as_ptr(), c"format_exception".as_ptr()))?;
+            let func = PyRef::from_owned(ffi::PyObject_GetAttrString(
+                tb.as_ptr(),
+                c"format_exception".as_ptr(),
+            ))?;
             let lines = PyRef::from_owned(ffi::PyObject_CallOneArg(func.as_ptr(), exc))?;
             let empty = PyRef::from_owned(ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
             let joined = PyRef::from_owned(ffi::PyUnicode_Join(empty.as_ptr(), lines.as_ptr()))?;

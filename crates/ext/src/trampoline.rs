@@ -28,7 +28,9 @@ pub unsafe fn guard<R>(
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            Error::System(format!("subinterpreters: internal error (Rust panic): {what}"))
+            Error::System(format!(
+                "subinterpreters: internal error (Rust panic): {what}"
+            ))
         }
     };
     // SAFETY: the caller holds the GIL of `state`'s interpreter.

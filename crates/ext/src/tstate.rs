@@ -62,7 +62,7 @@ pub fn main_interp() -> InterpPtr {
 /// # Safety
 /// The current thread must hold the GIL of its current thread state.
 pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> {
-    // SAFETY (whole body): the sequence of SPEC §17 for this version; `save` is the caller's
+    // SAFETY: (whole body) the sequence of SPEC §17 for this version; `save` is the caller's
     // thread state and is current again on both paths.
     unsafe {
         let save = ffi::PyThreadState_Get();
