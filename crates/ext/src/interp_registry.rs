@@ -7,7 +7,10 @@
 //!     ├── interp, keeper      (raw pointers; owned by CPython, finalized only via `take_for_destroy`)
 //!     ├── refs                live counted InterpreterID objects, in any interpreter
 //!     ├── running             a `run_string` is in progress (or a finalization)
-//!     └── orphaned            refs fell to 0 while running: finalize when the run ends
+//!     ├── orphaned            refs fell to 0 while running: finalize when the run ends
+//!     ├── cached              idle thread states kept for reuse, one per OS thread that ran
+//!     │                       code here (see thread_cache.rs); deleted at finalization
+//!     └── dead_threads        cached ones whose OS thread has exited: deleted at next visit
 //! ```
 //!
 //! Interpreters we did not create (main, or ones made by other modules) get an entry only while
@@ -27,6 +30,22 @@ struct Entry {
     refs: usize,
     running: bool,
     orphaned: bool,
+    cached: Vec<(u64, TStatePtr)>,
+    dead_threads: Vec<TStatePtr>,
+}
+
+impl Entry {
+    fn new(interp: InterpPtr, keeper: Option<TStatePtr>) -> Entry {
+        Entry {
+            interp,
+            keeper,
+            refs: 0,
+            running: false,
+            orphaned: false,
+            cached: Vec::new(),
+            dead_threads: Vec::new(),
+        }
+    }
 }
 
 static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
@@ -57,16 +76,7 @@ pub enum Busy {
 
 /// Records an interpreter made by `create()`, with no counted references yet.
 pub fn insert_created(id: i64, interp: InterpPtr, keeper: TStatePtr) {
-    lock().insert(
-        id,
-        Entry {
-            interp,
-            keeper: Some(keeper),
-            refs: 0,
-            running: false,
-            orphaned: false,
-        },
-    );
+    lock().insert(id, Entry::new(interp, Some(keeper)));
 }
 
 /// Whether `id` is one of ours (made by `create()` and not finalized).
@@ -111,13 +121,7 @@ pub fn is_running(id: i64) -> bool {
 /// Marks `id` as running for a `run_string`. Fails if it already is.
 pub fn begin_run(id: i64, interp: InterpPtr) -> Result<(), Busy> {
     let mut map = lock();
-    let e = map.entry(id).or_insert(Entry {
-        interp,
-        keeper: None,
-        refs: 0,
-        running: false,
-        orphaned: false,
-    });
+    let e = map.entry(id).or_insert_with(|| Entry::new(interp, None));
     if e.running {
         return Err(Busy::Running);
     }
@@ -189,4 +193,51 @@ pub fn take_all_idle() -> Vec<Doomed> {
 /// The interpreter pointer we hold for `id`, if any.
 pub fn interp_of(id: i64) -> Option<InterpPtr> {
     lock().get(&id).map(|e| e.interp)
+}
+
+/// Records a thread state made on OS thread `thread` to visit `id`, kept for reuse.
+pub fn cache_add(id: i64, thread: u64, ts: TStatePtr) {
+    if let Some(e) = lock().get_mut(&id) {
+        e.cached.push((thread, ts));
+    }
+}
+
+/// Takes the cached thread states of OS threads that have exited (to delete them).
+pub fn take_dead_threads(id: i64) -> Vec<TStatePtr> {
+    lock()
+        .get_mut(&id)
+        .map(|e| std::mem::take(&mut e.dead_threads))
+        .unwrap_or_default()
+}
+
+/// OS thread `thread` is exiting: its cached thread states can no longer be used, and will be
+/// deleted by the next visit or the finalization of their interpreter.
+pub fn thread_exited(thread: u64, states: impl IntoIterator<Item = (i64, TStatePtr)>) {
+    let mut map = lock();
+    for (id, ts) in states {
+        if let Some(e) = map.get_mut(&id) {
+            if let Some(pos) = e.cached.iter().position(|&c| c == (thread, ts)) {
+                e.cached.swap_remove(pos);
+                e.dead_threads.push(ts);
+            }
+        }
+    }
+}
+
+/// Takes every cached thread state of `id` (for finalization, which needs the keeper alone).
+pub fn take_thread_states(id: i64) -> Vec<TStatePtr> {
+    let mut map = lock();
+    let Some(e) = map.get_mut(&id) else {
+        return Vec::new();
+    };
+    let mut all: Vec<TStatePtr> = e.cached.drain(..).map(|(_, ts)| ts).collect();
+    all.append(&mut e.dead_threads);
+    all
+}
+
+/// How many thread states of `id` are ours besides its keeper (cached visitors).
+pub fn cached_count(id: i64) -> usize {
+    lock()
+        .get(&id)
+        .map_or(0, |e| e.cached.len() + e.dead_threads.len())
 }

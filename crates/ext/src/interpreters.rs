@@ -86,13 +86,8 @@ unsafe fn has_frame(ts: *mut ffi::PyThreadState) -> bool {
 unsafe fn check_single_thread(id: i64, interp: InterpPtr) -> Result<()> {
     // SAFETY: forwarded contract.
     let count = unsafe { thread_states(interp) }.len();
-    let ours = if id == 0 {
-        1
-    } else if registry::is_created(id) {
-        1 + usize::from(registry::is_running(id))
-    } else {
-        1
-    };
+    // The keeper (or main's own thread state) plus our cached visitors.
+    let ours = 1 + registry::cached_count(id);
     if count > ours {
         return Err(Error::Runtime(
             "interpreter has more than one thread".into(),
@@ -143,7 +138,7 @@ unsafe fn finalize(doomed: Doomed) {
         // SAFETY: the registry handed `d` to this thread alone (marked running), so nobody else
         // runs code in it or finalizes it; its keeper is its only remaining thread state
         // (checked by the callers on 3.11; 3.12+ waits for its threads inside).
-        unsafe { tstate::end_interpreter(d.keeper) };
+        unsafe { tstate::end_interpreter(d.keeper, &registry::take_thread_states(d.id)) };
         registry::remove(d.id);
         FINALIZING.with(|f| f.set(f.get() - 1));
         DEFERRED.with(|q| queue.append(&mut q.borrow_mut()));
@@ -514,7 +509,7 @@ pub unsafe extern "C" fn run_string(
                 let job = Job { script, shared };
                 // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
                 // runs in it until `end_run`; it is not the current interpreter (checked).
-                tstate::enter(interp, || execute(job))
+                crate::thread_cache::visit(id, interp, || execute(job))
             });
             if let Some(doomed) = registry::end_run(id) {
                 finalize(doomed);

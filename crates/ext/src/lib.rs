@@ -19,6 +19,7 @@ pub mod interpreters;
 pub mod module;
 pub mod pyref;
 pub mod run;
+pub mod thread_cache;
 pub mod trampoline;
 pub mod tstate;
 

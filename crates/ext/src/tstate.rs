@@ -127,23 +127,30 @@ unsafe fn restore(ts: *mut ffi::PyThreadState) {
     }
 }
 
-/// Restores the caller's thread state when dropped, after deleting the temporary one.
+/// Switches back to the caller's thread state when dropped, deleting the visiting one unless
+/// it is to be kept for reuse.
 struct Visit {
-    temp: *mut ffi::PyThreadState,
+    visitor: *mut ffi::PyThreadState,
     caller: *mut ffi::PyThreadState,
+    keep: bool,
 }
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        // SAFETY: `temp` is current (set by `enter`, and code run in it restores its own thread
-        // state before returning); clearing needs it current on 3.12+, and deleting it after the
-        // switch back is what 3.11 requires.
+        // SAFETY: `visitor` is current (set by `enter`; code run in it restores its own thread
+        // state before returning). Clearing needs it current on 3.12+; deleting after the switch
+        // back is what 3.11 requires. A kept visitor is only detached.
         unsafe {
-            ffi::PyThreadState_Clear(self.temp);
+            if self.keep {
+                leave_current();
+                restore(self.caller);
+                return;
+            }
+            ffi::PyThreadState_Clear(self.visitor);
             #[cfg(not(Py_3_12))]
             {
                 ffi::PyThreadState_Swap(self.caller);
-                ffi::PyThreadState_Delete(self.temp);
+                ffi::PyThreadState_Delete(self.visitor);
             }
             #[cfg(Py_3_12)]
             {
@@ -154,35 +161,68 @@ impl Drop for Visit {
     }
 }
 
-/// Runs `body` in `interp` on a fresh thread state, then switches back to the caller's.
+/// Runs `body` in `interp`, then switches back to the caller's thread state.
 ///
-/// `body` must release every Python object it made before returning (return Rust data only);
-/// a panic in it still switches back.
+/// The visit uses `reuse` (a thread state of `interp` made earlier on this OS thread) or else a
+/// fresh one, which `body` receives; with `keep` the visitor survives for reuse, otherwise it
+/// is deleted. `body` must release every Python object it made before returning (return Rust
+/// data only); a panic in it still switches back.
 ///
 /// # Safety
-/// The current thread must hold the GIL of its current thread state, `interp` must be alive and
-/// must not be the current interpreter, and nothing may finalize `interp` meanwhile (the caller
-/// marks it running in the registry).
-pub unsafe fn enter<R>(interp: InterpPtr, body: impl FnOnce() -> R) -> R {
+/// The current thread must hold the GIL of its current thread state; `interp` must be alive and
+/// not the current interpreter, and nothing may finalize it meanwhile (the caller marks it
+/// running in the registry); `reuse` must be idle and made for `interp` on this OS thread.
+pub unsafe fn enter<R>(
+    interp: InterpPtr,
+    reuse: Option<TStatePtr>,
+    keep: bool,
+    body: impl FnOnce(TStatePtr) -> R,
+) -> R {
     // SAFETY: the SPEC §17 "run code" sequence; the guard undoes it on every path.
-    let _visit = unsafe {
+    let visit = unsafe {
         let caller = ffi::PyThreadState_Get();
         #[cfg(not(Py_3_12))]
-        let temp = {
-            let temp = ffi::PyThreadState_New(interp.0);
-            ffi::PyThreadState_Swap(temp);
-            temp
+        let visitor = {
+            let visitor = match reuse {
+                Some(ts) => ts.0,
+                None => ffi::PyThreadState_New(interp.0),
+            };
+            ffi::PyThreadState_Swap(visitor);
+            visitor
         };
         #[cfg(Py_3_12)]
-        let temp = {
+        let visitor = {
             ffi::PyEval_SaveThread();
-            let temp = ffi::PyThreadState_New(interp.0);
-            ffi::PyEval_RestoreThread(temp);
-            temp
+            let visitor = match reuse {
+                Some(ts) => ts.0,
+                None => ffi::PyThreadState_New(interp.0),
+            };
+            ffi::PyEval_RestoreThread(visitor);
+            visitor
         };
-        Visit { temp, caller }
+        Visit {
+            visitor,
+            caller,
+            keep,
+        }
     };
-    body()
+    body(TStatePtr(visit.visitor))
+}
+
+/// Deletes idle thread states of the current interpreter that other (finished or finalizing)
+/// code left behind.
+///
+/// # Safety
+/// The interpreter owning every `states` entry must be current, holding its GIL; none of them
+/// may be current or in use on any thread.
+pub unsafe fn delete_idle(states: &[TStatePtr]) {
+    for ts in states {
+        // SAFETY: idle, not current, of the current interpreter (contract).
+        unsafe {
+            ffi::PyThreadState_Clear(ts.0);
+            ffi::PyThreadState_Delete(ts.0);
+        }
+    }
 }
 
 /// Finalizes an interpreter through its keeper thread state and switches back to the caller.
@@ -190,13 +230,15 @@ pub unsafe fn enter<R>(interp: InterpPtr, body: impl FnOnce() -> R) -> R {
 /// # Safety
 /// The current thread must hold the GIL of its current thread state, which must belong to
 /// another interpreter; `keeper` must be the interpreter's keeper, its only thread state, with no
-/// frame; the registry must guarantee no other thread uses the interpreter from now on.
-pub unsafe fn end_interpreter(keeper: TStatePtr) {
+/// frame; `idle` must be every other thread state of the interpreter, all idle (cached
+/// visitors); the registry must guarantee no other thread uses the interpreter from now on.
+pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr]) {
     // SAFETY: the SPEC §17 "destroy" sequence.
     unsafe {
         let caller = ffi::PyThreadState_Get();
         leave_current();
         restore(keeper.0);
+        delete_idle(idle);
         #[cfg(not(Py_3_13))]
         release_foreign_threading_lock();
         ffi::Py_EndInterpreter(keeper.0);

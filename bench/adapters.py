@@ -1,0 +1,171 @@
+"""One neutral interpreter/channel API over our module and CPython's own, per Python version.
+
+The neutral API is: create(), destroy(id), run(id, code, shared=None), chan_create(),
+send(cid, obj), recv(cid[, default]), chan_destroy(cid). send never blocks; recv returns the object
+(or the default) and never blocks.
+
+The methods are for setup and for slow operations. Hot loops must not pay for a Python wrapper on
+one side only, so each adapter also gives source templates (``SEND``, ``RECV``, ``RUN``...) that the
+benchmarks paste into generated code, with the module's own functions bound in ``adapter.ns`` (and,
+inside a subinterpreter, by ``SUB_IMPORT``). Placeholders: {c} channel, {obj} object, {d} default,
+{i} interpreter, {code} script, {shared} dict.
+
+| neutral     | ours (every version)    | 3.11                 | 3.12                  | 3.13                         |
+|-------------|-------------------------|----------------------|-----------------------|------------------------------|
+| create      | create()                | create()             | create()              | _interpreters.create()       |
+| run         | run_string              | run_string (raises)  | run_string (raises)   | run_string (returns excinfo) |
+| chan_create | channel_create()        | channel_create()     | _xxinterpchannels     | _interpchannels.create(3)    |
+| send        | channel_send(c, o)      | channel_send(c, o)   | send(c, o)            | send(c, o, blocking=False)   |
+| recv        | channel_recv(c[, d])    | channel_recv(c[, d]) | recv(c[, d])          | recv(c[, d])[0]              |
+
+Every implementation creates its interpreters with its defaults: "isolated", which means an own
+GIL on 3.12+ and a shared GIL on 3.11.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+_MISSING = object()
+
+
+class Adapter:
+    """The neutral API over one implementation; see the module docstring."""
+
+    key = ""  # "ours" or "theirs"
+    label = ""  # the module(s), for reports
+    # Source templates (see the module docstring).
+    SEND = "send({c}, {obj})"
+    RECV = "recv({c})"
+    RECV_DEFAULT = "recv({c}, {d})"
+    RUN = "run({i}, {code})"
+    RUN_SHARED = "run({i}, {code}, {shared})"
+    # Binds `send` and `recv` inside a subinterpreter.
+    SUB_IMPORT = ""
+
+    def __init__(self, interp_mod: str, chan_mod: str, names: dict[str, str]) -> None:
+        self.imod = importlib.import_module(interp_mod)
+        self.cmod = importlib.import_module(chan_mod)
+        # neutral name -> the module's own callable
+        self.ns: dict[str, object] = {}
+        for neutral, spec in names.items():
+            which, attr = spec.split(".")
+            self.ns[neutral] = getattr(self.imod if which == "i" else self.cmod, attr)
+
+    # -- the neutral API ------------------------------------------------------------------------
+    def create(self):
+        return self.ns["create"]()
+
+    def destroy(self, interp) -> None:
+        self.ns["destroy"](interp)
+
+    def run(self, interp, code: str, shared: dict | None = None) -> None:
+        """Run `code` in `interp`; a failure raises RuntimeError (RunFailedError is one)."""
+        self.ns["run"](interp, code, shared)
+
+    def chan_create(self):
+        return self.ns["chan_create"]()
+
+    def send(self, cid, obj) -> None:
+        self.ns["send"](cid, obj)
+
+    def recv(self, cid, default=_MISSING):
+        if default is _MISSING:
+            return self.ns["recv"](cid)
+        return self.ns["recv"](cid, default)
+
+    def chan_destroy(self, cid) -> None:
+        self.ns["chan_destroy"](cid)
+
+
+class Ours(Adapter):
+    key = "ours"
+    label = "subinterpreters.lowlevel"
+    SUB_IMPORT = "from subinterpreters.lowlevel import channel_send as send, channel_recv as recv"
+
+    def __init__(self) -> None:
+        super().__init__("subinterpreters.lowlevel", "subinterpreters.lowlevel", _NAMES_311)
+
+
+_NAMES_311 = {
+    "create": "i.create",
+    "destroy": "i.destroy",
+    "run": "i.run_string",
+    "chan_create": "c.channel_create",
+    "send": "c.channel_send",
+    "recv": "c.channel_recv",
+    "chan_destroy": "c.channel_destroy",
+}
+_NAMES_312 = dict(
+    _NAMES_311, chan_create="c.create", send="c.send", recv="c.recv", chan_destroy="c.destroy"
+)
+
+
+class Theirs311(Adapter):
+    key = "theirs"
+    label = "_xxsubinterpreters"
+    SUB_IMPORT = "from _xxsubinterpreters import channel_send as send, channel_recv as recv"
+
+    def __init__(self) -> None:
+        super().__init__("_xxsubinterpreters", "_xxsubinterpreters", _NAMES_311)
+
+
+class Theirs312(Adapter):
+    key = "theirs"
+    label = "_xxsubinterpreters + _xxinterpchannels"
+    SUB_IMPORT = "from _xxinterpchannels import send, recv"
+
+    def __init__(self) -> None:
+        super().__init__("_xxsubinterpreters", "_xxinterpchannels", _NAMES_312)
+
+
+class Theirs313(Adapter):
+    """3.13: int ids (no auto-destroy), excinfo results, blocking-by-default send, tuple recv."""
+
+    key = "theirs"
+    label = "_interpreters + _interpchannels"
+    # send() waits until the item is received unless told not to; recv() returns (obj, unboundop).
+    SEND = "send({c}, {obj}, blocking=False)"
+    RECV = "recv({c})[0]"
+    RECV_DEFAULT = "recv({c}, {d})[0]"
+    SUB_IMPORT = "from _interpchannels import send, recv"
+    # 3 = UNBOUND, the default of 3.13's high-level interpreters.channels.create().
+    UNBOUNDOP = 3
+
+    def __init__(self) -> None:
+        super().__init__("_interpreters", "_interpchannels", _NAMES_312)
+        self.ns["chan_create"] = self._chan_create
+
+    def _chan_create(self):
+        return self.cmod.create(self.UNBOUNDOP)
+
+    def run(self, interp, code: str, shared: dict | None = None) -> None:
+        excinfo = self.ns["run"](interp, code, shared)
+        if excinfo is not None:
+            raise RuntimeError(f"{excinfo.type.__name__}: {excinfo.msg}")
+
+    def send(self, cid, obj) -> None:
+        self.ns["send"](cid, obj, blocking=False)
+
+    def recv(self, cid, default=_MISSING):
+        if default is _MISSING:
+            return self.ns["recv"](cid)[0]
+        return self.ns["recv"](cid, default)[0]
+
+
+def theirs() -> Adapter:
+    """CPython's own module(s) for the running version."""
+    v = sys.version_info[:2]
+    if v == (3, 11):
+        return Theirs311()
+    if v == (3, 12):
+        return Theirs312()
+    if v == (3, 13):
+        return Theirs313()
+    raise RuntimeError(f"no adapter for CPython {v[0]}.{v[1]}")
+
+
+def both() -> dict[str, Adapter]:
+    """{"ours": ..., "theirs": ...}, in the order the benchmarks start with."""
+    return {"ours": Ours(), "theirs": theirs()}
