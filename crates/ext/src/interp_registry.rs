@@ -175,6 +175,38 @@ pub fn remove(id: i64) {
     lock().remove(&id);
 }
 
+/// A finalization was refused (threads still running): keep the interpreter, idle, until a
+/// later attempt (`take_pending`) or exit. Its cached thread states come back as dead ones.
+pub fn finalization_refused(id: i64, states: Vec<TStatePtr>) {
+    let mut map = lock();
+    if map.get(&id).is_some_and(|e| e.keeper.is_none()) {
+        // Not ours: just stop blocking runs.
+        map.remove(&id);
+        return;
+    }
+    if let Some(e) = map.get_mut(&id) {
+        e.running = false;
+        e.orphaned = true;
+        e.dead_threads.extend(states);
+    }
+}
+
+/// Idle interpreters of ours that lost their last reference but could not be finalized then;
+/// each is marked for finalization.
+pub fn take_pending() -> Vec<Doomed> {
+    let mut map = lock();
+    map.iter_mut()
+        .filter_map(|(&id, e)| {
+            let keeper = e.keeper?;
+            if e.running || !e.orphaned || e.refs > 0 {
+                return None;
+            }
+            e.running = true;
+            Some(Doomed { id, keeper })
+        })
+        .collect()
+}
+
 /// Every interpreter of ours that is idle, marked for finalization (for exit-time cleanup).
 pub fn take_all_idle() -> Vec<Doomed> {
     let mut map = lock();

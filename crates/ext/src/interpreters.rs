@@ -127,21 +127,44 @@ thread_local! {
 }
 
 /// Finalizes an interpreter taken from the registry, then any whose last reference died during
-/// that finalization.
+/// that finalization. With `wait`, joins its non-daemon threads first; an interpreter that
+/// still has threads is left alive (and retried later, see `reap_pending`). Returns whether
+/// `doomed` itself was finalized.
 ///
 /// # Safety
 /// GIL held on the current thread state, which must not belong to `doomed`.
-unsafe fn finalize(doomed: Doomed) {
-    let mut queue = vec![doomed];
-    while let Some(d) = queue.pop() {
+unsafe fn finalize(doomed: Doomed, wait: bool) -> bool {
+    let first = doomed.id;
+    let mut first_done = false;
+    let mut queue = vec![(doomed, wait)];
+    while let Some((d, wait)) = queue.pop() {
         FINALIZING.with(|f| f.set(f.get() + 1));
+        let idle = registry::take_thread_states(d.id);
         // SAFETY: the registry handed `d` to this thread alone (marked running), so nobody else
-        // runs code in it or finalizes it; its keeper is its only remaining thread state
-        // (checked by the callers on 3.11; 3.12+ waits for its threads inside).
-        unsafe { tstate::end_interpreter(d.keeper, &registry::take_thread_states(d.id)) };
-        registry::remove(d.id);
+        // runs code in it or finalizes it; `idle` are its cached visitors, all idle.
+        let done = unsafe { tstate::end_interpreter(d.keeper, &idle, wait) };
+        if done {
+            registry::remove(d.id);
+        } else {
+            registry::finalization_refused(d.id, idle);
+        }
+        if d.id == first {
+            first_done = done;
+        }
         FINALIZING.with(|f| f.set(f.get() - 1));
-        DEFERRED.with(|q| queue.append(&mut q.borrow_mut()));
+        DEFERRED.with(|q| queue.extend(q.borrow_mut().drain(..).map(|d| (d, false))));
+    }
+    first_done
+}
+
+/// Retries interpreters whose finalization was refused earlier because threads were running.
+///
+/// # Safety
+/// GIL held.
+unsafe fn reap_pending() {
+    for doomed in registry::take_pending() {
+        // SAFETY: GIL held; pending interpreters are never the current one (it would be running).
+        unsafe { finalize(doomed, false) };
     }
 }
 
@@ -159,7 +182,11 @@ pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
     }
     // SAFETY: GIL held, current interpreter is not `doomed`; the pending exception (a dealloc
     // can run while one is set) is kept aside.
-    unsafe { interp_id::with_saved_exception(|| finalize(doomed)) };
+    unsafe {
+        interp_id::with_saved_exception(|| {
+            finalize(doomed, false);
+        })
+    };
 }
 
 /// Looks `id` up for a function that needs an existing interpreter.
@@ -195,6 +222,7 @@ pub unsafe extern "C" fn create(
             ) {
                 return Err(Error::Raised);
             }
+            reap_pending();
             let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
             let id = tstate::interp_id(interp);
             registry::insert_created(id, interp, keeper);
@@ -203,7 +231,7 @@ pub unsafe extern "C" fn create(
                 Err(err) => {
                     // Nobody can reach it: finalize rather than leak it.
                     if let Ok(doomed) = registry::take_for_destroy(id) {
-                        finalize(doomed);
+                        finalize(doomed, false);
                     }
                     Err(err)
                 }
@@ -251,7 +279,12 @@ pub unsafe extern "C" fn destroy(
                 Err(Busy::Running) => return Err(already_running()),
                 Err(Busy::Unknown) => foreign_keeper(id, interp)?,
             };
-            finalize(doomed);
+            if !finalize(doomed, true) {
+                return Err(Error::Runtime(
+                    "interpreter has more than one thread".into(),
+                ));
+            }
+            reap_pending();
             Ok(ffi::Py_NewRef(ffi::Py_None()))
         })
     }
@@ -512,7 +545,7 @@ pub unsafe extern "C" fn run_string(
                 crate::thread_cache::visit(id, interp, || execute(job))
             });
             if let Some(doomed) = registry::end_run(id) {
-                finalize(doomed);
+                finalize(doomed, false);
             }
             result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
         })
@@ -533,7 +566,7 @@ pub unsafe extern "C" fn clean_up_at_exit(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             for doomed in registry::take_all_idle() {
-                finalize(doomed);
+                finalize(doomed, true);
             }
             Ok(ffi::Py_NewRef(ffi::Py_None()))
         })

@@ -227,23 +227,92 @@ pub unsafe fn delete_idle(states: &[TStatePtr]) {
 
 /// Finalizes an interpreter through its keeper thread state and switches back to the caller.
 ///
+/// With `wait`, first joins the interpreter's non-daemon `threading` threads (as CPython's own
+/// finalization would). Then, if any thread state other than the keeper and `idle` remains (a
+/// thread still running, a daemon thread), nothing is finalized and `false` is returned:
+/// `Py_EndInterpreter` would abort the process on it.
+///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state, which must belong to
-/// another interpreter; `keeper` must be the interpreter's keeper, its only thread state, with no
-/// frame; `idle` must be every other thread state of the interpreter, all idle (cached
-/// visitors); the registry must guarantee no other thread uses the interpreter from now on.
-pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr]) {
-    // SAFETY: the SPEC §17 "destroy" sequence.
+/// another interpreter; `keeper` must be the interpreter's keeper, with no frame; `idle` must be
+/// the interpreter's cached visitor thread states, all idle; the registry must guarantee that
+/// no other thread of ours uses the interpreter from now on.
+pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: bool) -> bool {
+    // SAFETY: the SPEC §17 "destroy" sequence; holding the target's GIL keeps its thread list
+    // stable while we count it (threads are added and removed by holders of that GIL).
     unsafe {
         let caller = ffi::PyThreadState_Get();
         leave_current();
         restore(keeper.0);
+        if wait {
+            // Join like `threading._shutdown` does, without running it (3.12 asserts if it
+            // runs twice in a subinterpreter, and finalization runs it again).
+            run_quietly(
+                c"import sys as _s
+_t = _s.modules.get('threading')
+while _t is not None:
+    _w = [_x for _x in _t.enumerate() if not _x.daemon and _x is not _t._main_thread]
+    if not _w:
+        break
+    for _x in _w:
+        _x.join()
+",
+            );
+        }
+        let mut count = 0usize;
+        let mut ts =
+            ffi::PyInterpreterState_ThreadHead(ffi::PyThreadState_GetInterpreter(keeper.0));
+        while !ts.is_null() {
+            count += 1;
+            ts = ffi::PyThreadState_Next(ts);
+        }
+        if count > 1 + idle.len() {
+            leave_current();
+            restore(caller);
+            return false;
+        }
+        // Deleting our visitors may release the lock `threading` holds for the thread that
+        // imported it, so the workaround looks at the state after that.
         delete_idle(idle);
         #[cfg(not(Py_3_13))]
         release_foreign_threading_lock();
         ffi::Py_EndInterpreter(keeper.0);
         // Py_EndInterpreter leaves no thread state current (and on 3.11 the shared GIL held).
         restore(caller);
+        true
+    }
+}
+
+/// Runs a snippet in a fresh namespace of the current interpreter, ignoring any failure.
+///
+/// # Safety
+/// A thread state must be current, holding its GIL.
+unsafe fn run_quietly(code: &std::ffi::CStr) {
+    // SAFETY: GIL held (contract); every reference made here is released; a failure is
+    // cleared (the caller goes on regardless).
+    unsafe {
+        let ns = ffi::PyDict_New();
+        if ns.is_null() {
+            ffi::PyErr_Clear();
+            return;
+        }
+        let builtins = ffi::PyEval_GetBuiltins();
+        if !builtins.is_null() {
+            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
+        }
+        let res = ffi::PyRun_StringFlags(
+            code.as_ptr(),
+            ffi::Py_file_input,
+            ns,
+            ns,
+            std::ptr::null_mut(),
+        );
+        if res.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            ffi::Py_DECREF(res);
+        }
+        ffi::Py_DECREF(ns);
     }
 }
 
@@ -271,30 +340,6 @@ if _t is not None and not _t._main_thread._is_stopped:
         _m._tstate_lock = _new
         _m._ident = _t.get_ident()
 ";
-    // SAFETY: the target interpreter is current (contract); the namespace is a fresh dict and
-    // every reference made here is released; a failure is cleared (finalizing goes on anyway).
-    unsafe {
-        let ns = ffi::PyDict_New();
-        if ns.is_null() {
-            ffi::PyErr_Clear();
-            return;
-        }
-        let builtins = ffi::PyEval_GetBuiltins();
-        if !builtins.is_null() {
-            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
-        }
-        let res = ffi::PyRun_StringFlags(
-            FIX.as_ptr(),
-            ffi::Py_file_input,
-            ns,
-            ns,
-            std::ptr::null_mut(),
-        );
-        if res.is_null() {
-            ffi::PyErr_Clear();
-        } else {
-            ffi::Py_DECREF(res);
-        }
-        ffi::Py_DECREF(ns);
-    }
+    // SAFETY: the target interpreter is current (contract).
+    unsafe { run_quietly(FIX) }
 }
