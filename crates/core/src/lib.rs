@@ -9,6 +9,7 @@
 pub mod channel;
 pub mod error;
 pub mod ids;
+pub mod payload;
 pub mod registry;
 pub mod sync;
 pub mod value;
@@ -16,5 +17,6 @@ pub mod value;
 pub use channel::ChannelState;
 pub use error::ChannelError;
 pub use ids::{ChannelId, End, InterpId};
+pub use payload::Payload;
 pub use registry::{ChannelInfo, ChannelRef};
 pub use value::{ItemSummary, StrKind, Value};

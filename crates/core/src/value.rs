@@ -5,6 +5,7 @@
 //! after the sender is gone.
 
 use crate::ids::{ChannelId, End};
+use crate::payload::Payload;
 use crate::registry::ChannelRef;
 
 /// The width of one code point in a string's storage, as in CPython's PEP 393 layout.
@@ -65,13 +66,13 @@ pub enum Value {
     /// An `int` within the signed 64-bit range.
     Int(i64),
     /// A `bytes` object's contents.
-    Bytes(Box<[u8]>),
+    Bytes(Payload),
     /// A `str`: its code units, `data.len()` is a multiple of `kind.width()`.
     Str {
         /// Storage width.
         kind: StrKind,
         /// Raw code units in native byte order.
-        data: Box<[u8]>,
+        data: Payload,
     },
     /// A `ChannelID`; the handle keeps the channel alive while the value exists.
     Channel(ChannelRef),
@@ -104,7 +105,7 @@ impl Value {
         };
         Value::Str {
             kind,
-            data: data.into_boxed_slice(),
+            data: Payload::from_vec(data),
         }
     }
 

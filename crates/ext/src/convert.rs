@@ -4,7 +4,7 @@
 use std::ffi::{c_char, CStr};
 
 use pyo3_ffi as ffi;
-use subinterpreters_core::{StrKind, Value};
+use subinterpreters_core::{Payload, StrKind, Value};
 
 use crate::error::{Error, Result};
 use crate::module::ModState;
@@ -170,7 +170,7 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
     unsafe {
         let tp = ffi::Py_TYPE(obj);
         if tp == &raw mut ffi::PyBytes_Type {
-            return Ok(Value::Bytes(Box::from(bytes_slice(obj))));
+            return Ok(Value::Bytes(Payload::copy_from(bytes_slice(obj))));
         }
         if tp == &raw mut ffi::PyUnicode_Type {
             let kind = match ffi::PyUnicode_KIND(obj) {
@@ -182,7 +182,7 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
             let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len);
             return Ok(Value::Str {
                 kind,
-                data: Box::from(data),
+                data: Payload::copy_from(data),
             });
         }
         if tp == &raw mut ffi::PyLong_Type {
