@@ -46,8 +46,59 @@ pub unsafe fn execute(job: Job) -> Result<()> {
                 return Err(capture(false).into_runtime("failed to share value"));
             }
         }
+        let code = compile(&job.script)?;
+        let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
+        if res.is_null() {
+            return Err(Error::RunFailed(capture(false)));
+        }
+        drop(PyRef::from_owned(res));
+        Ok(())
+    }
+}
+
+/// Scripts longer than this are compiled every time rather than cached.
+const CACHE_MAX_SCRIPT: usize = 16 * 1024;
+/// The cache is emptied when it reaches this many entries.
+const CACHE_MAX_ENTRIES: ffi::Py_ssize_t = 256;
+
+/// Compiles `script` as a module (filename `<string>`), reusing the code object from an earlier
+/// run of the same source in this interpreter.
+///
+/// Parsing dominates the cost of running a short script; a code object is immutable and
+/// executing it again in the same namespace is what compiling the source anew would do. The
+/// cache is a dict in the interpreter's own state dict (`PyInterpreterState_GetDict`, invisible
+/// to Python code), so it belongs to that interpreter and dies with it.
+///
+/// # Safety
+/// The target interpreter must be current, holding its GIL.
+unsafe fn compile(script: &CString) -> Result<PyRef> {
+    // SAFETY: (whole body) GIL held in the target; borrowed references (the state dict, the
+    // cache) are kept alive by the interpreter's state dict for the duration of this call.
+    unsafe {
+        let bytes = script.as_bytes();
+        let cache = if bytes.len() <= CACHE_MAX_SCRIPT {
+            code_cache()
+        } else {
+            None
+        };
+        let key = match cache {
+            Some(_) => PyRef::from_owned(ffi::PyUnicode_FromStringAndSize(
+                bytes.as_ptr().cast(),
+                bytes.len() as ffi::Py_ssize_t,
+            ))
+            .ok(),
+            None => None,
+        };
+        ffi::PyErr_Clear();
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            let hit = ffi::PyDict_GetItemWithError(cache, key.as_ptr());
+            if !hit.is_null() {
+                return Ok(PyRef::from_borrowed(hit));
+            }
+            ffi::PyErr_Clear();
+        }
         let code = ffi::Py_CompileStringExFlags(
-            job.script.as_ptr(),
+            script.as_ptr(),
             c"<string>".as_ptr(),
             ffi::Py_file_input,
             std::ptr::null_mut(),
@@ -57,12 +108,40 @@ pub unsafe fn execute(job: Job) -> Result<()> {
             return Err(Error::RunFailed(capture(true)));
         }
         let code = PyRef::from_owned(code)?;
-        let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
-        if res.is_null() {
-            return Err(Error::RunFailed(capture(false)));
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            if ffi::PyDict_Size(cache) >= CACHE_MAX_ENTRIES {
+                ffi::PyDict_Clear(cache);
+            }
+            if ffi::PyDict_SetItem(cache, key.as_ptr(), code.as_ptr()) < 0 {
+                ffi::PyErr_Clear();
+            }
         }
-        drop(PyRef::from_owned(res));
-        Ok(())
+        Ok(code)
+    }
+}
+
+/// This interpreter's code cache (a borrowed dict), made on first use; `None` if unavailable.
+///
+/// # Safety
+/// GIL held.
+unsafe fn code_cache() -> Option<*mut ffi::PyObject> {
+    const KEY: &std::ffi::CStr = c"subinterpreters.lowlevel.code_cache";
+    // SAFETY: GIL held; the state dict owns the cache once stored.
+    unsafe {
+        let state = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+        if state.is_null() {
+            return None;
+        }
+        let found = ffi::PyDict_GetItemString(state, KEY.as_ptr());
+        if !found.is_null() {
+            return Some(found);
+        }
+        let fresh = PyRef::from_owned(ffi::PyDict_New()).ok()?;
+        if ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(fresh.as_ptr())
     }
 }
 
