@@ -40,5 +40,46 @@ pub unsafe fn parse(
             _ => panic!("args::parse supports at most 5 outputs"),
         }
     };
+    #[cfg(Py_3_13)]
+    if ok == 0 {
+        // SAFETY: GIL held and the parser's exception is set.
+        unsafe { reword_unknown_keyword(format) };
+    }
     ok != 0
+}
+
+/// Rewrites 3.13's wording for an unknown keyword argument (`f() got an unexpected keyword
+/// argument 'x'`) into 3.11's (`'x' is an invalid keyword argument for f()`): the module keeps
+/// 3.11's messages on every version.
+///
+/// # Safety
+/// GIL held, with the parser's exception set.
+#[cfg(Py_3_13)]
+unsafe fn reword_unknown_keyword(format: &CStr) {
+    let bytes = format.to_bytes();
+    let fname = match bytes.iter().position(|&b| b == b':') {
+        Some(i) => String::from_utf8_lossy(&bytes[i + 1..]).into_owned(),
+        None => return,
+    };
+    // SAFETY: GIL held and an exception set (contract); we either put it back or replace it.
+    unsafe {
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) == 0 {
+            return;
+        }
+        let exc = ffi::PyErr_GetRaisedException();
+        let text = crate::convert::text_of(exc, false).unwrap_or_default();
+        ffi::PyErr_Clear();
+        let prefix = format!("{fname}() got an unexpected keyword argument '");
+        match text
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix('\''))
+        {
+            Some(name) => {
+                ffi::Py_DECREF(exc);
+                let msg = format!("'{name}' is an invalid keyword argument for {fname}()");
+                crate::error::Error::Type(msg).restore(None);
+            }
+            None => ffi::PyErr_SetRaisedException(exc),
+        }
+    }
 }
