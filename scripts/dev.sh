@@ -91,8 +91,8 @@ cmd_lint() {
     cmd_venv "$v"
     dir=$(venv_dir "$v")
     [ -x "$dir/bin/ruff" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check ruff
-    "$dir/bin/ruff" check python tests scripts bench
-    "$dir/bin/ruff" format --check python tests scripts bench
+    "$dir/bin/ruff" check python tests scripts bench demo.py
+    "$dir/bin/ruff" format --check python tests scripts bench demo.py
 }
 
 cmd_rust_test() {

@@ -8,9 +8,6 @@ from typing import Any, Literal, SupportsIndex, TypeVar, final, overload
 
 _T = TypeVar("_T")
 
-# Shareable values: exact bytes, str, int (within 64-bit signed), None, and ChannelID.
-_Shareable = bytes | str | int | None | ChannelID
-
 @final
 class InterpreterID:
     """Identifies an interpreter and may be used as an int.
@@ -48,6 +45,9 @@ class ChannelID:
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
 
+# Shareable values: exact bytes, str, int (within 64-bit signed), None, and ChannelID.
+_Shareable = bytes | str | int | None | ChannelID
+
 class RunFailedError(RuntimeError):
     """The script given to run_string() raised.
 
@@ -83,9 +83,7 @@ def get_main() -> InterpreterID:
 def is_running(id: SupportsIndex) -> bool:
     """Return whether the identified interpreter is running code."""
 
-def run_string(
-    id: SupportsIndex, script: str, shared: dict[str, _Shareable] | None = None
-) -> None:
+def run_string(id: SupportsIndex, script: str, shared: dict[str, _Shareable] | None = None) -> None:
     """Execute the source string in the identified interpreter's __main__ module."""
 
 def is_shareable(obj: object) -> bool:
@@ -132,4 +130,3 @@ def _channel_id(
 
 def _clean_up_at_exit() -> None:
     """Destroy every idle interpreter made by create() (registered with atexit)."""
-
