@@ -83,3 +83,91 @@ unsafe fn reword_unknown_keyword(format: &CStr) {
         }
     }
 }
+
+/// The arguments of a `METH_FASTCALL | METH_KEYWORDS` function.
+pub struct FastArgs {
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+}
+
+impl FastArgs {
+    /// Wraps what CPython passed.
+    ///
+    /// # Safety
+    /// The pointers must be those CPython passed to a fastcall function, valid for the call.
+    pub unsafe fn new(
+        args: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> FastArgs {
+        FastArgs {
+            args,
+            nargs,
+            kwnames,
+        }
+    }
+
+    /// The positional arguments, when there are no keywords and their count is in
+    /// `min..=max`: the fast path, with no parsing at all.
+    pub fn positional(&self, min: usize, max: usize) -> Option<&[*mut ffi::PyObject]> {
+        // SAFETY: reading the keyword-name tuple's size (NULL means no keywords).
+        let no_kw = self.kwnames.is_null() || unsafe { ffi::PyTuple_GET_SIZE(self.kwnames) } == 0;
+        let n = self.nargs as usize;
+        if !no_kw || n < min || n > max {
+            return None;
+        }
+        if n == 0 {
+            return Some(&[]);
+        }
+        // SAFETY: CPython passes `nargs` valid argument pointers.
+        Some(unsafe { std::slice::from_raw_parts(self.args, n) })
+    }
+
+    /// Everything else goes through [`parse`] (CPython's parser, exact messages) on a tuple and
+    /// dict rebuilt from the vectorcall arguments.
+    ///
+    /// # Safety
+    /// As for [`parse`].
+    pub unsafe fn parse(
+        &self,
+        format: &CStr,
+        keywords: &[&'static CStr],
+        out: &mut [*mut c_void],
+    ) -> bool {
+        // SAFETY: GIL held; building new containers from borrowed argument pointers, which the
+        // caller keeps alive for the whole call.
+        unsafe {
+            let n = self.nargs;
+            let tuple = ffi::PyTuple_New(n);
+            if tuple.is_null() {
+                return false;
+            }
+            for i in 0..n {
+                let item = *self.args.offset(i);
+                ffi::PyTuple_SET_ITEM(tuple, i, ffi::Py_NewRef(item));
+            }
+            let mut dict: *mut ffi::PyObject = std::ptr::null_mut();
+            if !self.kwnames.is_null() && ffi::PyTuple_GET_SIZE(self.kwnames) > 0 {
+                dict = ffi::PyDict_New();
+                if dict.is_null() {
+                    ffi::Py_DECREF(tuple);
+                    return false;
+                }
+                for j in 0..ffi::PyTuple_GET_SIZE(self.kwnames) {
+                    let key = ffi::PyTuple_GET_ITEM(self.kwnames, j);
+                    let value = *self.args.offset(n + j);
+                    if ffi::PyDict_SetItem(dict, key, value) < 0 {
+                        ffi::Py_DECREF(dict);
+                        ffi::Py_DECREF(tuple);
+                        return false;
+                    }
+                }
+            }
+            let ok = parse(tuple, dict, format, keywords, out);
+            ffi::Py_XDECREF(dict);
+            ffi::Py_DECREF(tuple);
+            ok
+        }
+    }
+}

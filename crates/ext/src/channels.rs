@@ -123,11 +123,44 @@ entry!(
     }
 );
 
-entry!(
-    /// `channel_send(cid, obj)`
-    channel_send, |state, a, k| {
-        let mut obj: *mut ffi::PyObject = std::ptr::null_mut();
-        let id = parse_cid(state, a, k, c"OO:channel_send", &[c"cid", c"obj"], &mut [(&raw mut obj).cast()])?;
+macro_rules! fast_entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $fa:ident| $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by CPython (fastcall) with the GIL held, `module` being our module.
+        pub unsafe extern "C" fn $name(
+            module: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `module` is our module and the
+            // argument pointers are valid for the call.
+            unsafe {
+                let $state = state_of_module(module);
+                let $fa = args::FastArgs::new(args, nargs, kwnames);
+                guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+fast_entry!(
+    /// `channel_send(cid, obj)`: the hot path parses nothing (positional arguments).
+    channel_send, |state, fa| {
+        let (cid, obj) = match fa.positional(2, 2) {
+            Some(&[cid, obj]) => (cid, obj),
+            _ => {
+                let (mut cid, mut obj): (*mut ffi::PyObject, *mut ffi::PyObject) =
+                    (std::ptr::null_mut(), std::ptr::null_mut());
+                if !fa.parse(c"OO:channel_send", &[c"cid", c"obj"], &mut [(&raw mut cid).cast(), (&raw mut obj).cast()]) {
+                    return Err(Error::Raised);
+                }
+                (cid, obj)
+            }
+        };
+        let id = id_arg(cid, IdKind::Channel, state)?;
         let me = caller();
         let value = match to_value(obj, state) {
             Ok(v) => v,
@@ -142,11 +175,22 @@ entry!(
     }
 );
 
-entry!(
-    /// `channel_recv(cid[, default])`
-    channel_recv, |state, a, k| {
-        let mut default: *mut ffi::PyObject = std::ptr::null_mut();
-        let id = parse_cid(state, a, k, c"O|O:channel_recv", &[c"cid", c"default"], &mut [(&raw mut default).cast()])?;
+fast_entry!(
+    /// `channel_recv(cid[, default])`: the hot path parses nothing (positional arguments).
+    channel_recv, |state, fa| {
+        let (cid, default) = match fa.positional(1, 2) {
+            Some(&[cid]) => (cid, std::ptr::null_mut()),
+            Some(&[cid, default]) => (cid, default),
+            _ => {
+                let (mut cid, mut default): (*mut ffi::PyObject, *mut ffi::PyObject) =
+                    (std::ptr::null_mut(), std::ptr::null_mut());
+                if !fa.parse(c"O|O:channel_recv", &[c"cid", c"default"], &mut [(&raw mut cid).cast(), (&raw mut default).cast()]) {
+                    return Err(Error::Raised);
+                }
+                (cid, default)
+            }
+        };
+        let id = id_arg(cid, IdKind::Channel, state)?;
         match registry::recv(id, caller())? {
             Some(value) => Ok(from_value(value, Some(state))?.into_ptr()),
             None if !default.is_null() => Ok(ffi::Py_NewRef(default)),

@@ -83,6 +83,20 @@ macro_rules! kw_method {
     };
 }
 
+/// `PyMethodDef` for a `(module, args, nargs, kwnames)` fastcall function.
+macro_rules! fast_method {
+    ($name:literal, $func:path, $doc:literal) => {
+        ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: $func,
+            },
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
 /// `PyMethodDef` for a function without arguments.
 macro_rules! noargs_method {
     ($name:literal, $func:path, $doc:literal) => {
@@ -113,8 +127,8 @@ static mut METHODS: [ffi::PyMethodDef; 19] = [
     kw_method!(c"channel_destroy", ch::channel_destroy, c"channel_destroy(cid)\n\nClose and forget the channel; afterwards it behaves as if it never existed."),
     noargs_method!(c"channel_list_all", ch::channel_list_all, c"channel_list_all() -> [cid]\n\nReturn the IDs of every registered channel, newest first."),
     kw_method!(c"channel_list_interpreters", ch::channel_list_interpreters, c"channel_list_interpreters(cid, *, send) -> [id]\n\nReturn the IDs of the interpreters associated with the send end (send=True) or\nthe receive end (send=False) of the channel."),
-    kw_method!(c"channel_send", ch::channel_send, c"channel_send(cid, obj)\n\nCopy the object's data into the channel's queue. Never blocks."),
-    kw_method!(c"channel_recv", ch::channel_recv, c"channel_recv(cid, [default]) -> obj\n\nReturn a new object built from the oldest item in the channel. If the channel is\nempty, return `default` if given, else raise ChannelEmptyError. Never blocks."),
+    fast_method!(c"channel_send", ch::channel_send, c"channel_send(cid, obj)\n\nCopy the object's data into the channel's queue. Never blocks."),
+    fast_method!(c"channel_recv", ch::channel_recv, c"channel_recv(cid, [default]) -> obj\n\nReturn a new object built from the oldest item in the channel. If the channel is\nempty, return `default` if given, else raise ChannelEmptyError. Never blocks."),
     kw_method!(c"channel_close", ch::channel_close, c"channel_close(cid, *, send=False, recv=False, force=False)\n\nClose the channel for every interpreter. An empty channel closes at once. With\nitems queued: force=True discards them and closes; send=True alone stops new sends\nand closes once the queue is drained; otherwise ChannelNotEmptyError is raised."),
     kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
     kw_method!(c"_channel_id", crate::channel_id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
