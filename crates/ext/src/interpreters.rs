@@ -492,35 +492,47 @@ unsafe fn convert_shared(
 /// Called by CPython with the GIL held, `module` being our module.
 pub unsafe extern "C" fn run_string(
     module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
+    // SAFETY: called by CPython (fastcall) with the GIL held; `module` is our module and the
+    // argument pointers are valid for the call.
     unsafe {
         let state = state_of_module(module);
+        let fa = args::FastArgs::new(args, nargs, kwnames);
         guard_obj(Some(state), || {
-            let (mut id_obj, mut script, mut shared): (
-                *mut ffi::PyObject,
-                *mut ffi::PyObject,
-                *mut ffi::PyObject,
-            ) = (
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            if !args::parse(
-                args,
-                kwds,
-                c"OU|O:run_string",
-                &[c"id", c"script", c"shared"],
-                &mut [
-                    (&raw mut id_obj).cast::<c_void>(),
-                    (&raw mut script).cast::<c_void>(),
-                    (&raw mut shared).cast::<c_void>(),
-                ],
-            ) {
-                return Err(Error::Raised);
-            }
+            let (id_obj, script, shared) = match fa.positional(2, 3) {
+                // The hot path: positional, with a str script (what "U" would check).
+                Some(&[id, script, ref rest @ ..]) if ffi::PyUnicode_Check(script) != 0 => (
+                    id,
+                    script,
+                    rest.first().copied().unwrap_or(std::ptr::null_mut()),
+                ),
+                _ => {
+                    let (mut id_obj, mut script, mut shared): (
+                        *mut ffi::PyObject,
+                        *mut ffi::PyObject,
+                        *mut ffi::PyObject,
+                    ) = (
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                    if !fa.parse(
+                        c"OU|O:run_string",
+                        &[c"id", c"script", c"shared"],
+                        &mut [
+                            (&raw mut id_obj).cast::<c_void>(),
+                            (&raw mut script).cast::<c_void>(),
+                            (&raw mut shared).cast::<c_void>(),
+                        ],
+                    ) {
+                        return Err(Error::Raised);
+                    }
+                    (id_obj, script, shared)
+                }
+            };
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
             let interp = existing(id)?;
             let mut len: ffi::Py_ssize_t = 0;

@@ -120,7 +120,7 @@ static mut METHODS: [ffi::PyMethodDef; 19] = [
     noargs_method!(c"get_current", it::get_current, c"get_current() -> ID\n\nReturn the ID of the current interpreter."),
     noargs_method!(c"get_main", it::get_main, c"get_main() -> ID\n\nReturn the ID of the main interpreter."),
     kw_method!(c"is_running", it::is_running, c"is_running(id) -> bool\n\nReturn whether the identified interpreter is running code."),
-    kw_method!(c"run_string", it::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
+    fast_method!(c"run_string", it::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
     kw_method!(c"is_shareable", it::is_shareable_fn, c"is_shareable(obj) -> bool\n\nReturn True if the object's data may be shared between interpreters."),
     noargs_method!(c"_clean_up_at_exit", it::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
     noargs_method!(c"channel_create", ch::channel_create, c"channel_create() -> cid\n\nCreate a new cross-interpreter channel and return its ID."),
