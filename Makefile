@@ -8,3 +8,5 @@ lint:
 	scripts/dev.sh lint
 rust-test:
 	scripts/dev.sh rust-test
+bench:       ## ours vs CPython's module on 3.11-3.13 -> BENCHMARKS.md; BENCH_ARGS="--quick --only send_recv"
+	scripts/dev.sh bench $(BENCH_ARGS)

@@ -10,13 +10,15 @@ benchmarks paste into generated code, with the module's own functions bound in `
 inside a subinterpreter, by ``SUB_IMPORT``). Placeholders: {c} channel, {obj} object, {d} default,
 {i} interpreter, {code} script, {shared} dict.
 
-| neutral     | ours (every version)    | 3.11                 | 3.12                  | 3.13                         |
-|-------------|-------------------------|----------------------|-----------------------|------------------------------|
-| create      | create()                | create()             | create()              | _interpreters.create()       |
-| run         | run_string              | run_string (raises)  | run_string (raises)   | run_string (returns excinfo) |
-| chan_create | channel_create()        | channel_create()     | _xxinterpchannels     | _interpchannels.create(3)    |
-| send        | channel_send(c, o)      | channel_send(c, o)   | send(c, o)            | send(c, o, blocking=False)   |
-| recv        | channel_recv(c[, d])    | channel_recv(c[, d]) | recv(c[, d])          | recv(c[, d])[0]              |
+What each neutral operation calls (3.12 channels live in _xxinterpchannels, 3.13's in
+_interpchannels, without the channel_ prefix):
+
+- create: create() everywhere (3.13: returns an int, never destroys itself).
+- run: run_string(id, code, shared); 3.13 returns None or an excinfo instead of raising.
+- chan_create: channel_create(); 3.12 create(); 3.13 create(3) (unboundop UNBOUND, required).
+- send: channel_send(c, o); 3.12 send(c, o); 3.13 send(c, o, blocking=False), since by default
+  it waits until the item is received.
+- recv: channel_recv(c[, d]); 3.12 recv(c[, d]); 3.13 recv(c[, d])[0] (it returns (obj, op)).
 
 Every implementation creates its interpreters with its defaults: "isolated", which means an own
 GIL on 3.12+ and a shared GIL on 3.11.

@@ -7,6 +7,7 @@
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11, 3.12 and 3.13
 #   scripts/dev.sh demo           build and run the demo on every version
+#   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -118,10 +119,22 @@ cmd_demo() {
     done
 }
 
+cmd_bench() {
+    local v
+    for v in $VERSIONS; do
+        cmd_build "$v"
+        log "benchmarks on CPython $v (ours vs CPython's module)"
+        "$(venv_dir "$v")/bin/python" "$ROOT/bench/bench.py" "$@" \
+            --json "$ROOT/bench/results/py${v//./}.json"
+    done
+    log "BENCHMARKS.md"
+    "$(venv_dir "${VERSIONS%% *}")/bin/python" "$ROOT/bench/report.py" -o "$ROOT/BENCHMARKS.md"
+}
+
 sub=${1:-}; shift || true
 case "$sub" in
     venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
-    lint|test|demo) "cmd_$sub" "$@" ;;
+    lint|test|demo|bench) "cmd_$sub" "$@" ;;
     rust-test) cmd_rust_test ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

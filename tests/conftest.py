@@ -9,9 +9,9 @@ Running the same case against both shows where we diverge. Cases where we differ
 purpose (SPEC.md, "Our decisions where 3.11 is buggy"), or that would crash or hang CPython's
 module, carry ``@pytest.mark.ours_only`` and are never generated for ``cpython``.
 
-While ``subinterpreters.lowlevel`` is not built yet the ``ours`` cases are skipped with a reason, and
-the terminal summary says so in one line. Set ``SUBINTERPRETERS_REQUIRE_OURS=1`` to make a missing
-module an error instead (CI does not need it: any import failure other than "module not found"
+While ``subinterpreters.lowlevel`` is not built yet the ``ours`` cases are skipped with a
+reason, and the terminal summary says so in one line. Set ``SUBINTERPRETERS_REQUIRE_OURS=1`` to
+make a missing module an error instead (any import failure other than "module not found"
 already fails).
 """
 
@@ -239,11 +239,15 @@ def busy(mod, interp, *, timeout: float = 30.0):
 def run_python(code: str, *, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter process (for cases that could crash or hang pytest).
 
-    A hang shows as ``subprocess.TimeoutExpired`` (the child is killed), a crash as a non-zero
-    return code.
+    A crash shows as a non-zero return code, a hang as a stack dump on stderr and a non-zero
+    return code (``subprocess.TimeoutExpired`` if even that fails).
     """
+    # Dump every thread's stack and exit shortly before the timeout, so a hang shows where.
+    watchdog = (
+        f"import faulthandler; faulthandler.dump_traceback_later({timeout * 0.8}, exit=True)\n"
+    )
     return subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
+        [sys.executable, "-X", "faulthandler", "-c", watchdog + textwrap.dedent(code)],
         cwd=TESTS_DIR,
         capture_output=True,
         text=True,

@@ -116,7 +116,11 @@ ARG_ERRORS = [
         TypeError,
         "is_shareable() missing required argument 'obj' (pos 1)",
     ),
-    (lambda m: m.is_shareable(1, 2), TypeError, "is_shareable() takes at most 1 argument (2 given)"),
+    (
+        lambda m: m.is_shareable(1, 2),
+        TypeError,
+        "is_shareable() takes at most 1 argument (2 given)",
+    ),
     (lambda m: m.run_string(), TypeError, "run_string() missing required argument 'id' (pos 1)"),
     (
         lambda m: m.run_string(0),
@@ -374,14 +378,13 @@ def test_id_equality(mod):
 
 
 def type_name(tp) -> str:
-    """The name CPython's messages use for a type (its tp_name): dotted unless a builtin.
+    """The name CPython's messages use for the ID type (its tp_name).
 
-    CPython's InterpreterID is a plain "InterpreterID" (module 'builtins'); ours may carry its
-    module. Messages are pinned, module names are not.
+    3.11's InterpreterID is named plain "InterpreterID" in every message (SPEC §4.3); ours keeps
+    that wording although its ``__module__`` is ``subinterpreters.lowlevel``.
     """
-    if tp.__module__ == "builtins":
-        return tp.__qualname__
-    return f"{tp.__module__}.{tp.__qualname__}"
+    assert tp.__qualname__ == "InterpreterID"
+    return "InterpreterID"
 
 
 @pytest.mark.parametrize(
@@ -765,7 +768,8 @@ def test_destroy_of_interpreter_with_an_extra_thread(mod):
     r, w = os.pipe()
     try:
         mod.run_string(
-            sub, f"import os, threading\nt = threading.Thread(target=os.read, args=({r}, 1))\nt.start()"
+            sub,
+            f"import os, threading\nt = threading.Thread(target=os.read, args=({r}, 1))\nt.start()",
         )
         if PY311:
             for call in (mod.is_running, mod.destroy, lambda i: mod.run_string(i, "pass")):
@@ -810,7 +814,20 @@ class StrSub(str):
     pass
 
 
-SHAREABLE = [b"", b"x\0y", "", "x", "\udc80", "\U0001f600", 0, -1, 2**63 - 1, 2**100, -(2**100), None]
+SHAREABLE = [
+    b"",
+    b"x\0y",
+    "",
+    "x",
+    "\udc80",
+    "\U0001f600",
+    0,
+    -1,
+    2**63 - 1,
+    2**100,
+    -(2**100),
+    None,
+]
 
 NOT_SHAREABLE = [
     True,

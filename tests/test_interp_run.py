@@ -90,8 +90,12 @@ def test_run_in_the_calling_interpreter(mod):
 def test_nested_cycle_is_refused(mod):
     a = mod.create()
     b = mod.create()
-    inner = f"import {mod.__name__} as m\ntry:\n    m.run_string({int(a)}, 'pass')\nexcept RuntimeError as exc:\n    emit(exc)\n"
-    # b needs emit() too: give it the same pipe through capture's prelude.
+    inner = (
+        f"import {mod.__name__} as m\n"
+        f"try:\n    m.run_string({int(a)}, 'pass')\n"
+        "except RuntimeError as exc:\n    emit(exc)\n"
+    )
+    # b reports through its own emit() on a pipe; a runs b, which tries to run a.
     r, w = os.pipe()
     try:
         mod.run_string(b, "import os\ndef emit(x):\n    os.write(fd, str(x).encode())\n", {"fd": w})
@@ -147,7 +151,9 @@ def test_shared_values_arrive_before_the_script(mod):
         "j": 2**63 - 1,
         "n": None,
     }
-    mod.run_string(sub, "seen = (b, e, s, i, j, n, [type(v).__name__ for v in (b, e, s, i, j)])", shared)
+    mod.run_string(
+        sub, "seen = (b, e, s, i, j, n, [type(v).__name__ for v in (b, e, s, i, j)])", shared
+    )
     assert evaluate(mod, sub, "seen") == repr(
         (*shared.values(), ["bytes", "bytes", "str", "int", "int"])
     )
@@ -201,14 +207,11 @@ class BytesSub(bytes):
     pass
 
 
-SHARED_ERRORS = [
-    ({1: 2}, TypeError, "bad argument type for built-in operation"),
-    ({b"k": 1}, TypeError, "bad argument type for built-in operation"),
-    (
-        {"a\udc80": 1},
-        UnicodeEncodeError,
-        "'utf-8' codec can't encode character '\\udc80' in position 1: surrogates not allowed",
-    ),
+# CPython 3.11/3.12 convert `shared` into an uninitialised array and, on any failure, free every
+# slot: a failing key, or a failing value followed by unconverted entries, frees garbage and
+# segfaults at random (seen in this suite on 3.11). Only a failing value in the last converted
+# slot is safe there, so key errors and "bad entry first" run against ours only.
+SHARED_VALUE_ERRORS = [
     ({"x": [1]}, ValueError, "[1] does not support cross-interpreter data"),
     ({"x": True}, ValueError, "True does not support cross-interpreter data"),
     ({"x": 1.5}, ValueError, "1.5 does not support cross-interpreter data"),
@@ -217,20 +220,50 @@ SHARED_ERRORS = [
     ({"x": BytesSub(b"v")}, ValueError, "b'v' does not support cross-interpreter data"),
     ({"x": 2**63}, OverflowError, "try sending as bytes"),
     ({"x": -(2**63) - 1}, OverflowError, "try sending as bytes"),
+    ({"ok": 1, "bad": [1]}, ValueError, "[1] does not support cross-interpreter data"),
+]
+
+SHARED_KEY_ERRORS = [
+    ({1: 2}, TypeError, "bad argument type for built-in operation"),
+    ({b"k": 1}, TypeError, "bad argument type for built-in operation"),
+    (
+        {"a\udc80": 1},
+        UnicodeEncodeError,
+        "'utf-8' codec can't encode character '\\udc80' in position 1: surrogates not allowed",
+    ),
+    ({"ok": 1, 2: 3}, TypeError, "bad argument type for built-in operation"),
+    ({"bad": [1], "ok": 1, "ok2": b"x"}, ValueError, "[1] does not support cross-interpreter data"),
+    ({2: 3, "ok": 1}, TypeError, "bad argument type for built-in operation"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("shared", "exc", "message"),
-    SHARED_ERRORS,
-    ids=[f"{i}-{exc.__name__}" for i, (_, exc, _) in enumerate(SHARED_ERRORS)],
-)
-def test_shared_errors(mod, shared, exc, message):
+def _shared_error(mod, shared, exc, message):
     sub = mod.create()
     with pytest.raises(exc) as info:
         mod.run_string(sub, "ran = True", shared)
     assert str(info.value) == message
-    assert evaluate(mod, sub, "'ran' in globals()") == "False"
+    # All or nothing: no entry was applied and the script did not run.
+    names = "[n for n in ('ran', 'x', 'ok', 'ok2', 'bad', 'a') if n in globals()]"
+    assert evaluate(mod, sub, names) == "[]"
+
+
+@pytest.mark.parametrize(
+    ("shared", "exc", "message"),
+    SHARED_VALUE_ERRORS,
+    ids=[f"{i}-{exc.__name__}" for i, (_, exc, _) in enumerate(SHARED_VALUE_ERRORS)],
+)
+def test_shared_value_errors(mod, shared, exc, message):
+    _shared_error(mod, shared, exc, message)
+
+
+@pytest.mark.ours_only
+@pytest.mark.parametrize(
+    ("shared", "exc", "message"),
+    SHARED_KEY_ERRORS,
+    ids=[f"{i}-{exc.__name__}" for i, (_, exc, _) in enumerate(SHARED_KEY_ERRORS)],
+)
+def test_shared_key_and_early_errors(mod, shared, exc, message):
+    _shared_error(mod, shared, exc, message)
 
 
 def test_shared_object_message_uses_str(mod):
@@ -239,24 +272,6 @@ def test_shared_object_message_uses_str(mod):
     with pytest.raises(ValueError) as info:
         mod.run_string(sub, "pass", {"x": obj})
     assert str(info.value) == f"{obj} does not support cross-interpreter data"
-
-
-def _all_or_nothing(mod, shared):
-    sub = mod.create()
-    with pytest.raises(ValueError, match=r"^\[1\] does not support cross-interpreter data$"):
-        mod.run_string(sub, "ran = True", shared)
-    assert evaluate(mod, sub, "[n for n in ('ok', 'bad', 'ran') if n in globals()]") == "[]"
-
-
-def test_shared_is_all_or_nothing(mod):
-    _all_or_nothing(mod, {"ok": 1, "bad": [1]})
-
-
-@pytest.mark.ours_only
-def test_shared_failing_first_entry_before_others(mod):
-    # Segfaulted CPython 3.11's module inside pytest (not reproducible in a bare process): on a
-    # failure it appears to free the not-yet-converted entries as well (inferred from the crash).
-    _all_or_nothing(mod, {"bad": [1], "ok": 1, "ok2": b"x"})
 
 
 NON_DICTS = [
@@ -399,6 +414,10 @@ def test_run_failed_message(mod, script, msg311, msg312):
     with pytest.raises(mod.RunFailedError) as info:
         mod.run_string(sub, script)
     expected = msg311 if speaks_311(mod) or msg312 is None else msg312
+    if script == "import sys; sys.exit()" and not PY311:
+        # README, deliberate difference 12: 3.12+ normalizes the exception as sys.exit() raises
+        # it, so the raw value 3.11 printed (None) no longer exists; ours gives 3.12's text.
+        expected = msg312
     exc = info.value
     assert exc.args == (expected,)
     assert str(exc) == expected
@@ -489,7 +508,9 @@ def test_run_failed_error_carries_type_name_and_traceback(mod, script, type_name
 def test_run_failed_traceback_shows_the_frames(mod):
     sub = mod.create()
     with pytest.raises(mod.RunFailedError) as info:
-        mod.run_string(sub, "def inner():\n    raise KeyError('k')\n\ndef outer():\n    inner()\n\nouter()\n")
+        mod.run_string(
+            sub, "def inner():\n    raise KeyError('k')\n\ndef outer():\n    inner()\n\nouter()\n"
+        )
     tb = getattr(info.value, RUNFAILED_TRACEBACK)
     assert 'File "<string>", line 7, in <module>' in tb
     assert 'File "<string>", line 5, in outer' in tb
@@ -507,7 +528,10 @@ def test_exception_whose_str_fails(mod):
         f"""
         import {mod.__name__} as m
         sub = m.create()
-        script = "class E(Exception):\\n    def __str__(self):\\n        raise KeyError('no')\\nraise E()"
+        script = (
+            "class E(Exception):\\n    def __str__(self):\\n        raise KeyError('no')\\n"
+            "raise E()"
+        )
         try:
             m.run_string(sub, script)
         except m.RunFailedError as exc:
@@ -583,7 +607,9 @@ def _expect(mod, isolated, script, error):
 
 @pytest.mark.parametrize("isolated", [True, 1, 2, -1] if PY312_PLUS else [True, 1])
 def test_isolated_restrictions(mod, isolated):
-    _expect(mod, isolated, "import os\nos.fork()", "fork not supported for isolated subinterpreters")
+    _expect(
+        mod, isolated, "import os\nos.fork()", "fork not supported for isolated subinterpreters"
+    )
     if PY311:
         _expect(mod, isolated, THREAD, "thread is not supported for isolated subinterpreters")
         _expect(mod, isolated, DAEMON, "thread is not supported for isolated subinterpreters")

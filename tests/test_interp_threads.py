@@ -84,7 +84,9 @@ def test_threads_running_different_interpreters(mod):
 
     def job(n):
         barrier.wait(JOIN_TIMEOUT)
-        return capture(mod, n, f"import time\nfor _ in range(3):\n    time.sleep(0.01)\nemit({n} * 2)")
+        return capture(
+            mod, n, f"import time\nfor _ in range(3):\n    time.sleep(0.01)\nemit({n} * 2)"
+        )
 
     workers = [Worker(job, int(s)) for s in subs]
     for w in workers:
@@ -144,7 +146,7 @@ def make():
 
 
 def _cross_thread(mod, body: str, expect: str = "ok"):
-    proc = run_python(_CROSS_THREAD_PRELUDE.format(name=mod.__name__) + body, timeout=60)
+    proc = run_python(_CROSS_THREAD_PRELUDE.format(name=mod.__name__) + body, timeout=30)
     assert_clean_exit(proc, expect_stdout=expect)
 
 
@@ -262,7 +264,8 @@ import os, time
 r, w = os.pipe()
 sub = m.create(isolated=False)
 n = int(sub)
-m.run_string(sub, f"import os, threading\\nt = threading.Thread(target=os.read, args=({r}, 1))\\nt.start()")
+script = "import os, threading\\nt = threading.Thread(target=os.read, args=(r, 1))\\nt.start()"
+m.run_string(sub, script, {"r": r})
 del sub
 os.write(w, b"x")
 time.sleep(0.2)

@@ -222,13 +222,19 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
         slots: slots.as_mut_ptr(),
     };
-    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
+    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held. The
+    // new tp_name is a static C string, so it outlives the type; `__module__`, `__name__` and
+    // `__qualname__` were already set from the spec name and do not read tp_name.
     unsafe {
-        PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
+        let tp = PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
             module,
             &mut spec,
             std::ptr::null_mut(),
-        ))
+        ))?;
+        // 3.11's type is named plain "InterpreterID" in its messages ("cannot pickle
+        // 'InterpreterID' object"); keep that wording while living in our module.
+        (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_name = c"InterpreterID".as_ptr();
+        Ok(tp)
     }
 }
 

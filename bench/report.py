@@ -1,0 +1,300 @@
+"""Merge the per-version JSON files of bench/bench.py into a Markdown report (BENCHMARKS.md).
+
+    python bench/report.py bench/results/py311.json bench/results/py312.json \\
+        bench/results/py313.json -o BENCHMARKS.md
+
+Without file arguments it reads every bench/results/py3*.json. Runs on any Python >= 3.11 and
+imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORDER = ("create_destroy", "run_string", "send_recv", "roundtrip", "cpu", "memory")
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    """A short human number: 3 significant digits, thousands separated."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 10**digits:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits - 1}f}"
+
+
+def fixed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def ratio_cell(row: dict) -> str:
+    return f"**{row['ratio']:.2f}** ({row['ratio_q1']:.2f}–{row['ratio_q3']:.2f})"
+
+
+def status(row: dict) -> str:
+    """met / MISSED against the target; else better / worse / even (3% and the IQR)."""
+    r, q1, q3, target = row["ratio"], row["ratio_q1"], row["ratio_q3"], row.get("target")
+    if target is not None:
+        return f"≤ {target}: " + ("met" if r <= target else "**MISSED**")
+    if r < 0.97 and q3 < 1:
+        return "ours better"
+    if r > 1.03 and q1 > 1:
+        return "ours worse"
+    return "even (within noise)"
+
+
+def rows_of(data: dict) -> list[dict]:
+    out = []
+    for name in ORDER:
+        out += data["benchmarks"].get(name, {}).get("rows", [])
+    return out
+
+
+def extra_cell(row: dict) -> str:
+    # batch: ours' batch size (theirs' is sized to last about as long)
+    text = f"{row['rounds']} × {row['batch']:,}" if "batch" in row else f"{row['rounds']}"
+    if "ours_gbps" in row:
+        text += f"; {row['ours_gbps']:.2f} vs {row['theirs_gbps']:.2f} GB/s"
+    return text
+
+
+def version_section(data: dict) -> str:
+    """The Markdown section for one Python version's JSON."""
+    m = data["meta"]
+    impl = {}
+    for b in data["benchmarks"].values():
+        impl.update(b.get("impl", {}))
+    lines = [
+        f"### CPython {m['python']}",
+        "",
+        f"ours = `{impl.get('ours', 'subinterpreters.lowlevel')}`, theirs = "
+        f"`{impl.get('theirs', '?')}`; run {m['date']}"
+        f"{' (--quick)' if m.get('quick') else ''}, git {m['git']}, our build "
+        f"{m.get('ours_build', '?')}, load average "
+        f"{m['loadavg_start'][0]:.2f} at start, {m.get('loadavg_end', [float('nan')])[0]:.2f} "
+        "at end.",
+        "",
+        "| benchmark | unit | ours | theirs | ours/theirs (IQR) | verdict "
+        "| rounds × batch (ours) |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for row in rows_of(data):
+        lines.append(
+            f"| {row['name']} | {row['unit']} | {num(row['ours'])} | {num(row['theirs'])} | "
+            f"{ratio_cell(row)} | {status(row)} | {extra_cell(row)} |"
+        )
+    lines.append("")
+    cpu = data["benchmarks"].get("cpu", {})
+    if cpu.get("cpu_table"):
+        lines += [
+            f"CPU-bound work ({cpu['iterations']:,} loop iterations per worker), medians of "
+            f"{cpu['cpu_table'][0]['repeats']} repeat(s):",
+            "",
+            "| workers | mode | wall (s) | CPU time / wall | overlap | mean worker (s) |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        names = {
+            "ours": "interpreters (ours)",
+            "theirs": "interpreters (theirs)",
+            "threads": "threads",
+            "processes": "processes",
+        }
+        for r in cpu["cpu_table"]:
+            lines.append(
+                f"| {r['workers']} | {names[r['mode']]} | {num(r['wall'])} | "
+                f"{fixed(r['cpu_per_wall'])} | {fixed(r['overlap'])} | {num(r['mean_worker'])} |"
+            )
+        lines.append("")
+    for name in ORDER:
+        b = data["benchmarks"].get(name)
+        if not b:
+            continue
+        if b.get("error"):
+            lines.append(f"- **{name} failed**: {b['error']}")
+        for p in b.get("problems", []):
+            lines.append(f"- **correctness problem** ({name}): {p}")
+        # Kept from an earlier run by an --only run.
+        old = [r["name"] for r in b.get("rows", []) if r.get("measured_at", m["date"]) < m["date"]]
+        if old:
+            lines.append(f"- from an earlier run of this version: {', '.join(old)}.")
+        elif b.get("measured_at", m["date"]) < m["date"]:
+            lines.append(f"- {name} comes from an earlier run, at {b['measured_at']}.")
+        if bool(b.get("quick", m.get("quick"))) != bool(m.get("quick")):
+            lines.append(f"- {name}: {'a --quick' if b.get('quick') else 'a full'} run.")
+        if b.get("ours_build", m.get("ours_build")) != m.get("ours_build"):
+            lines.append(f"- {name} measured another build of ours: {b['ours_build']}.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def summary_table(runs: list[dict]) -> str:
+    """Benchmarks down, versions across: the ratio of each."""
+    names: list[str] = []
+    for d in runs:
+        for row in rows_of(d):
+            if row["name"] not in names:
+                names.append(row["name"])
+    head = "| benchmark | target | " + " | ".join(f"{d['meta']['python']}" for d in runs) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(runs)]
+    for name in names:
+        cells, target = [], None
+        for d in runs:
+            row = next((r for r in rows_of(d) if r["name"] == name), None)
+            if row is None:
+                cells.append("–")
+                continue
+            target = row.get("target")
+            mark = " ✗" if target is not None and row["ratio"] > target else ""
+            cells.append(f"{row['ratio']:.2f}{mark}")
+        t = f"≤ {target}" if target is not None else ""
+        lines.append(f"| {name} | {t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def losses(runs: list[dict]) -> list[str]:
+    """Where we lose: a missed target, or slower than CPython beyond the noise (IQR above 1)."""
+    found = []
+    for d in runs:
+        for row in rows_of(d):
+            target = row.get("target")
+            missed = target is not None and row["ratio"] > target
+            slower = row["ratio"] > 1.05 and row["ratio_q1"] > 1
+            if not (missed or slower):
+                continue
+            if row["unit"] == "KiB":
+                how = f"{num(row['ours'] - row['theirs'])} KiB more per interpreter"
+            elif row["ratio"] >= 2:
+                how = f"{row['ratio']:.1f}× CPython's time"
+            elif row["ratio"] > 1:
+                how = f"{(row['ratio'] - 1) * 100:.0f}% slower"
+            else:
+                how = f"{(1 - row['ratio']) * 100:.0f}% faster, not enough"
+            t = f", target ≤ {target}" if target is not None else ""
+            found.append(
+                (
+                    row["ratio"] / (target or 1),
+                    f"- CPython {d['meta']['python']}, **{row['name']}**: ratio "
+                    f"{row['ratio']:.2f} (IQR {row['ratio_q1']:.2f}–{row['ratio_q3']:.2f}{t}): "
+                    f"{num(row['ours'])} vs {num(row['theirs'])} {row['unit']}, {how}.",
+                )
+            )
+    found.sort(key=lambda x: -x[0])
+    return [text for _k, text in found]
+
+
+def notes(runs: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for d in runs:
+        for name in ORDER:
+            for n in d["benchmarks"].get(name, {}).get("notes", []):
+                if n not in seen:
+                    seen.append(n)
+    return seen
+
+
+def render(runs: list[dict]) -> str:
+    m = runs[0]["meta"]["machine"]
+    mem = m.get("memory_bytes")
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by bench/report.py from bench/results/*.json; do not edit by hand. -->",
+        "",
+        "`subinterpreters.lowlevel` (ours) against CPython's own module (theirs: 3.11 "
+        "`_xxsubinterpreters`; 3.12 `_xxsubinterpreters` + `_xxinterpchannels`; 3.13 "
+        "`_interpreters` + `_interpchannels`, through `bench/adapters.py`), in the same process "
+        "of the same Python, timed alternately batch after batch (A B, B A, ...) after a "
+        "warm-up. Each ratio is ours / theirs, the median over rounds of the ratio of two adjacent "
+        "batches: **below 1 we are faster**. In brackets, the interquartile range of those "
+        "per-round ratios (the noise). The ours and theirs columns are each side's median time. "
+        "Our machines are shared: compare ratios from one run, not absolute times across runs.",
+        "",
+        "Regenerate: `make bench` (all versions, then this file); one benchmark on one version: "
+        "`.venv/py312/bin/python bench/bench.py --only send_recv` then `python bench/report.py "
+        "-o BENCHMARKS.md`. Add `--quick` for a short run.",
+        "",
+        f"- Report generated: {today}",
+        f"- Machine: {m['cpu']}, {m['cpus']} CPUs ({m['usable_cpus']} usable), "
+        f"{num(mem / 2**30) + ' GiB RAM' if mem else 'RAM unknown'}, {m['platform']}",
+        "- Runs: "
+        + "; ".join(
+            f"CPython {d['meta']['python']} at {d['meta']['date']}"
+            f"{' (quick)' if d['meta'].get('quick') else ''}, git {d['meta']['git']}"
+            for d in runs
+        ),
+        "",
+        "## Ratios (ours / theirs)",
+        "",
+        summary_table(runs),
+        "",
+        "✗ = target missed.",
+        "",
+        "## Where we lose",
+        "",
+    ]
+    lost = losses(runs)
+    out += lost or ["Nowhere: every target met, and nothing slower than CPython beyond the noise."]
+    problems = []
+    for d in runs:
+        for name in ORDER:
+            b = d["benchmarks"].get(name, {})
+            if b.get("error"):
+                problems.append(f"- CPython {d['meta']['python']}, {name}: {b['error']}")
+            for p in b.get("problems", []):
+                problems.append(f"- CPython {d['meta']['python']}, {name}: {p}")
+    if problems:
+        out += ["", "## Failures and correctness problems seen while benchmarking", ""] + problems
+    out += ["", "## Per version", ""]
+    for d in runs:
+        out.append(version_section(d))
+    out += ["## How each benchmark measures", ""]
+    out += [
+        "- create+destroy: `create()` then `destroy(id)`, each implementation's default "
+        "(isolated: an own GIL on 3.12+).",
+        "- run_string: `run_string(id, 'pass')` (3.13: `_interpreters.run_string`, which returns "
+        "None or an excinfo); the shared variant passes 10 items (ints, str, bytes, None).",
+        "- send+recv: one send then one recv on one channel in the main interpreter, the "
+        "module's functions called directly in a `timeit` loop (3.13: `send(..., "
+        "blocking=False)`, `recv(...)[0]`); ns per pair; GB/s = payload bytes / pair time. "
+        "For large bytes CPython copies once: its cross-interpreter data keeps a reference to "
+        "the sender's object and copies at recv. Ours copies twice, at send into memory owned "
+        "by Rust (so that items outlive their sender, SPEC section 14) and at recv, so about 2× "
+        "is the floor of that design at 1 MiB.",
+    ]
+    out += [f"- {n}" for n in notes(runs)]
+    out += [""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="*", help="bench.py JSON files (default bench/results/py3*.json)")
+    p.add_argument("-o", "--output", help="write here (default: stdout)")
+    args = p.parse_args()
+    files = args.files or sorted(glob.glob(os.path.join(HERE, "results", "py3*.json")))
+    if not files:
+        sys.exit("no results: run bench/bench.py first")
+    runs = []
+    for path in files:
+        with open(path) as f:
+            runs.append(json.load(f))
+    runs.sort(key=lambda d: tuple(int(x) for x in d["meta"]["python"].split(".")[:2]))
+    text = render(runs)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
