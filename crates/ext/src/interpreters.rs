@@ -176,7 +176,13 @@ unsafe fn reap_pending() {
 pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
     // SAFETY: GIL held.
     let current = unsafe { tstate::interp_id(tstate::current_interp()) };
-    if current == doomed.id || FINALIZING.with(|f| f.get()) > 0 {
+    if current == doomed.id {
+        // Dying inside itself (a thread of its own dropped the last ID): it cannot be finalized
+        // from here; leave it pending for the next create/destroy, or exit.
+        registry::finalization_refused(doomed.id, Vec::new());
+        return;
+    }
+    if FINALIZING.with(|f| f.get()) > 0 {
         DEFERRED.with(|q| q.borrow_mut().push(doomed));
         return;
     }
@@ -329,10 +335,13 @@ pub unsafe extern "C" fn list_all(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let mut ids = Vec::new();
-            let mut interp = ffi::PyInterpreterState_Head();
-            while !interp.is_null() {
-                ids.push(ffi::PyInterpreterState_GetID(interp));
-                interp = ffi::PyInterpreterState_Next(interp);
+            {
+                let _list = tstate::lock_interp_list(false, false);
+                let mut interp = ffi::PyInterpreterState_Head();
+                while !interp.is_null() {
+                    ids.push(ffi::PyInterpreterState_GetID(interp));
+                    interp = ffi::PyInterpreterState_Next(interp);
+                }
             }
             ids.sort_unstable();
             ids_to_list(state, &ids)

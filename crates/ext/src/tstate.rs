@@ -56,6 +56,86 @@ pub fn main_interp() -> InterpPtr {
     InterpPtr(unsafe { ffi::PyInterpreterState_Main() })
 }
 
+/// Serializes our own creations and finalizations of interpreters against walks of the
+/// runtime's interpreter list (`list_all`). On 3.12+ interpreters with their own GIL run in
+/// parallel and the list's own lock is private to CPython, so a walk could otherwise step on an
+/// interpreter being freed. On 3.11 the one GIL already serializes all of this.
+#[cfg(Py_3_12)]
+static INTERP_LIST: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+#[cfg(Py_3_12)]
+thread_local! {
+    /// This thread holds INTERP_LIST exclusively: code that runs meanwhile (a finalizing
+    /// interpreter's atexit hooks calling `list_all`) must not wait for it again.
+    static HOLDS_LIST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Held while walking (shared) or changing (exclusive) the interpreter list.
+pub struct ListGuard {
+    #[cfg(Py_3_12)]
+    _read: Option<std::sync::RwLockReadGuard<'static, ()>>,
+    #[cfg(Py_3_12)]
+    _write: Option<std::sync::RwLockWriteGuard<'static, ()>>,
+}
+
+#[cfg(Py_3_12)]
+impl Drop for ListGuard {
+    fn drop(&mut self) {
+        if self._write.is_some() {
+            HOLDS_LIST.with(|h| h.set(false));
+        }
+    }
+}
+
+/// Takes the interpreter-list lock, shared or exclusive, waiting with no GIL held: whoever
+/// holds it may be waiting for the GIL we would otherwise keep.
+///
+/// # Safety
+/// With `detached`, no thread state may be current; otherwise the current thread must hold the
+/// GIL of its current thread state.
+pub unsafe fn lock_interp_list(exclusive: bool, detached: bool) -> ListGuard {
+    #[cfg(not(Py_3_12))]
+    {
+        let _ = (exclusive, detached);
+        ListGuard {}
+    }
+    #[cfg(Py_3_12)]
+    {
+        if HOLDS_LIST.with(|h| h.get()) {
+            return ListGuard {
+                _read: None,
+                _write: None,
+            };
+        }
+        let take = || {
+            if exclusive {
+                let w = INTERP_LIST.write().unwrap_or_else(|e| e.into_inner());
+                HOLDS_LIST.with(|h| h.set(true));
+                ListGuard {
+                    _read: None,
+                    _write: Some(w),
+                }
+            } else {
+                let r = INTERP_LIST.read().unwrap_or_else(|e| e.into_inner());
+                ListGuard {
+                    _read: Some(r),
+                    _write: None,
+                }
+            }
+        };
+        if detached {
+            return take();
+        }
+        // SAFETY: the caller holds its GIL; we give it up while waiting and take it back.
+        unsafe {
+            let ts = ffi::PyEval_SaveThread();
+            let guard = take();
+            ffi::PyEval_RestoreThread(ts);
+            guard
+        }
+    }
+}
+
 /// Creates an interpreter: isolated (own GIL on 3.12+, 3.11's restricted mode on 3.11) or legacy.
 /// Returns it with its keeper thread state; the caller's thread state is current again after.
 ///
@@ -66,6 +146,7 @@ pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> 
     // thread state and is current again on both paths.
     unsafe {
         let save = ffi::PyThreadState_Get();
+        let _list = lock_interp_list(true, false);
         #[cfg(not(Py_3_12))]
         let ts = capi::_Py_NewInterpreter(std::ffi::c_int::from(isolated));
         #[cfg(Py_3_12)]
@@ -276,6 +357,11 @@ while _t is not None:
         delete_idle(idle);
         #[cfg(not(Py_3_13))]
         release_foreign_threading_lock();
+        // The list lock is taken detached (see `lock_interp_list`); the interpreter has no
+        // other thread, so nothing happens in it meanwhile.
+        leave_current();
+        let _list = lock_interp_list(true, true);
+        restore(keeper.0);
         ffi::Py_EndInterpreter(keeper.0);
         // Py_EndInterpreter leaves no thread state current (and on 3.11 the shared GIL held).
         restore(caller);
