@@ -171,3 +171,58 @@ impl FastArgs {
         }
     }
 }
+
+/// Parses a format made only of object units (`O`, `U`) into `N` pointers, NULL where an
+/// optional argument was not given.
+///
+/// # Safety
+/// As for [`parse`]; the format must have exactly `N` object units.
+pub unsafe fn objects<const N: usize>(
+    args: *mut ffi::PyObject,
+    kwds: *mut ffi::PyObject,
+    format: &CStr,
+    keywords: &[&'static CStr],
+) -> crate::error::Result<[*mut ffi::PyObject; N]> {
+    let mut out = [std::ptr::null_mut(); N];
+    let mut ptrs: [*mut c_void; N] = [std::ptr::null_mut(); N];
+    for (p, o) in ptrs.iter_mut().zip(out.iter_mut()) {
+        *p = (o as *mut *mut ffi::PyObject).cast();
+    }
+    // SAFETY: forwarded contract; each pointer addresses one slot of `out`.
+    if unsafe { parse(args, kwds, format, keywords, &mut ptrs) } {
+        Ok(out)
+    } else {
+        Err(crate::error::Error::Raised)
+    }
+}
+
+impl FastArgs {
+    /// [`objects`] for fastcall: positional calls with `min..=N` arguments accepted by
+    /// `fast_ok` skip the parser entirely; anything else goes through it (exact messages).
+    ///
+    /// # Safety
+    /// As for [`objects`].
+    pub unsafe fn objects<const N: usize>(
+        &self,
+        min: usize,
+        format: &CStr,
+        keywords: &[&'static CStr],
+        fast_ok: impl Fn(&[*mut ffi::PyObject]) -> bool,
+    ) -> crate::error::Result<[*mut ffi::PyObject; N]> {
+        let mut out = [std::ptr::null_mut(); N];
+        if let Some(given) = self.positional(min, N).filter(|a| fast_ok(a)) {
+            out[..given.len()].copy_from_slice(given);
+            return Ok(out);
+        }
+        let mut ptrs: [*mut c_void; N] = [std::ptr::null_mut(); N];
+        for (p, o) in ptrs.iter_mut().zip(out.iter_mut()) {
+            *p = (o as *mut *mut ffi::PyObject).cast();
+        }
+        // SAFETY: forwarded contract; each pointer addresses one slot of `out`.
+        if unsafe { self.parse(format, keywords, &mut ptrs) } {
+            Ok(out)
+        } else {
+            Err(crate::error::Error::Raised)
+        }
+    }
+}

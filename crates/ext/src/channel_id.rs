@@ -9,7 +9,7 @@ use subinterpreters_core::{registry, ChannelRef, End, Value};
 
 use crate::convert::{id_arg, IdKind};
 use crate::error::{Error, Result};
-use crate::interp_id::{id_richcompare, new_str};
+use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::module::{state_of_module, state_of_type, ModState};
 use crate::pyref::PyRef;
 use crate::trampoline::guard_obj;
@@ -17,8 +17,7 @@ use crate::trampoline::guard_obj;
 /// The instance layout. `handle` is initialised right after allocation and dropped in dealloc.
 #[repr(C)]
 struct ChanIdObject {
-    ob_base: ffi::PyObject,
-    id: i64,
+    head: IdHeader,
     end: End,
     /// Stored for `_channel_id(..., _resolve=True)`; it would ask the receiver for a high-level
     /// channel object, and there is none yet (3.11 then falls back to the ID, as we do).
@@ -33,7 +32,7 @@ struct ChanIdObject {
 /// `obj` must be a `ChannelID` instance.
 pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
     // SAFETY: `obj` has our layout (contract).
-    unsafe { (*obj.cast::<ChanIdObject>()).id }
+    unsafe { crate::id_slots::header_id(obj) }
 }
 
 /// Makes a new `ChannelID` owning `handle`.
@@ -56,7 +55,7 @@ pub unsafe fn new(
             .ok_or(Error::System("ChannelID has no tp_alloc".into()))?;
         let obj = PyRef::from_owned(alloc(tp, 0))?;
         let raw = obj.as_ptr().cast::<ChanIdObject>();
-        (&raw mut (*raw).id).write(id);
+        (&raw mut (*raw).head.id).write(id);
         (&raw mut (*raw).end).write(end);
         (&raw mut (*raw).resolve).write(resolve);
         (&raw mut (*raw).handle).write(handle);
@@ -74,8 +73,8 @@ pub unsafe fn channel_value(obj: *mut ffi::PyObject) -> Result<Value> {
     let me = unsafe { &*obj.cast::<ChanIdObject>() };
     let handle = match &me.handle {
         Some(h) => h.with_end(me.end),
-        None => registry::forced_ref(me.id, me.end).ok_or(Error::Channel(
-            subinterpreters_core::ChannelError::NotFound(me.id),
+        None => registry::forced_ref(me.head.id, me.end).ok_or(Error::Channel(
+            subinterpreters_core::ChannelError::NotFound(me.head.id),
         ))?,
     };
     Ok(Value::Channel(handle))
@@ -129,34 +128,11 @@ unsafe extern "C" fn tp_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
     unsafe {
         let me = &*obj.cast::<ChanIdObject>();
         let text = match me.end {
-            End::Send => format!("ChannelID({}, send=True)", me.id),
-            End::Recv => format!("ChannelID({}, recv=True)", me.id),
-            End::Both => format!("ChannelID({})", me.id),
+            End::Send => format!("ChannelID({}, send=True)", me.head.id),
+            End::Recv => format!("ChannelID({}, recv=True)", me.head.id),
+            End::Both => format!("ChannelID({})", me.head.id),
         };
         new_str(&text)
-    }
-}
-
-unsafe extern "C" fn tp_str(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: `obj` is our instance; GIL held.
-    unsafe { new_str(&stored_id(obj).to_string()) }
-}
-
-unsafe extern "C" fn nb_int(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: `obj` is our instance; GIL held.
-    unsafe { ffi::PyLong_FromLongLong(stored_id(obj)) }
-}
-
-unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
-    // SAFETY: `obj` is our instance; GIL held; the temporary int is released.
-    unsafe {
-        let n = ffi::PyLong_FromLongLong(stored_id(obj));
-        if n.is_null() {
-            return -1;
-        }
-        let h = ffi::PyObject_Hash(n);
-        ffi::Py_DECREF(n);
-        h
     }
 }
 
@@ -170,9 +146,9 @@ unsafe extern "C" fn tp_richcompare(
         let me = &*obj.cast::<ChanIdObject>();
         let same = (ffi::Py_TYPE(other) == ffi::Py_TYPE(obj)).then(|| {
             let them = &*other.cast::<ChanIdObject>();
-            me.id == them.id && me.end == them.end
+            me.head.id == them.head.id && me.end == them.end
         });
-        id_richcompare(me.id, other, op, same)
+        id_richcompare(me.head.id, other, op, same)
     }
 }
 
@@ -194,9 +170,9 @@ unsafe fn other_end(obj: *mut ffi::PyObject, end: End) -> *mut ffi::PyObject {
             let me = &*obj.cast::<ChanIdObject>();
             let handle = match &me.handle {
                 Some(h) => Some(h.with_end(end)),
-                None => registry::forced_ref(me.id, end),
+                None => registry::forced_ref(me.head.id, end),
             };
-            Ok(new(state, me.id, end, me.resolve, handle)?.into_ptr())
+            Ok(new(state, me.head.id, end, me.resolve, handle)?.into_ptr())
         })
     }
 }

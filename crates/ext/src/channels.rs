@@ -11,7 +11,6 @@ use crate::channel_id;
 use crate::convert::{from_value, id_arg, to_value, IdKind};
 use crate::error::{Error, Result};
 use crate::module::{state_of_module, ModState};
-use crate::pyref::PyRef;
 use crate::trampoline::guard_obj;
 use crate::tstate;
 
@@ -104,12 +103,10 @@ pub unsafe extern "C" fn channel_list_all(
         let state = state_of_module(module);
         guard_obj(Some(state), || {
             let handles = registry::list_all();
-            let list = PyRef::from_owned(ffi::PyList_New(handles.len() as ffi::Py_ssize_t))?;
-            for (i, handle) in handles.into_iter().enumerate() {
-                let obj = channel_id::new(state, handle.id(), End::Both, false, Some(handle))?;
-                ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr());
-            }
-            Ok(list.into_ptr())
+            let items = handles
+                .into_iter()
+                .map(|h| channel_id::new(state, h.id(), End::Both, false, Some(h)));
+            Ok(crate::pyref::new_list(items)?.into_ptr())
         })
     }
 }
@@ -149,17 +146,7 @@ macro_rules! fast_entry {
 fast_entry!(
     /// `channel_send(cid, obj)`: the hot path parses nothing (positional arguments).
     channel_send, |state, fa| {
-        let (cid, obj) = match fa.positional(2, 2) {
-            Some(&[cid, obj]) => (cid, obj),
-            _ => {
-                let (mut cid, mut obj): (*mut ffi::PyObject, *mut ffi::PyObject) =
-                    (std::ptr::null_mut(), std::ptr::null_mut());
-                if !fa.parse(c"OO:channel_send", &[c"cid", c"obj"], &mut [(&raw mut cid).cast(), (&raw mut obj).cast()]) {
-                    return Err(Error::Raised);
-                }
-                (cid, obj)
-            }
-        };
+        let [cid, obj] = fa.objects(2, c"OO:channel_send", &[c"cid", c"obj"], |_| true)?;
         let id = id_arg(cid, IdKind::Channel, state)?;
         let me = caller();
         let value = match to_value(obj, state) {
@@ -178,18 +165,8 @@ fast_entry!(
 fast_entry!(
     /// `channel_recv(cid[, default])`: the hot path parses nothing (positional arguments).
     channel_recv, |state, fa| {
-        let (cid, default) = match fa.positional(1, 2) {
-            Some(&[cid]) => (cid, std::ptr::null_mut()),
-            Some(&[cid, default]) => (cid, default),
-            _ => {
-                let (mut cid, mut default): (*mut ffi::PyObject, *mut ffi::PyObject) =
-                    (std::ptr::null_mut(), std::ptr::null_mut());
-                if !fa.parse(c"O|O:channel_recv", &[c"cid", c"default"], &mut [(&raw mut cid).cast(), (&raw mut default).cast()]) {
-                    return Err(Error::Raised);
-                }
-                (cid, default)
-            }
-        };
+        let [cid, default] =
+            fa.objects(1, c"O|O:channel_recv", &[c"cid", c"default"], |_| true)?;
         let id = id_arg(cid, IdKind::Channel, state)?;
         match registry::recv(id, caller())? {
             Some(value) => Ok(from_value(value, Some(state))?.into_ptr()),

@@ -7,6 +7,7 @@ use pyo3_ffi as ffi;
 
 use crate::convert::{id_arg, IdKind};
 use crate::error::{Error, Result};
+use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::interp_registry as registry;
 use crate::module::{state_of_type, ModState};
 use crate::pyref::PyRef;
@@ -15,8 +16,7 @@ use crate::trampoline::guard_obj;
 /// The instance layout.
 #[repr(C)]
 struct InterpIdObject {
-    ob_base: ffi::PyObject,
-    id: i64,
+    head: IdHeader,
     /// Whether this object holds one of the interpreter's counts (only for interpreters made by
     /// our `create()` that were alive when the object was made).
     counted: bool,
@@ -28,7 +28,7 @@ struct InterpIdObject {
 /// `obj` must be an `InterpreterID` instance.
 pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
     // SAFETY: `obj` has our layout (contract).
-    unsafe { (*obj.cast::<InterpIdObject>()).id }
+    unsafe { crate::id_slots::header_id(obj) }
 }
 
 /// Makes a new `InterpreterID` for `id`, counting on the interpreter if it is one of ours.
@@ -44,7 +44,7 @@ pub unsafe fn new(state: &ModState, id: i64) -> Result<PyRef> {
             .ok_or(Error::System("InterpreterID has no tp_alloc".into()))?;
         let obj = PyRef::from_owned(alloc(tp, 0))?;
         let raw = obj.as_ptr().cast::<InterpIdObject>();
-        (*raw).id = id;
+        (*raw).head.id = id;
         (*raw).counted = registry::incref(id);
         Ok(obj)
     }
@@ -89,7 +89,7 @@ unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
     // the type's tp_free and drop the instance's reference to its heap type.
     unsafe {
         let raw = obj.cast::<InterpIdObject>();
-        let (id, counted) = ((*raw).id, (*raw).counted);
+        let (id, counted) = ((*raw).head.id, (*raw).counted);
         let tp = ffi::Py_TYPE(obj);
         if let Some(free) = (*tp).tp_free {
             free(obj.cast());
@@ -106,79 +106,6 @@ unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
 unsafe extern "C" fn tp_repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: `obj` is our instance; GIL held.
     unsafe { new_str(&format!("InterpreterID({})", stored_id(obj))) }
-}
-
-unsafe extern "C" fn tp_str(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: `obj` is our instance; GIL held.
-    unsafe { new_str(&stored_id(obj).to_string()) }
-}
-
-/// A new `str` from Rust text, or NULL with an exception.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn new_str(text: &str) -> *mut ffi::PyObject {
-    // SAFETY: a valid UTF-8 buffer of the given length.
-    unsafe { ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t) }
-}
-
-unsafe extern "C" fn nb_int(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: `obj` is our instance; GIL held.
-    unsafe { ffi::PyLong_FromLongLong(stored_id(obj)) }
-}
-
-unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
-    // SAFETY: `obj` is our instance; GIL held; the temporary int is released.
-    unsafe {
-        let n = ffi::PyLong_FromLongLong(stored_id(obj));
-        if n.is_null() {
-            return -1;
-        }
-        let h = ffi::PyObject_Hash(n);
-        ffi::Py_DECREF(n);
-        h
-    }
-}
-
-/// Equality shared by both ID types (SPEC §4.3, §8.2): against an exact int compare values
-/// (never raising), against other numbers delegate to `int(self) == other`, otherwise
-/// `NotImplemented`. `same_type` handles two instances of the ID type itself.
-///
-/// # Safety
-/// GIL held; `id` is `self`'s id; `other` live.
-pub unsafe fn id_richcompare(
-    id: i64,
-    other: *mut ffi::PyObject,
-    op: c_int,
-    same_type: Option<bool>,
-) -> *mut ffi::PyObject {
-    // SAFETY: (whole body) GIL held; every new reference is returned or released.
-    unsafe {
-        if op != ffi::Py_EQ && op != ffi::Py_NE {
-            return ffi::Py_NewRef(ffi::Py_NotImplemented());
-        }
-        let equal = if let Some(eq) = same_type {
-            eq
-        } else if ffi::PyLong_CheckExact(other) != 0 {
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(other, &mut overflow);
-            if v == -1 && !ffi::PyErr_Occurred().is_null() {
-                return std::ptr::null_mut();
-            }
-            overflow == 0 && v == id
-        } else if ffi::PyNumber_Check(other) != 0 {
-            let me = ffi::PyLong_FromLongLong(id);
-            if me.is_null() {
-                return std::ptr::null_mut();
-            }
-            let res = ffi::PyObject_RichCompare(me, other, op);
-            ffi::Py_DECREF(me);
-            return res;
-        } else {
-            return ffi::Py_NewRef(ffi::Py_NotImplemented());
-        };
-        ffi::PyBool_FromLong(c_int::from(equal == (op == ffi::Py_EQ)).into())
-    }
 }
 
 unsafe extern "C" fn tp_richcompare(

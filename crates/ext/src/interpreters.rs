@@ -259,16 +259,7 @@ pub unsafe extern "C" fn destroy(
     unsafe {
         let state = state_of_module(module);
         guard_obj(Some(state), || {
-            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(
-                args,
-                kwds,
-                c"O:destroy",
-                &[c"id"],
-                &mut [(&raw mut id_obj).cast::<c_void>()],
-            ) {
-                return Err(Error::Raised);
-            }
+            let [id_obj] = args::objects(args, kwds, c"O:destroy", &[c"id"])?;
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
             let interp = existing(id)?;
             if interp == tstate::current_interp() {
@@ -354,14 +345,10 @@ pub unsafe extern "C" fn list_all(
 /// # Safety
 /// GIL held; `state` of the current interpreter.
 pub unsafe fn ids_to_list(state: &ModState, ids: &[i64]) -> Result<*mut ffi::PyObject> {
-    // SAFETY: GIL held; each item reference is stolen by PyList_SetItem.
+    // SAFETY: GIL held; `state` of the current interpreter (contract).
     unsafe {
-        let list = crate::pyref::PyRef::from_owned(ffi::PyList_New(ids.len() as ffi::Py_ssize_t))?;
-        for (i, &id) in ids.iter().enumerate() {
-            let obj = interp_id::new(state, id)?;
-            ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr());
-        }
-        Ok(list.into_ptr())
+        let items = ids.iter().map(|&id| interp_id::new(state, id));
+        Ok(crate::pyref::new_list(items)?.into_ptr())
     }
 }
 
@@ -412,16 +399,7 @@ pub unsafe extern "C" fn is_running(
     unsafe {
         let state = state_of_module(module);
         guard_obj(Some(state), || {
-            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(
-                args,
-                kwds,
-                c"O:is_running",
-                &[c"id"],
-                &mut [(&raw mut id_obj).cast::<c_void>()],
-            ) {
-                return Err(Error::Raised);
-            }
+            let [id_obj] = args::objects(args, kwds, c"O:is_running", &[c"id"])?;
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
             let interp = existing(id)?;
             check_single_thread(id, interp)?;
@@ -443,16 +421,7 @@ pub unsafe extern "C" fn is_shareable_fn(
     unsafe {
         let state = state_of_module(module);
         guard_obj(Some(state), || {
-            let mut obj: *mut ffi::PyObject = std::ptr::null_mut();
-            if !args::parse(
-                args,
-                kwds,
-                c"O:is_shareable",
-                &[c"obj"],
-                &mut [(&raw mut obj).cast::<c_void>()],
-            ) {
-                return Err(Error::Raised);
-            }
+            let [obj] = args::objects(args, kwds, c"O:is_shareable", &[c"obj"])?;
             Ok(ffi::PyBool_FromLong(is_shareable(obj, state).into()))
         })
     }
@@ -511,37 +480,13 @@ pub unsafe extern "C" fn run_string(
         let state = state_of_module(module);
         let fa = args::FastArgs::new(args, nargs, kwnames);
         guard_obj(Some(state), || {
-            let (id_obj, script, shared) = match fa.positional(2, 3) {
-                // The hot path: positional, with a str script (what "U" would check).
-                Some(&[id, script, ref rest @ ..]) if ffi::PyUnicode_Check(script) != 0 => (
-                    id,
-                    script,
-                    rest.first().copied().unwrap_or(std::ptr::null_mut()),
-                ),
-                _ => {
-                    let (mut id_obj, mut script, mut shared): (
-                        *mut ffi::PyObject,
-                        *mut ffi::PyObject,
-                        *mut ffi::PyObject,
-                    ) = (
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    );
-                    if !fa.parse(
-                        c"OU|O:run_string",
-                        &[c"id", c"script", c"shared"],
-                        &mut [
-                            (&raw mut id_obj).cast::<c_void>(),
-                            (&raw mut script).cast::<c_void>(),
-                            (&raw mut shared).cast::<c_void>(),
-                        ],
-                    ) {
-                        return Err(Error::Raised);
-                    }
-                    (id_obj, script, shared)
-                }
-            };
+            // The hot path: positional, with a str script (what "U" would check).
+            let [id_obj, script, shared] = fa.objects(
+                2,
+                c"OU|O:run_string",
+                &[c"id", c"script", c"shared"],
+                |given| ffi::PyUnicode_Check(given[1]) != 0,
+            )?;
             let id = id_arg(id_obj, IdKind::Interpreter, state)?;
             let interp = existing(id)?;
             let mut len: ffi::Py_ssize_t = 0;

@@ -13,6 +13,7 @@ pub mod channel_id;
 pub mod channels;
 pub mod convert;
 pub mod error;
+pub mod id_slots;
 pub mod interp_id;
 pub mod interp_registry;
 pub mod interpreters;

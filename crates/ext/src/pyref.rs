@@ -60,3 +60,18 @@ impl Drop for PyRef {
 pub fn cstr(s: &'static std::ffi::CStr) -> *const std::ffi::c_char {
     s.as_ptr()
 }
+
+/// A new list of the given items (each a new reference, stolen by the list).
+///
+/// # Safety
+/// GIL held; the items belong to the current interpreter.
+pub unsafe fn new_list(items: impl ExactSizeIterator<Item = Result<PyRef>>) -> Result<PyRef> {
+    // SAFETY: GIL held; PyList_SetItem steals each item's reference into a fresh list slot.
+    unsafe {
+        let list = PyRef::from_owned(pyo3_ffi::PyList_New(items.len() as pyo3_ffi::Py_ssize_t))?;
+        for (i, item) in items.enumerate() {
+            pyo3_ffi::PyList_SetItem(list.as_ptr(), i as pyo3_ffi::Py_ssize_t, item?.into_ptr());
+        }
+        Ok(list)
+    }
+}

@@ -1,0 +1,110 @@
+//! The int-like protocol shared by `InterpreterID` and `ChannelID`: both instance layouts
+//! begin with [`IdHeader`], so `str()`, `int()`, `__index__`, `hash()` and the numeric side of
+//! `==` are one set of slot functions.
+
+use std::ffi::c_int;
+
+use pyo3_ffi as ffi;
+
+/// The common start of both ID objects' layouts.
+#[repr(C)]
+pub struct IdHeader {
+    /// The object header.
+    pub ob_base: ffi::PyObject,
+    /// The interpreter or channel id.
+    pub id: i64,
+}
+
+/// The id stored in an ID object of either type.
+///
+/// # Safety
+/// `obj` must be an instance of one of the two ID types.
+pub unsafe fn header_id(obj: *mut ffi::PyObject) -> i64 {
+    // SAFETY: both layouts begin with an IdHeader (their first field), by contract.
+    unsafe { (*obj.cast::<IdHeader>()).id }
+}
+
+/// A new `str` from Rust text, or NULL with an exception.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn new_str(text: &str) -> *mut ffi::PyObject {
+    // SAFETY: a valid UTF-8 buffer of the given length.
+    unsafe { ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t) }
+}
+
+/// `str(id)`: the decimal id.
+///
+/// # Safety
+/// Called by CPython as a slot of one of our ID types, GIL held.
+pub unsafe extern "C" fn tp_str(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is one of our ID objects (contract).
+    unsafe { new_str(&header_id(obj).to_string()) }
+}
+
+/// `int(id)` and `operator.index(id)`.
+///
+/// # Safety
+/// Called by CPython as a slot of one of our ID types, GIL held.
+pub unsafe extern "C" fn nb_int(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: `obj` is one of our ID objects (contract).
+    unsafe { ffi::PyLong_FromLongLong(header_id(obj)) }
+}
+
+/// `hash(id)`: the hash of the int id (so IDs and ints mix in dicts).
+///
+/// # Safety
+/// Called by CPython as a slot of one of our ID types, GIL held.
+pub unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
+    // SAFETY: `obj` is one of our ID objects (contract); the temporary int is released.
+    unsafe {
+        let n = ffi::PyLong_FromLongLong(header_id(obj));
+        if n.is_null() {
+            return -1;
+        }
+        let h = ffi::PyObject_Hash(n);
+        ffi::Py_DECREF(n);
+        h
+    }
+}
+
+/// Equality shared by both ID types (SPEC §4.3, §8.2): against an exact int compare values
+/// (never raising), against other numbers delegate to `int(self) == other`, otherwise
+/// `NotImplemented`. `same_type` handles two instances of the ID type itself.
+///
+/// # Safety
+/// GIL held; `id` is `self`'s id; `other` live.
+pub unsafe fn id_richcompare(
+    id: i64,
+    other: *mut ffi::PyObject,
+    op: c_int,
+    same_type: Option<bool>,
+) -> *mut ffi::PyObject {
+    // SAFETY: (whole body) GIL held; every new reference is returned or released.
+    unsafe {
+        if op != ffi::Py_EQ && op != ffi::Py_NE {
+            return ffi::Py_NewRef(ffi::Py_NotImplemented());
+        }
+        let equal = if let Some(eq) = same_type {
+            eq
+        } else if ffi::PyLong_CheckExact(other) != 0 {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(other, &mut overflow);
+            if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                return std::ptr::null_mut();
+            }
+            overflow == 0 && v == id
+        } else if ffi::PyNumber_Check(other) != 0 {
+            let me = ffi::PyLong_FromLongLong(id);
+            if me.is_null() {
+                return std::ptr::null_mut();
+            }
+            let res = ffi::PyObject_RichCompare(me, other, op);
+            ffi::Py_DECREF(me);
+            return res;
+        } else {
+            return ffi::Py_NewRef(ffi::Py_NotImplemented());
+        };
+        ffi::PyBool_FromLong(c_int::from(equal == (op == ffi::Py_EQ)).into())
+    }
+}
