@@ -55,6 +55,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 pub struct ChannelRef {
     id: ChannelId,
     end: End,
+    /// A hint carried to whoever turns the handle into an object: build a richer end object
+    /// than a plain id if it can (CPython's `_channel_id(..., _resolve=True)`). Not counted.
+    resolve: bool,
 }
 
 impl ChannelRef {
@@ -68,11 +71,25 @@ impl ChannelRef {
         self.end
     }
 
-    /// Another counted handle on the same channel, designating `end`. If the channel is gone
-    /// the new handle is inert, like this one.
+    /// Another counted handle on the same channel, designating `end` (with the same `resolve`
+    /// hint). If the channel is gone the new handle is inert, like this one.
     pub fn with_end(&self, end: End) -> ChannelRef {
         with_registry(|reg, _| reg.incref(self.id));
-        ChannelRef { id: self.id, end }
+        ChannelRef {
+            id: self.id,
+            end,
+            resolve: self.resolve,
+        }
+    }
+
+    /// The `resolve` hint (see the field).
+    pub fn resolve(&self) -> bool {
+        self.resolve
+    }
+
+    /// Sets the `resolve` hint.
+    pub fn set_resolve(&mut self, resolve: bool) {
+        self.resolve = resolve;
     }
 
     /// Turns the handle into its id without running `Drop`; the caller owes the decrement.
@@ -120,13 +137,21 @@ pub struct ChannelInfo {
 /// After 2^63 channels, when the id counter is exhausted.
 pub fn create() -> ChannelRef {
     let id = with_registry(|reg, _| reg.create());
-    ChannelRef { id, end: End::Both }
+    ChannelRef {
+        id,
+        end: End::Both,
+        resolve: false,
+    }
 }
 
 /// A counted handle on a registered channel (closed ones included), or `NotFound`.
 pub fn lookup(id: ChannelId, end: End) -> Result<ChannelRef, ChannelError> {
     if with_registry(|reg, _| reg.incref(id)) {
-        Ok(ChannelRef { id, end })
+        Ok(ChannelRef {
+            id,
+            end,
+            resolve: false,
+        })
     } else {
         Err(ChannelError::NotFound(id))
     }
@@ -169,7 +194,11 @@ pub fn list_all() -> Vec<ChannelRef> {
     // Ids grow with creation time, so newest first is descending id.
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.into_iter()
-        .map(|id| ChannelRef { id, end: End::Both })
+        .map(|id| ChannelRef {
+            id,
+            end: End::Both,
+            resolve: false,
+        })
         .collect()
 }
 

@@ -10,7 +10,8 @@ use pyo3_ffi as ffi;
 ///
 /// # Safety
 /// GIL held; `args` is a tuple and `kwds` NULL or a dict; each `out` pointer points to storage
-/// of the type its format unit writes (`O` → `*mut PyObject`, `p`/`i` → `c_int`, `U` → object).
+/// of the type its format unit writes (`O` → `*mut PyObject`, `p`/`i` → `c_int`, `U` → object;
+/// `O&` takes two: the converter and its argument).
 pub unsafe fn parse(
     args: *mut ffi::PyObject,
     kwds: *mut ffi::PyObject,
@@ -37,7 +38,10 @@ pub unsafe fn parse(
             [a, b, c, d, e] => {
                 ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c, *d, *e)
             }
-            _ => panic!("args::parse supports at most 5 outputs"),
+            [a, b, c, d, e, g] => {
+                ffi::PyArg_ParseTupleAndKeywords(args, kwds, f, kwp, *a, *b, *c, *d, *e, *g)
+            }
+            _ => panic!("args::parse supports at most 6 outputs"),
         }
     };
     #[cfg(Py_3_13)]

@@ -7,20 +7,22 @@ use std::ffi::{c_int, c_void};
 use pyo3_ffi as ffi;
 use subinterpreters_core::{registry, ChannelRef, End, Value};
 
-use crate::convert::{id_arg, IdKind};
 use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::module::{state_of_module, state_of_type, ModState};
 use crate::pyref::PyRef;
 use crate::trampoline::guard_obj;
 
+/// The module whose `SendChannel`/`RecvChannel` a `_resolve=True` ID turns into on arrival.
+const HIGH_LEVEL_MODULE: &std::ffi::CStr = c"subinterpreters.channels";
+
 /// The instance layout. `handle` is initialised right after allocation and dropped in dealloc.
 #[repr(C)]
 struct ChanIdObject {
     head: IdHeader,
     end: End,
-    /// Stored for `_channel_id(..., _resolve=True)`; it would ask the receiver for a high-level
-    /// channel object, and there is none yet (3.11 then falls back to the ID, as we do).
+    /// Set by `_channel_id(..., _resolve=True)`: a receiver turns this ID into the high-level
+    /// channel end if it can (SPEC §8.4).
     resolve: bool,
     /// `None` for a forced ID of a channel that was not registered: such an ID counts nothing.
     handle: Option<ChannelRef>,
@@ -71,12 +73,18 @@ pub unsafe fn new(
 pub unsafe fn channel_value(obj: *mut ffi::PyObject) -> Result<Value> {
     // SAFETY: `obj` has our layout (contract).
     let me = unsafe { &*obj.cast::<ChanIdObject>() };
-    let handle = match &me.handle {
+    let id = me.head.id;
+    let not_found = || Error::Channel(subinterpreters_core::ChannelError::NotFound(id));
+    if !registry::is_registered(id) {
+        // Only live channels travel: an ID of a destroyed (or never created) one would arrive
+        // as a handle on nothing.
+        return Err(not_found());
+    }
+    let mut handle = match &me.handle {
         Some(h) => h.with_end(me.end),
-        None => registry::forced_ref(me.head.id, me.end).ok_or(Error::Channel(
-            subinterpreters_core::ChannelError::NotFound(me.head.id),
-        ))?,
+        None => registry::forced_ref(id, me.end).ok_or_else(not_found)?,
     };
+    handle.set_resolve(me.resolve);
     Ok(Value::Channel(handle))
 }
 
@@ -88,9 +96,9 @@ pub unsafe fn channel_value(obj: *mut ffi::PyObject) -> Result<Value> {
 pub unsafe fn channel_object(handle: ChannelRef, state: Option<&ModState>) -> Result<PyRef> {
     // SAFETY: GIL held; the imported module stays alive in sys.modules while we use its state.
     unsafe {
-        let (id, end) = (handle.id(), handle.end());
-        match state {
-            Some(st) => new(st, id, end, false, Some(handle)),
+        let (id, end, resolve) = (handle.id(), handle.end(), handle.resolve());
+        let cid = match state {
+            Some(st) => new(st, id, end, false, Some(handle))?,
             None => {
                 let module = PyRef::from_owned(ffi::PyImport_ImportModule(
                     c"subinterpreters.lowlevel".as_ptr(),
@@ -101,9 +109,47 @@ pub unsafe fn channel_object(handle: ChannelRef, state: Option<&ModState>) -> Re
                     end,
                     false,
                     Some(handle),
-                )
+                )?
             }
+        };
+        if !resolve || end == End::Both {
+            return Ok(cid);
         }
+        Ok(high_level_end(&cid, end).unwrap_or(cid))
+    }
+}
+
+/// The resolution of a `_resolve=True` ID on arrival (SPEC §8.4): `SendChannel(cid)` or
+/// `RecvChannel(cid)` from our high-level channel module, or `None` (error cleared) if there is
+/// none. 3.11 looks in `interpreters`/`test.support.interpreters`, whose classes drive CPython's
+/// own channel registry, not ours; resolving into them would hand out ends of other channels.
+/// So only our own module counts, and until it exists the ID itself arrives, which is also what
+/// 3.11 gives when it cannot resolve.
+///
+/// # Safety
+/// GIL held.
+unsafe fn high_level_end(cid: &PyRef, end: End) -> Option<PyRef> {
+    // SAFETY: GIL held; new references are owned by PyRef; failures are cleared.
+    unsafe {
+        let found = (|| {
+            let module =
+                PyRef::from_owned(ffi::PyImport_ImportModule(HIGH_LEVEL_MODULE.as_ptr())).ok()?;
+            let cls_name = if end == End::Send {
+                c"SendChannel"
+            } else {
+                c"RecvChannel"
+            };
+            let cls = PyRef::from_owned(ffi::PyObject_GetAttrString(
+                module.as_ptr(),
+                cls_name.as_ptr(),
+            ))
+            .ok()?;
+            PyRef::from_owned(ffi::PyObject_CallOneArg(cls.as_ptr(), cid.as_ptr())).ok()
+        })();
+        if found.is_none() {
+            ffi::PyErr_Clear();
+        }
+        found
     }
 }
 
@@ -258,6 +304,11 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
             pfunc: (&raw mut GETSET).cast(),
         },
         ffi::PyType_Slot {
+            slot: ffi::Py_tp_methods,
+            // SAFETY: taking the address of a static table that CPython only reads.
+            pfunc: (&raw mut crate::id_slots::ID_METHODS).cast(),
+        },
+        ffi::PyType_Slot {
             slot: ffi::Py_tp_doc,
             pfunc: c"A channel ID identifies a channel and may be used as an int.".as_ptr()
                 as *mut c_void,
@@ -301,26 +352,22 @@ pub unsafe extern "C" fn channel_id_fn(
     unsafe {
         let state = state_of_module(module);
         guard_obj(Some(state), || {
-            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
             // -1 = not given (an explicit falsy value, None included, gives 0).
             let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) =
                 (-1, -1, 0, 0);
-            if !crate::args::parse(
+            let id = crate::channels::parse_cid(
+                state,
                 args,
                 kwds,
-                c"O|$pppp:ChannelID.__new__",
+                c"O&|$pppp:ChannelID.__new__",
                 &[c"id", c"send", c"recv", c"force", c"_resolve"],
                 &mut [
-                    (&raw mut id_obj).cast::<c_void>(),
                     (&raw mut send).cast::<c_void>(),
                     (&raw mut recv).cast::<c_void>(),
                     (&raw mut force).cast::<c_void>(),
                     (&raw mut resolve).cast::<c_void>(),
                 ],
-            ) {
-                return Err(Error::Raised);
-            }
-            let id = id_arg(id_obj, IdKind::Channel, state)?;
+            )?;
             let end = match (send, recv) {
                 (0, 0) => {
                     return Err(Error::Value(

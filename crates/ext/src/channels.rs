@@ -23,11 +23,45 @@ unsafe fn caller() -> i64 {
     unsafe { tstate::interp_id(tstate::current_interp()) }
 }
 
-/// Parses `(cid, ...)` with `format`/`keywords` and converts `cid`; `extra` gets the rest.
+/// Where the `O&` converter for a channel ID writes (it needs the module state to know our
+/// `ChannelID` type).
+#[repr(C)]
+struct CidSlot {
+    state: *const ModState,
+    id: i64,
+}
+
+/// `O&` converter for channel IDs, as 3.11 uses: converting while parsing makes an invalid ID
+/// the first error reported, before a missing or unknown argument further on.
+unsafe extern "C" fn cid_converter(obj: *mut ffi::PyObject, slot: *mut c_void) -> c_int {
+    // SAFETY: CPython calls this during our own parse with the GIL held and `slot` the CidSlot
+    // we passed; its state outlives the parse.
+    unsafe {
+        let slot = &mut *slot.cast::<CidSlot>();
+        let state = &*slot.state;
+        match id_arg(obj, IdKind::Channel, state) {
+            Ok(id) => {
+                slot.id = id;
+                1
+            }
+            Err(err) => {
+                err.restore(Some(state));
+                0
+            }
+        }
+    }
+}
+
+/// The converter and slot to pass for a leading `O&` unit.
+fn cid_unit(slot: &mut CidSlot) -> [*mut c_void; 2] {
+    [cid_converter as *mut c_void, (slot as *mut CidSlot).cast()]
+}
+
+/// Parses `(cid, ...)` with a format starting with `O&` (the channel ID); `extra` gets the rest.
 ///
 /// # Safety
-/// As for [`args::parse`]; the first format unit must be `O`.
-unsafe fn parse_cid(
+/// As for [`args::parse`].
+pub(crate) unsafe fn parse_cid(
     state: &ModState,
     a: *mut ffi::PyObject,
     k: *mut ffi::PyObject,
@@ -35,15 +69,43 @@ unsafe fn parse_cid(
     keywords: &[&'static std::ffi::CStr],
     extra: &mut [*mut c_void],
 ) -> Result<i64> {
-    let mut cid: *mut ffi::PyObject = std::ptr::null_mut();
-    let mut out: Vec<*mut c_void> = vec![(&raw mut cid).cast()];
+    let mut slot = CidSlot { state, id: 0 };
+    let mut out: Vec<*mut c_void> = cid_unit(&mut slot).to_vec();
     out.extend_from_slice(extra);
-    // SAFETY: forwarded contract; `cid` is written by the leading `O`.
+    // SAFETY: forwarded contract; the converter writes `slot`.
+    if unsafe { args::parse(a, k, format, keywords, &mut out) } {
+        Ok(slot.id)
+    } else {
+        Err(Error::Raised)
+    }
+}
+
+/// [`parse_cid`] for fastcall functions taking `(cid, obj)`-like arguments: plain positional
+/// calls skip the parser.
+///
+/// # Safety
+/// As for [`args::FastArgs::parse`].
+unsafe fn parse_cid_fast(
+    state: &ModState,
+    fa: &args::FastArgs,
+    min: usize,
+    format: &std::ffi::CStr,
+    keywords: &[&'static std::ffi::CStr],
+) -> Result<(i64, *mut ffi::PyObject)> {
+    // SAFETY: forwarded contract.
     unsafe {
-        if !args::parse(a, k, format, keywords, &mut out) {
-            return Err(Error::Raised);
+        if let Some(given) = fa.positional(min, 2) {
+            let id = id_arg(given[0], IdKind::Channel, state)?;
+            return Ok((id, given.get(1).copied().unwrap_or(std::ptr::null_mut())));
         }
-        id_arg(cid, IdKind::Channel, state)
+        let mut slot = CidSlot { state, id: 0 };
+        let mut second: *mut ffi::PyObject = std::ptr::null_mut();
+        let [conv, at] = cid_unit(&mut slot);
+        if fa.parse(format, keywords, &mut [conv, at, (&raw mut second).cast()]) {
+            Ok((slot.id, second))
+        } else {
+            Err(Error::Raised)
+        }
     }
 }
 
@@ -114,7 +176,7 @@ pub unsafe extern "C" fn channel_list_all(
 entry!(
     /// `channel_destroy(cid)`
     channel_destroy, |state, a, k| {
-        let id = parse_cid(state, a, k, c"O:channel_destroy", &[c"cid"], &mut [])?;
+        let id = parse_cid(state, a, k, c"O&:channel_destroy", &[c"cid"], &mut [])?;
         registry::destroy(id)?;
         Ok(none())
     }
@@ -146,8 +208,7 @@ macro_rules! fast_entry {
 fast_entry!(
     /// `channel_send(cid, obj)`: the hot path parses nothing (positional arguments).
     channel_send, |state, fa| {
-        let [cid, obj] = fa.objects(2, c"OO:channel_send", &[c"cid", c"obj"], |_| true)?;
-        let id = id_arg(cid, IdKind::Channel, state)?;
+        let (id, obj) = parse_cid_fast(state, &fa, 2, c"O&O:channel_send", &[c"cid", c"obj"])?;
         let me = caller();
         let value = match to_value(obj, state) {
             Ok(v) => v,
@@ -165,9 +226,8 @@ fast_entry!(
 fast_entry!(
     /// `channel_recv(cid[, default])`: the hot path parses nothing (positional arguments).
     channel_recv, |state, fa| {
-        let [cid, default] =
-            fa.objects(1, c"O|O:channel_recv", &[c"cid", c"default"], |_| true)?;
-        let id = id_arg(cid, IdKind::Channel, state)?;
+        let (id, default) =
+            parse_cid_fast(state, &fa, 1, c"O&|O:channel_recv", &[c"cid", c"default"])?;
         match registry::recv(id, caller())? {
             Some(value) => Ok(from_value(value, Some(state))?.into_ptr()),
             None if !default.is_null() => Ok(ffi::Py_NewRef(default)),
@@ -208,7 +268,7 @@ unsafe fn parse_ends(
 entry!(
     /// `channel_close(cid, *, send=False, recv=False, force=False)`
     channel_close, |state, a, k| {
-        let (id, send, recv, force) = parse_ends(state, a, k, c"O|$ppp:channel_close")?;
+        let (id, send, recv, force) = parse_ends(state, a, k, c"O&|$ppp:channel_close")?;
         registry::close(id, send, recv, force)?;
         Ok(none())
     }
@@ -218,7 +278,7 @@ entry!(
     /// `channel_release(cid, *, send=False, recv=False, force=False)`; `force` is ignored, as in
     /// 3.11.
     channel_release, |state, a, k| {
-        let (id, send, recv, _force) = parse_ends(state, a, k, c"O|$ppp:channel_release")?;
+        let (id, send, recv, _force) = parse_ends(state, a, k, c"O&|$ppp:channel_release")?;
         registry::release(id, caller(), send, recv)?;
         Ok(none())
     }
@@ -229,7 +289,7 @@ entry!(
     channel_list_interpreters, |state, a, k| {
         let mut send: c_int = 0;
         let id = parse_cid(
-            state, a, k, c"O$p:channel_list_interpreters", &[c"cid", c"send"], &mut [(&raw mut send).cast()],
+            state, a, k, c"O&$p:channel_list_interpreters", &[c"cid", c"send"], &mut [(&raw mut send).cast()],
         )?;
         let mut ids = registry::list_interpreters(id, send != 0)?;
         // 3.11 keeps a destroyed interpreter's associations but never lists it.

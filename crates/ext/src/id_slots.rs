@@ -108,3 +108,52 @@ pub unsafe fn id_richcompare(
         ffi::PyBool_FromLong(c_int::from(equal == (op == ffi::Py_EQ)).into())
     }
 }
+
+/// `__reduce_ex__(protocol)`: ID objects cannot be pickled or copied. The message names the
+/// type as CPython's does for its static types: by `__name__` on copyreg's path (protocols 0
+/// and 1), by its full type name otherwise.
+///
+/// # Safety
+/// Called by CPython as a method of one of our ID types, GIL held.
+unsafe extern "C" fn reduce_ex(
+    obj: *mut ffi::PyObject,
+    protocol: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (contract); every new reference is released; we always return NULL with
+    // an exception set.
+    unsafe {
+        let proto = ffi::PyLong_AsLong(protocol);
+        if proto == -1 && !ffi::PyErr_Occurred().is_null() {
+            return std::ptr::null_mut();
+        }
+        let tp = ffi::Py_TYPE(obj);
+        let name = if proto < 2 {
+            match crate::pyref::PyRef::from_owned(ffi::PyObject_GetAttrString(
+                tp.cast(),
+                c"__name__".as_ptr(),
+            )) {
+                Ok(n) => crate::convert::str_lossy(n.as_ptr()),
+                Err(_) => return std::ptr::null_mut(),
+            }
+        } else {
+            std::ffi::CStr::from_ptr((*tp).tp_name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        crate::error::Error::Type(format!("cannot pickle '{name}' object")).restore(None);
+        std::ptr::null_mut()
+    }
+}
+
+/// Methods shared by both ID types.
+pub static mut ID_METHODS: [ffi::PyMethodDef; 2] = [
+    ffi::PyMethodDef {
+        ml_name: c"__reduce_ex__".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: reduce_ex,
+        },
+        ml_flags: ffi::METH_O,
+        ml_doc: c"ID objects cannot be pickled or copied.".as_ptr(),
+    },
+    ffi::PyMethodDef::zeroed(),
+];

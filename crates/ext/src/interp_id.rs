@@ -136,6 +136,11 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         ffi::PyType_Slot { slot: ffi::Py_nb_int, pfunc: nb_int as *mut c_void },
         ffi::PyType_Slot { slot: ffi::Py_nb_index, pfunc: nb_int as *mut c_void },
         ffi::PyType_Slot {
+            slot: ffi::Py_tp_methods,
+            // SAFETY: taking the address of a static table that CPython only reads.
+            pfunc: (&raw mut crate::id_slots::ID_METHODS).cast(),
+        },
+        ffi::PyType_Slot {
             slot: ffi::Py_tp_doc,
             pfunc: c"InterpreterID(id, *, force=False)\n--\n\nIdentifies an interpreter and may be used as an int. While any InterpreterID\nof an interpreter made by create() exists, in any interpreter, that interpreter stays alive.".as_ptr() as *mut c_void,
         },
