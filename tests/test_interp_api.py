@@ -892,3 +892,16 @@ def test_module_imports_inside_a_subinterpreter(mod, isolated):
         "emit(m.get_current(), ' ', m.is_shareable(b''), ' ', m.InterpreterID(0))",
     )
     assert out == f"{int(sub)} True 0"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda m: m.InterpreterID("x", foo=1), lambda m: m.InterpreterID("x", 1)],
+    ids=["unknown-keyword", "extra-positional"],
+)
+def test_interpreter_id_converts_its_id_while_parsing(mod, call):
+    # 3.11 converts the id as it parses (an `O&` unit): a bad id is reported before a bad
+    # keyword or an extra argument further on.
+    with pytest.raises(TypeError) as info:
+        call(mod)
+    assert str(info.value) == "interpreter ID must be an int, got str"

@@ -8,7 +8,7 @@ use subinterpreters_core::{registry, ChannelError, End};
 
 use crate::args;
 use crate::channel_id;
-use crate::convert::{from_value, id_arg, to_value, IdKind};
+use crate::convert::{from_value, id_arg, to_value, IdKind, IdSlot};
 use crate::error::{Error, Result};
 use crate::module::{state_of_module, ModState};
 use crate::trampoline::guard_obj;
@@ -23,40 +23,6 @@ unsafe fn caller() -> i64 {
     unsafe { tstate::interp_id(tstate::current_interp()) }
 }
 
-/// Where the `O&` converter for a channel ID writes (it needs the module state to know our
-/// `ChannelID` type).
-#[repr(C)]
-struct CidSlot {
-    state: *const ModState,
-    id: i64,
-}
-
-/// `O&` converter for channel IDs, as 3.11 uses: converting while parsing makes an invalid ID
-/// the first error reported, before a missing or unknown argument further on.
-unsafe extern "C" fn cid_converter(obj: *mut ffi::PyObject, slot: *mut c_void) -> c_int {
-    // SAFETY: CPython calls this during our own parse with the GIL held and `slot` the CidSlot
-    // we passed; its state outlives the parse.
-    unsafe {
-        let slot = &mut *slot.cast::<CidSlot>();
-        let state = &*slot.state;
-        match id_arg(obj, IdKind::Channel, state) {
-            Ok(id) => {
-                slot.id = id;
-                1
-            }
-            Err(err) => {
-                err.restore(Some(state));
-                0
-            }
-        }
-    }
-}
-
-/// The converter and slot to pass for a leading `O&` unit.
-fn cid_unit(slot: &mut CidSlot) -> [*mut c_void; 2] {
-    [cid_converter as *mut c_void, (slot as *mut CidSlot).cast()]
-}
-
 /// Parses `(cid, ...)` with a format starting with `O&` (the channel ID); `extra` gets the rest.
 ///
 /// # Safety
@@ -69,8 +35,8 @@ pub(crate) unsafe fn parse_cid(
     keywords: &[&'static std::ffi::CStr],
     extra: &mut [*mut c_void],
 ) -> Result<i64> {
-    let mut slot = CidSlot { state, id: 0 };
-    let mut out: Vec<*mut c_void> = cid_unit(&mut slot).to_vec();
+    let mut slot = IdSlot::new(state, IdKind::Channel);
+    let mut out: Vec<*mut c_void> = slot.unit().to_vec();
     out.extend_from_slice(extra);
     // SAFETY: forwarded contract; the converter writes `slot`.
     if unsafe { args::parse(a, k, format, keywords, &mut out) } {
@@ -98,9 +64,9 @@ unsafe fn parse_cid_fast(
             let id = id_arg(given[0], IdKind::Channel, state)?;
             return Ok((id, given.get(1).copied().unwrap_or(std::ptr::null_mut())));
         }
-        let mut slot = CidSlot { state, id: 0 };
+        let mut slot = IdSlot::new(state, IdKind::Channel);
         let mut second: *mut ffi::PyObject = std::ptr::null_mut();
-        let [conv, at] = cid_unit(&mut slot);
+        let [conv, at] = slot.unit();
         if fa.parse(format, keywords, &mut [conv, at, (&raw mut second).cast()]) {
             Ok((slot.id, second))
         } else {

@@ -143,6 +143,55 @@ pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) ->
     }
 }
 
+/// Where the `O&` converter for an ID argument writes (it needs the module state to know our
+/// ID types). 3.11 converts IDs while parsing (`O&`), so an invalid ID is the first error
+/// reported, before a missing or unknown argument further on; we do the same.
+#[repr(C)]
+pub struct IdSlot {
+    state: *const ModState,
+    kind: IdKind,
+    /// The converted id, once parsing succeeded.
+    pub id: i64,
+}
+
+impl IdSlot {
+    /// A slot for converting one ID of `kind` with `state`'s types.
+    pub fn new(state: &ModState, kind: IdKind) -> IdSlot {
+        IdSlot { state, kind, id: 0 }
+    }
+
+    /// The two varargs an `O&` unit takes: the converter and this slot.
+    pub fn unit(&mut self) -> [*mut std::ffi::c_void; 2] {
+        [
+            id_converter as *mut std::ffi::c_void,
+            (self as *mut IdSlot).cast(),
+        ]
+    }
+}
+
+/// The `O&` converter behind [`IdSlot`].
+unsafe extern "C" fn id_converter(
+    obj: *mut ffi::PyObject,
+    slot: *mut std::ffi::c_void,
+) -> std::ffi::c_int {
+    // SAFETY: CPython calls this during our own parse with the GIL held and `slot` the IdSlot
+    // we passed; its state outlives the parse.
+    unsafe {
+        let slot = &mut *slot.cast::<IdSlot>();
+        let state = &*slot.state;
+        match id_arg(obj, slot.kind, state) {
+            Ok(id) => {
+                slot.id = id;
+                1
+            }
+            Err(err) => {
+                err.restore(Some(state));
+                0
+            }
+        }
+    }
+}
+
 /// Whether `obj`'s exact type can cross interpreters (3.11's set: bytes, str, int, None,
 /// ChannelID; subclasses cannot).
 ///

@@ -5,7 +5,7 @@ use std::ffi::{c_int, c_void};
 
 use pyo3_ffi as ffi;
 
-use crate::convert::{id_arg, IdKind};
+use crate::convert::{IdKind, IdSlot};
 use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::interp_registry as registry;
@@ -61,21 +61,19 @@ unsafe extern "C" fn tp_new(
         let state = state_of_type(tp);
         guard_obj(state, || {
             let state = state.ok_or(Error::Raised)?;
-            let mut id_obj: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut slot = IdSlot::new(state, IdKind::Interpreter);
             let mut force: c_int = 0;
+            let [conv, at] = slot.unit();
             if !crate::args::parse(
                 args,
                 kwds,
-                c"O|$p:InterpreterID.__init__",
+                c"O&|$p:InterpreterID.__init__",
                 &[c"id", c"force"],
-                &mut [
-                    (&raw mut id_obj).cast::<c_void>(),
-                    (&raw mut force).cast::<c_void>(),
-                ],
+                &mut [conv, at, (&raw mut force).cast::<c_void>()],
             ) {
                 return Err(Error::Raised);
             }
-            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+            let id = slot.id;
             if force == 0 && crate::interpreters::lookup(id).is_none() {
                 return Err(Error::Runtime(format!("unrecognized interpreter ID {id}")));
             }
