@@ -363,3 +363,32 @@ def test_legacy_interpreters_share_the_gil(mod):
     subs = [mod.create(isolated=False) for _ in range(2)]
     overlap, cpu_per_wall = _spin_together(mod, subs)
     assert cpu_per_wall < 1.25, (overlap, cpu_per_wall)
+
+
+@pytest.mark.ours_only
+def test_interpreter_busy_in_a_daemon_thread_at_exit_is_stopped(mod):
+    # CPython 3.11/3.12 abort at exit while a subinterpreter remains, and one that is running
+    # code cannot be finalized: exit-time cleanup interrupts the run (SystemExit inside it),
+    # waits for it to end, then finalizes it.
+    proc = run_python(
+        f"""
+        import threading, time
+        import {mod.__name__} as m
+        sub = m.create()
+        started = threading.Event()
+        def busy():
+            started.set()
+            try:
+                m.run_string(sub, "import time\\nwhile True:\\n    time.sleep(0.01)")
+            except m.RunFailedError as exc:
+                print("interrupted:", exc, flush=True)
+        threading.Thread(target=busy, daemon=True).start()
+        started.wait()
+        time.sleep(0.2)
+        print("exiting", flush=True)
+        """
+    )
+    detail = f"rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode == 0, detail
+    assert "Fatal Python error" not in proc.stderr, detail
+    assert "exiting" in proc.stdout, detail

@@ -18,7 +18,8 @@
 //! into Python.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::tstate::{InterpPtr, TStatePtr};
 
@@ -29,6 +30,8 @@ struct Entry {
     keeper: Option<TStatePtr>,
     refs: usize,
     running: bool,
+    /// The OS thread ident (`threading.get_ident()`) of the run in progress, if any.
+    runner: Option<u64>,
     orphaned: bool,
     cached: Vec<(u64, TStatePtr)>,
     dead_threads: Vec<TStatePtr>,
@@ -41,6 +44,7 @@ impl Entry {
             keeper,
             refs: 0,
             running: false,
+            runner: None,
             orphaned: false,
             cached: Vec::new(),
             dead_threads: Vec::new(),
@@ -49,6 +53,9 @@ impl Entry {
 }
 
 static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
+
+/// Signalled (with INTERPS) whenever a run ends, for `wait_until_idle`.
+static RUN_ENDED: Condvar = Condvar::new();
 
 fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
     // A panic while holding this lock cannot leave an entry half-updated (every update is a
@@ -118,14 +125,16 @@ pub fn is_running(id: i64) -> bool {
     lock().get(&id).is_some_and(|e| e.running)
 }
 
-/// Marks `id` as running for a `run_string`. Fails if it already is.
-pub fn begin_run(id: i64, interp: InterpPtr) -> Result<(), Busy> {
+/// Marks `id` as running for a `run_string` on OS thread `runner` (None: not a run, a
+/// finalization). Fails if it already is running.
+pub fn begin_run(id: i64, interp: InterpPtr, runner: Option<u64>) -> Result<(), Busy> {
     let mut map = lock();
     let e = map.entry(id).or_insert_with(|| Entry::new(interp, None));
     if e.running {
         return Err(Busy::Running);
     }
     e.running = true;
+    e.runner = runner;
     Ok(())
 }
 
@@ -133,6 +142,7 @@ pub fn begin_run(id: i64, interp: InterpPtr) -> Result<(), Busy> {
 pub fn end_run(id: i64) -> Option<Doomed> {
     let mut map = lock();
     let e = map.get_mut(&id)?;
+    e.runner = None;
     match e.keeper {
         None => {
             map.remove(&id);
@@ -144,6 +154,7 @@ pub fn end_run(id: i64) -> Option<Doomed> {
                 Some(Doomed { id, keeper })
             } else {
                 e.running = false;
+                RUN_ENDED.notify_all();
                 None
             }
         }
@@ -272,4 +283,34 @@ pub fn cached_count(id: i64) -> usize {
     lock()
         .get(&id)
         .map_or(0, |e| e.cached.len() + e.dead_threads.len())
+}
+
+/// The interpreters of ours that a `run_string` is running now, with the OS thread running it.
+pub fn running_created() -> Vec<(i64, InterpPtr, u64)> {
+    lock()
+        .iter()
+        .filter(|(_, e)| e.keeper.is_some() && e.running)
+        .filter_map(|(&id, e)| Some((id, e.interp, e.runner?)))
+        .collect()
+}
+
+/// Waits (blocking, so call it without any GIL) until `id` is no longer running, or `timeout`
+/// passes; returns whether it is idle (or gone).
+pub fn wait_until_idle(id: i64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut map = lock();
+    loop {
+        match map.get(&id) {
+            Some(e) if e.running => {}
+            _ => return true,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        map = RUN_ENDED
+            .wait_timeout(map, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
 }

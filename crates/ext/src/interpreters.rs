@@ -305,7 +305,7 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
             return Err(already_running());
         }
         // Block runs of ours while it is finalized.
-        registry::begin_run(id, interp).map_err(|_| already_running())?;
+        registry::begin_run(id, interp, None).map_err(|_| already_running())?;
         Ok(Doomed {
             id,
             keeper: tstate::TStatePtr(head),
@@ -503,7 +503,8 @@ pub unsafe extern "C" fn run_string(
             if !registry::is_created(id) && running(id, interp) {
                 return Err(already_running());
             }
-            registry::begin_run(id, interp).map_err(|_| already_running())?;
+            let runner = u64::from(ffi::PyThread_get_thread_ident());
+            registry::begin_run(id, interp, Some(runner)).map_err(|_| already_running())?;
             let result = convert_shared(shared, state).and_then(|shared| {
                 let job = Job { script, shared };
                 // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
@@ -534,7 +535,41 @@ pub unsafe extern "C" fn clean_up_at_exit(
             for doomed in registry::take_all_idle() {
                 finalize(doomed, true);
             }
+            // Interpreters still running code (in daemon threads) would make CPython abort
+            // at exit: ask their threads to stop, give them a moment, and finalize them too.
+            let busy = registry::running_created();
+            for &(id, interp, runner) in &busy {
+                interrupt(id, interp, runner);
+            }
+            for &(id, _, _) in &busy {
+                let ts = ffi::PyEval_SaveThread();
+                registry::wait_until_idle(id, EXIT_GRACE);
+                ffi::PyEval_RestoreThread(ts);
+            }
+            for doomed in registry::take_all_idle() {
+                finalize(doomed, true);
+            }
             Ok(ffi::Py_NewRef(ffi::Py_None()))
         })
+    }
+}
+
+/// How long exit-time cleanup waits for an interrupted interpreter to stop running.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Raises `SystemExit` asynchronously in the thread running `run_string` in `interp` (it sees
+/// it at its next bytecode boundary), so that a run in a daemon thread ends before exit.
+///
+/// # Safety
+/// GIL held; `interp` is ours and alive, and only exit-time cleanup (this thread) finalizes it.
+unsafe fn interrupt(id: i64, interp: InterpPtr, runner: u64) {
+    // SAFETY: visiting an interpreter that another thread is running is what its own threads
+    // do too; it cannot be finalized meanwhile (only this thread finalizes it, after this).
+    // SetAsyncExc reaches only the current (visited) interpreter's thread state of that OS
+    // thread, which is the runner's visitor.
+    unsafe {
+        crate::thread_cache::visit(id, interp, || {
+            ffi::PyThreadState_SetAsyncExc(runner as std::ffi::c_long, ffi::PyExc_SystemExit);
+        });
     }
 }
