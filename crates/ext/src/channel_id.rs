@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::module::{state_of_module, state_of_type, ModState};
 use crate::pyref::PyRef;
-use crate::trampoline::guard_obj;
+use crate::trampoline::{guard_obj, kw_entry};
 
 /// The module whose `SendChannel`/`RecvChannel` a `_resolve=True` ID turns into on arrival.
 const HIGH_LEVEL_MODULE: &std::ffi::CStr = c"subinterpreters.channels";
@@ -339,52 +339,41 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
     }
 }
 
-/// `_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> ChannelID`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn channel_id_fn(
-    module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            // -1 = not given (an explicit falsy value, None included, gives 0).
-            let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) =
-                (-1, -1, 0, 0);
-            let id = crate::channels::parse_cid(
-                state,
-                args,
-                kwds,
-                c"O&|$pppp:ChannelID.__new__",
-                &[c"id", c"send", c"recv", c"force", c"_resolve"],
-                &mut [
-                    (&raw mut send).cast::<c_void>(),
-                    (&raw mut recv).cast::<c_void>(),
-                    (&raw mut force).cast::<c_void>(),
-                    (&raw mut resolve).cast::<c_void>(),
-                ],
-            )?;
-            let end = match (send, recv) {
-                (0, 0) => {
-                    return Err(Error::Value(
-                        "'send' and 'recv' cannot both be False".into(),
-                    ))
-                }
-                (1, 1) => End::Both,
-                (1, _) => End::Send,
-                (_, 1) => End::Recv,
-                _ => End::Both,
-            };
-            let handle = if force != 0 {
-                registry::forced_ref(id, end)
-            } else {
-                Some(registry::lookup(id, end)?)
-            };
-            Ok(new(state, id, end, resolve != 0, handle)?.into_ptr())
-        })
+kw_entry!(
+    /// `_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> ChannelID`
+    channel_id_fn, |state, args, kwds| {
+        // -1 = not given (an explicit falsy value, None included, gives 0).
+        let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) =
+            (-1, -1, 0, 0);
+        let id = crate::channels::parse_cid(
+            state,
+            args,
+            kwds,
+            c"O&|$pppp:ChannelID.__new__",
+            &[c"id", c"send", c"recv", c"force", c"_resolve"],
+            &mut [
+                (&raw mut send).cast::<c_void>(),
+                (&raw mut recv).cast::<c_void>(),
+                (&raw mut force).cast::<c_void>(),
+                (&raw mut resolve).cast::<c_void>(),
+            ],
+        )?;
+        let end = match (send, recv) {
+            (0, 0) => {
+                return Err(Error::Value(
+                    "'send' and 'recv' cannot both be False".into(),
+                ))
+            }
+            (1, 1) => End::Both,
+            (1, _) => End::Send,
+            (_, 1) => End::Recv,
+            _ => End::Both,
+        };
+        let handle = if force != 0 {
+            registry::forced_ref(id, end)
+        } else {
+            Some(registry::lookup(id, end)?)
+        };
+        Ok(new(state, id, end, resolve != 0, handle)?.into_ptr())
     }
-}
+);

@@ -10,8 +10,8 @@ use crate::args;
 use crate::channel_id;
 use crate::convert::{from_value, id_arg, to_value, IdKind, IdSlot};
 use crate::error::{Error, Result};
-use crate::module::{state_of_module, ModState};
-use crate::trampoline::guard_obj;
+use crate::module::ModState;
+use crate::trampoline::{fast_entry, kw_entry, noargs_entry};
 use crate::tstate;
 
 /// The calling interpreter's id (associations are per interpreter).
@@ -81,65 +81,26 @@ fn none() -> *mut ffi::PyObject {
     unsafe { ffi::Py_NewRef(ffi::Py_None()) }
 }
 
-macro_rules! entry {
-    ($(#[$doc:meta])* $name:ident, |$state:ident, $args:ident, $kwds:ident| $body:block) => {
-        $(#[$doc])*
-        /// # Safety
-        /// Called by CPython with the GIL held, `module` being our module.
-        pub unsafe extern "C" fn $name(
-            module: *mut ffi::PyObject,
-            $args: *mut ffi::PyObject,
-            $kwds: *mut ffi::PyObject,
-        ) -> *mut ffi::PyObject {
-            // SAFETY: called by CPython with the GIL held; `module` is our module.
-            unsafe {
-                let $state = state_of_module(module);
-                guard_obj(Some($state), || $body)
-            }
-        }
-    };
-}
-
-/// `channel_create() -> ChannelID`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn channel_create(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let handle = registry::create();
-            Ok(channel_id::new(state, handle.id(), End::Both, false, Some(handle))?.into_ptr())
-        })
+noargs_entry!(
+    /// `channel_create() -> ChannelID`
+    channel_create, |state| {
+        let handle = registry::create();
+        Ok(channel_id::new(state, handle.id(), End::Both, false, Some(handle))?.into_ptr())
     }
-}
+);
 
-/// `channel_list_all() -> list[ChannelID]`, newest first.
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn channel_list_all(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let handles = registry::list_all();
-            let items = handles
-                .into_iter()
-                .map(|h| channel_id::new(state, h.id(), End::Both, false, Some(h)));
-            Ok(crate::pyref::new_list(items)?.into_ptr())
-        })
+noargs_entry!(
+    /// `channel_list_all() -> list[ChannelID]`, newest first.
+    channel_list_all, |state| {
+        let handles = registry::list_all();
+        let items = handles
+            .into_iter()
+            .map(|h| channel_id::new(state, h.id(), End::Both, false, Some(h)));
+        Ok(crate::pyref::new_list(items)?.into_ptr())
     }
-}
+);
 
-entry!(
+kw_entry!(
     /// `channel_destroy(cid)`
     channel_destroy, |state, a, k| {
         let id = parse_cid(state, a, k, c"O&:channel_destroy", &[c"cid"], &mut [])?;
@@ -147,29 +108,6 @@ entry!(
         Ok(none())
     }
 );
-
-macro_rules! fast_entry {
-    ($(#[$doc:meta])* $name:ident, |$state:ident, $fa:ident| $body:block) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// Called by CPython (fastcall) with the GIL held, `module` being our module.
-        pub unsafe extern "C" fn $name(
-            module: *mut ffi::PyObject,
-            args: *const *mut ffi::PyObject,
-            nargs: ffi::Py_ssize_t,
-            kwnames: *mut ffi::PyObject,
-        ) -> *mut ffi::PyObject {
-            // SAFETY: called by CPython with the GIL held; `module` is our module and the
-            // argument pointers are valid for the call.
-            unsafe {
-                let $state = state_of_module(module);
-                let $fa = args::FastArgs::new(args, nargs, kwnames);
-                guard_obj(Some($state), || $body)
-            }
-        }
-    };
-}
 
 fast_entry!(
     /// `channel_send(cid, obj)`: the hot path parses nothing (positional arguments).
@@ -231,7 +169,7 @@ unsafe fn parse_ends(
     Ok((id, send != 0, recv != 0, force != 0))
 }
 
-entry!(
+kw_entry!(
     /// `channel_close(cid, *, send=False, recv=False, force=False)`
     channel_close, |state, a, k| {
         let (id, send, recv, force) = parse_ends(state, a, k, c"O&|$ppp:channel_close")?;
@@ -240,7 +178,7 @@ entry!(
     }
 );
 
-entry!(
+kw_entry!(
     /// `channel_release(cid, *, send=False, recv=False, force=False)`; `force` is ignored, as in
     /// 3.11.
     channel_release, |state, a, k| {
@@ -250,7 +188,7 @@ entry!(
     }
 );
 
-entry!(
+kw_entry!(
     /// `channel_list_interpreters(cid, *, send) -> list[InterpreterID]`
     channel_list_interpreters, |state, a, k| {
         let mut send: c_int = 0;

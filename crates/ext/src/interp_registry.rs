@@ -18,6 +18,7 @@
 //! into Python.
 
 use std::collections::BTreeMap;
+use std::ffi::c_ulong;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ struct Entry {
     refs: usize,
     running: bool,
     /// The OS thread ident (`threading.get_ident()`) of the run in progress, if any.
-    runner: Option<u64>,
+    runner: Option<c_ulong>,
     orphaned: bool,
     cached: Vec<(u64, TStatePtr)>,
     dead_threads: Vec<TStatePtr>,
@@ -127,7 +128,7 @@ pub fn is_running(id: i64) -> bool {
 
 /// Marks `id` as running for a `run_string` on OS thread `runner` (None: not a run, a
 /// finalization). Fails if it already is running.
-pub fn begin_run(id: i64, interp: InterpPtr, runner: Option<u64>) -> Result<(), Busy> {
+pub fn begin_run(id: i64, interp: InterpPtr, runner: Option<c_ulong>) -> Result<(), Busy> {
     let mut map = lock();
     let e = map.entry(id).or_insert_with(|| Entry::new(interp, None));
     if e.running {
@@ -286,7 +287,7 @@ pub fn cached_count(id: i64) -> usize {
 }
 
 /// The interpreters of ours that a `run_string` is running now, with the OS thread running it.
-pub fn running_created() -> Vec<(i64, InterpPtr, u64)> {
+pub fn running_created() -> Vec<(i64, InterpPtr, c_ulong)> {
     lock()
         .iter()
         .filter(|(_, e)| e.keeper.is_some() && e.running)

@@ -13,9 +13,9 @@ use crate::convert::{id_arg, is_shareable, to_value, IdKind};
 use crate::error::{Error, Result};
 use crate::interp_id;
 use crate::interp_registry::{self as registry, Busy, Doomed};
-use crate::module::{state_of_module, ModState};
+use crate::module::ModState;
 use crate::run::{execute, Job};
-use crate::trampoline::guard_obj;
+use crate::trampoline::{fast_entry, kw_entry, noargs_entry};
 use crate::tstate::{self, InterpPtr};
 
 /// The live interpreter with this id, ours or not.
@@ -205,87 +205,65 @@ fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
         .map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
 }
 
-/// `create(*, isolated=True) -> InterpreterID`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn create(
-    module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let mut isolated: c_int = 1;
-            if !args::parse(
-                args,
-                kwds,
-                c"|$i:create",
-                &[c"isolated"],
-                &mut [(&raw mut isolated).cast::<c_void>()],
-            ) {
-                return Err(Error::Raised);
-            }
-            reap_pending();
-            let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
-            let id = tstate::interp_id(interp);
-            registry::insert_created(id, interp, keeper);
-            match interp_id::new(state, id) {
-                Ok(obj) => Ok(obj.into_ptr()),
-                Err(err) => {
-                    // Nobody can reach it: finalize rather than leak it.
-                    if let Ok(doomed) = registry::take_for_destroy(id) {
-                        finalize(doomed, false);
-                    }
-                    Err(err)
+kw_entry!(
+    /// `create(*, isolated=True) -> InterpreterID`
+    create, |state, args, kwds| {
+        let mut isolated: c_int = 1;
+        if !args::parse(
+            args,
+            kwds,
+            c"|$i:create",
+            &[c"isolated"],
+            &mut [(&raw mut isolated).cast::<c_void>()],
+        ) {
+            return Err(Error::Raised);
+        }
+        reap_pending();
+        let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
+        let id = tstate::interp_id(interp);
+        registry::insert_created(id, interp, keeper);
+        match interp_id::new(state, id) {
+            Ok(obj) => Ok(obj.into_ptr()),
+            Err(err) => {
+                // Nobody can reach it: finalize rather than leak it.
+                if let Ok(doomed) = registry::take_for_destroy(id) {
+                    finalize(doomed, false);
                 }
+                Err(err)
             }
-        })
+        }
     }
-}
+);
 
-/// `destroy(id)`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn destroy(
-    module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let [id_obj] = args::objects(args, kwds, c"O:destroy", &[c"id"])?;
-            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
-            let interp = existing(id)?;
-            if interp == tstate::current_interp() {
-                return Err(Error::Runtime(
-                    "cannot destroy the current interpreter".into(),
-                ));
-            }
-            check_single_thread(id, interp)?;
-            if id == 0 {
-                return Err(already_running());
-            }
-            let doomed = match registry::take_for_destroy(id) {
-                Ok(d) => d,
-                Err(Busy::Running) => return Err(already_running()),
-                Err(Busy::Unknown) => foreign_keeper(id, interp)?,
-            };
-            if !finalize(doomed, true) {
-                return Err(Error::Runtime(
-                    "interpreter has more than one thread".into(),
-                ));
-            }
-            reap_pending();
-            Ok(ffi::Py_NewRef(ffi::Py_None()))
-        })
+kw_entry!(
+    /// `destroy(id)`
+    destroy, |state, args, kwds| {
+        let [id_obj] = args::objects(args, kwds, c"O:destroy", &[c"id"])?;
+        let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+        let interp = existing(id)?;
+        if interp == tstate::current_interp() {
+            return Err(Error::Runtime(
+                "cannot destroy the current interpreter".into(),
+            ));
+        }
+        check_single_thread(id, interp)?;
+        if id == 0 {
+            return Err(already_running());
+        }
+        let doomed = match registry::take_for_destroy(id) {
+            Ok(d) => d,
+            Err(Busy::Running) => return Err(already_running()),
+            Err(Busy::Unknown) => foreign_keeper(id, interp)?,
+        };
+        if !finalize(doomed, true) {
+            return Err(Error::Runtime(
+                "interpreter has more than one thread".into(),
+            ));
+        }
+        reap_pending();
+        Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
-}
+);
 
 /// An interpreter made by someone else: finalize it through its only thread state, as CPython's
 /// module does, if that is safe.
@@ -313,32 +291,22 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
     }
 }
 
-/// `list_all() -> list[InterpreterID]`, ascending ids.
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn list_all(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let mut ids = Vec::new();
-            {
-                let _list = tstate::lock_interp_list(false, false);
-                let mut interp = ffi::PyInterpreterState_Head();
-                while !interp.is_null() {
-                    ids.push(ffi::PyInterpreterState_GetID(interp));
-                    interp = ffi::PyInterpreterState_Next(interp);
-                }
+noargs_entry!(
+    /// `list_all() -> list[InterpreterID]`, ascending ids.
+    list_all, |state| {
+        let mut ids = Vec::new();
+        {
+            let _list = tstate::lock_interp_list(false, false);
+            let mut interp = ffi::PyInterpreterState_Head();
+            while !interp.is_null() {
+                ids.push(ffi::PyInterpreterState_GetID(interp));
+                interp = ffi::PyInterpreterState_Next(interp);
             }
-            ids.sort_unstable();
-            ids_to_list(state, &ids)
-        })
+        }
+        ids.sort_unstable();
+        ids_to_list(state, &ids)
     }
-}
+);
 
 /// A new list of `InterpreterID`s.
 ///
@@ -352,80 +320,38 @@ pub unsafe fn ids_to_list(state: &ModState, ids: &[i64]) -> Result<*mut ffi::PyO
     }
 }
 
-/// `get_current() -> InterpreterID`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn get_current(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            Ok(interp_id::new(state, tstate::interp_id(tstate::current_interp()))?.into_ptr())
-        })
+noargs_entry!(
+    /// `get_current() -> InterpreterID`
+    get_current, |state| {
+        Ok(interp_id::new(state, tstate::interp_id(tstate::current_interp()))?.into_ptr())
     }
-}
+);
 
-/// `get_main() -> InterpreterID`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn get_main(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            Ok(interp_id::new(state, tstate::interp_id(tstate::main_interp()))?.into_ptr())
-        })
+noargs_entry!(
+    /// `get_main() -> InterpreterID`
+    get_main, |state| {
+        Ok(interp_id::new(state, tstate::interp_id(tstate::main_interp()))?.into_ptr())
     }
-}
+);
 
-/// `is_running(id) -> bool`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn is_running(
-    module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let [id_obj] = args::objects(args, kwds, c"O:is_running", &[c"id"])?;
-            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
-            let interp = existing(id)?;
-            check_single_thread(id, interp)?;
-            Ok(ffi::PyBool_FromLong(running(id, interp).into()))
-        })
+kw_entry!(
+    /// `is_running(id) -> bool`
+    is_running, |state, args, kwds| {
+        let [id_obj] = args::objects(args, kwds, c"O:is_running", &[c"id"])?;
+        let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+        let interp = existing(id)?;
+        check_single_thread(id, interp)?;
+        Ok(ffi::PyBool_FromLong(running(id, interp).into()))
     }
-}
+);
 
-/// `is_shareable(obj) -> bool`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn is_shareable_fn(
-    module: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwds: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython with the GIL held; `module` is our module.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            let [obj] = args::objects(args, kwds, c"O:is_shareable", &[c"obj"])?;
-            Ok(ffi::PyBool_FromLong(is_shareable(obj, state).into()))
-        })
+kw_entry!(
+    /// `is_shareable(obj) -> bool`
+    is_shareable_fn, |state, args, kwds| {
+        let [obj] = args::objects(args, kwds, c"O:is_shareable", &[c"obj"])?;
+        Ok(ffi::PyBool_FromLong(is_shareable(obj, state).into()))
     }
-}
+);
 
 /// Converts `shared` (a dict or None) into owned names and values, all or nothing.
 ///
@@ -464,95 +390,71 @@ unsafe fn convert_shared(
     }
 }
 
-/// `run_string(id, script, shared=None)`
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn run_string(
-    module: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython (fastcall) with the GIL held; `module` is our module and the
-    // argument pointers are valid for the call.
-    unsafe {
-        let state = state_of_module(module);
-        let fa = args::FastArgs::new(args, nargs, kwnames);
-        guard_obj(Some(state), || {
-            // The hot path: positional, with a str script (what "U" would check).
-            let [id_obj, script, shared] = fa.objects(
-                2,
-                c"OU|O:run_string",
-                &[c"id", c"script", c"shared"],
-                |given| ffi::PyUnicode_Check(given[1]) != 0,
-            )?;
-            let id = id_arg(id_obj, IdKind::Interpreter, state)?;
-            let interp = existing(id)?;
-            let mut len: ffi::Py_ssize_t = 0;
-            let text = ffi::PyUnicode_AsUTF8AndSize(script, &mut len);
-            if text.is_null() {
-                return Err(Error::Raised);
-            }
-            let script =
-                to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
-            if id == 0 || interp == tstate::current_interp() {
-                return Err(already_running());
-            }
-            check_single_thread(id, interp)?;
-            if !registry::is_created(id) && running(id, interp) {
-                return Err(already_running());
-            }
-            let runner = u64::from(ffi::PyThread_get_thread_ident());
-            registry::begin_run(id, interp, Some(runner)).map_err(|_| already_running())?;
-            let result = convert_shared(shared, state).and_then(|shared| {
-                let job = Job { script, shared };
-                // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
-                // runs in it until `end_run`; it is not the current interpreter (checked).
-                crate::thread_cache::visit(id, interp, || execute(job))
-            });
-            if let Some(doomed) = registry::end_run(id) {
-                finalize(doomed, false);
-            }
-            result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
-        })
+fast_entry!(
+    /// `run_string(id, script, shared=None)`
+    run_string, |state, fa| {
+        // The hot path: positional, with a str script (what "U" would check).
+        let [id_obj, script, shared] = fa.objects(
+            2,
+            c"OU|O:run_string",
+            &[c"id", c"script", c"shared"],
+            |given| ffi::PyUnicode_Check(given[1]) != 0,
+        )?;
+        let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+        let interp = existing(id)?;
+        let mut len: ffi::Py_ssize_t = 0;
+        let text = ffi::PyUnicode_AsUTF8AndSize(script, &mut len);
+        if text.is_null() {
+            return Err(Error::Raised);
+        }
+        let script =
+            to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
+        if id == 0 || interp == tstate::current_interp() {
+            return Err(already_running());
+        }
+        check_single_thread(id, interp)?;
+        if !registry::is_created(id) && running(id, interp) {
+            return Err(already_running());
+        }
+        let runner = ffi::PyThread_get_thread_ident();
+        registry::begin_run(id, interp, Some(runner)).map_err(|_| already_running())?;
+        let result = convert_shared(shared, state).and_then(|shared| {
+            let job = Job { script, shared };
+            // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
+            // runs in it until `end_run`; it is not the current interpreter (checked).
+            crate::thread_cache::visit(id, interp, || execute(job))
+        });
+        if let Some(doomed) = registry::end_run(id) {
+            finalize(doomed, false);
+        }
+        result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
     }
-}
+);
 
-/// Finalizes every idle interpreter of ours; registered with `atexit` in the main interpreter,
-/// because CPython 3.11 and 3.12 abort at exit if subinterpreters remain.
-///
-/// # Safety
-/// Called by CPython with the GIL held, `module` being our module.
-pub unsafe extern "C" fn clean_up_at_exit(
-    module: *mut ffi::PyObject,
-    _: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: called by CPython (atexit) with the GIL held in the main interpreter.
-    unsafe {
-        let state = state_of_module(module);
-        guard_obj(Some(state), || {
-            for doomed in registry::take_all_idle() {
-                finalize(doomed, true);
-            }
-            // Interpreters still running code (in daemon threads) would make CPython abort
-            // at exit: ask their threads to stop, give them a moment, and finalize them too.
-            let busy = registry::running_created();
-            for &(id, interp, runner) in &busy {
-                interrupt(id, interp, runner);
-            }
-            for &(id, _, _) in &busy {
-                let ts = ffi::PyEval_SaveThread();
-                registry::wait_until_idle(id, EXIT_GRACE);
-                ffi::PyEval_RestoreThread(ts);
-            }
-            for doomed in registry::take_all_idle() {
-                finalize(doomed, true);
-            }
-            Ok(ffi::Py_NewRef(ffi::Py_None()))
-        })
+noargs_entry!(
+    /// Finalizes every idle interpreter of ours; registered with `atexit` in the main interpreter,
+    /// because CPython 3.11 and 3.12 abort at exit if subinterpreters remain.
+    clean_up_at_exit, |state| {
+        for doomed in registry::take_all_idle() {
+            finalize(doomed, true);
+        }
+        // Interpreters still running code (in daemon threads) would make CPython abort
+        // at exit: ask their threads to stop, give them a moment, and finalize them too.
+        let busy = registry::running_created();
+        for &(id, interp, runner) in &busy {
+            interrupt(id, interp, runner);
+        }
+        for &(id, _, _) in &busy {
+            let ts = ffi::PyEval_SaveThread();
+            registry::wait_until_idle(id, EXIT_GRACE);
+            ffi::PyEval_RestoreThread(ts);
+        }
+        for doomed in registry::take_all_idle() {
+            finalize(doomed, true);
+        }
+        Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
-}
+);
 
 /// How long exit-time cleanup waits for an interrupted interpreter to stop running.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -562,7 +464,7 @@ const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 ///
 /// # Safety
 /// GIL held; `interp` is ours and alive, and only exit-time cleanup (this thread) finalizes it.
-unsafe fn interrupt(id: i64, interp: InterpPtr, runner: u64) {
+unsafe fn interrupt(id: i64, interp: InterpPtr, runner: std::ffi::c_ulong) {
     // SAFETY: visiting an interpreter that another thread is running is what its own threads
     // do too; it cannot be finalized meanwhile (only this thread finalizes it, after this).
     // SetAsyncExc reaches only the current (visited) interpreter's thread state of that OS

@@ -49,3 +49,72 @@ pub unsafe fn guard_obj(
     // SAFETY: forwarded contract.
     unsafe { guard(state, std::ptr::null_mut(), body) }
 }
+
+/// Defines a module function taking `(args, kwargs)`: an `extern "C"` entry whose body runs
+/// under [`guard_obj`] with the module's state bound to `$state`.
+macro_rules! kw_entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $args:ident, $kwds:ident| $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by CPython with the GIL held, `module` being our module.
+        pub unsafe extern "C" fn $name(
+            module: *mut pyo3_ffi::PyObject,
+            $args: *mut pyo3_ffi::PyObject,
+            $kwds: *mut pyo3_ffi::PyObject,
+        ) -> *mut pyo3_ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `module` is our module.
+            unsafe {
+                let $state = $crate::module::state_of_module(module);
+                $crate::trampoline::guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+/// Defines a module function without arguments (`METH_NOARGS`), as [`kw_entry`] does.
+macro_rules! noargs_entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident| $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by CPython with the GIL held, `module` being our module.
+        pub unsafe extern "C" fn $name(
+            module: *mut pyo3_ffi::PyObject,
+            _: *mut pyo3_ffi::PyObject,
+        ) -> *mut pyo3_ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `module` is our module.
+            unsafe {
+                let $state = $crate::module::state_of_module(module);
+                $crate::trampoline::guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+/// Defines a fastcall module function (`METH_FASTCALL | METH_KEYWORDS`), binding its
+/// arguments as an [`crate::args::FastArgs`] to `$fa`, as [`kw_entry`] does.
+macro_rules! fast_entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $fa:ident| $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by CPython (fastcall) with the GIL held, `module` being our module.
+        pub unsafe extern "C" fn $name(
+            module: *mut pyo3_ffi::PyObject,
+            args: *const *mut pyo3_ffi::PyObject,
+            nargs: pyo3_ffi::Py_ssize_t,
+            kwnames: *mut pyo3_ffi::PyObject,
+        ) -> *mut pyo3_ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `module` is our module and the
+            // argument pointers are valid for the call.
+            unsafe {
+                let $state = $crate::module::state_of_module(module);
+                let $fa = $crate::args::FastArgs::new(args, nargs, kwnames);
+                $crate::trampoline::guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+pub(crate) use {fast_entry, kw_entry, noargs_entry};
