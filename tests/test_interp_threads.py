@@ -4,6 +4,7 @@ parallelism with per-interpreter GILs (3.12+) and serialisation under 3.11's sha
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -213,6 +214,7 @@ def test_interpreters_alive_at_exit_are_cleaned_up(mod):
         mod,
         """
 import os
+import sys
 idle = [m.create() for _ in range(3)]
 legacy = m.create(isolated=False)
 from_thread = in_thread(make)
@@ -392,3 +394,50 @@ def test_interpreter_busy_in_a_daemon_thread_at_exit_is_stopped(mod):
     assert proc.returncode == 0, detail
     assert "Fatal Python error" not in proc.stderr, detail
     assert "exiting" in proc.stdout, detail
+
+
+def _cpython_interpreters():
+    """CPython's own interpreter module on this version, and how to make it run a script."""
+    if sys.version_info >= (3, 13):
+        import _interpreters as cpy
+
+        return cpy, lambda i, code: cpy.exec(i, code)
+    import _xxsubinterpreters as cpy
+
+    return cpy, cpy.run_string
+
+
+def test_interpreters_made_by_cpythons_module(mod):
+    # Ours sees, runs in, and respects the runs of interpreters that CPython's module made.
+    if mod.__name__ != "subinterpreters.lowlevel":
+        pytest.skip("about our module's view of CPython's interpreters")
+    cpy, run = _cpython_interpreters()
+    made = cpy.create()
+    n = int(made)
+    try:
+        assert n in [int(i) for i in mod.list_all()]
+        assert mod.is_running(n) is False
+        mod.run_string(n, "x = 5")
+        started = threading.Event()
+
+        def busy():
+            started.set()
+            run(n, "import time; time.sleep(0.5)")
+
+        t = threading.Thread(target=busy)
+        t.start()
+        started.wait()
+        deadline = time.monotonic() + 5
+        while not mod.is_running(n) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mod.is_running(n) is True
+        with pytest.raises(RuntimeError, match="^interpreter already running$"):
+            mod.run_string(n, "pass")
+        t.join()
+        assert mod.is_running(n) is False
+    finally:
+        try:
+            mod.destroy(n)
+        except RuntimeError:
+            cpy.destroy(n)  # 3.13 keeps extra thread states ours will not finalize through
+    assert n not in [int(i) for i in mod.list_all()]

@@ -18,6 +18,11 @@ extern "C" {
     /// interpreter-list lock, so it is safe while other interpreters are being created.
     pub fn _PyInterpreterState_LookUpID(id: i64) -> *mut PyInterpreterState;
 
+    /// Whether the interpreter is running its `__main__` (3.12's own notion of "running", kept
+    /// by CPython's modules): how we see runs of interpreters we did not create.
+    #[cfg(Py_3_12)]
+    pub fn _PyInterpreterState_IsRunningMain(interp: *mut PyInterpreterState) -> std::ffi::c_int;
+
     /// The current thread state or NULL, without the fatal error of `PyThreadState_Get`.
     #[cfg(not(Py_3_13))]
     #[link_name = "_PyThreadState_UncheckedGet"]

@@ -42,39 +42,43 @@ fn already_running() -> Error {
     Error::Runtime("interpreter already running".into())
 }
 
-/// The thread states of `interp` and whether each is executing Python code.
+/// Whether each thread state of `interp` is executing Python code (has a frame).
+///
+/// 3.11 only: there one GIL guards every interpreter's thread list, and a frame object made for
+/// the answer lives in the one shared allocator. On 3.12+ neither holds for another interpreter.
 ///
 /// # Safety
-/// GIL held; `interp` alive. On 3.12+ another interpreter's thread list may change under us, so
-/// this is only used for checks that 3.11 makes (where one GIL guards every list).
+/// GIL held; `interp` alive.
+#[cfg(not(Py_3_12))]
 unsafe fn thread_states(interp: InterpPtr) -> Vec<bool> {
     let mut out = Vec::new();
-    // SAFETY: walking the interpreter's thread-state list while the GIL guarding it is held.
+    // SAFETY: walking the interpreter's thread-state list while the GIL guarding it is held;
+    // PyThreadState_GetFrame returns a new reference or NULL, released at once.
     unsafe {
         let mut ts = ffi::PyInterpreterState_ThreadHead(interp.0);
         while !ts.is_null() {
-            out.push(has_frame(ts));
+            let frame = ffi::PyThreadState_GetFrame(ts);
+            out.push(!frame.is_null());
+            ffi::Py_XDECREF(frame.cast());
             ts = ffi::PyThreadState_Next(ts);
         }
     }
     out
 }
 
-/// Whether a thread state is executing Python code (has a frame).
+/// Whether an interpreter we did not create is running code: on 3.11 whether one of its thread
+/// states has a frame (3.11's own test), on 3.12+ CPython's "running main" flag.
 ///
 /// # Safety
-/// GIL held; `ts` a live thread state.
-unsafe fn has_frame(ts: *mut ffi::PyThreadState) -> bool {
-    // SAFETY: `ts` is live (contract); PyThreadState_GetFrame returns a new reference or NULL,
-    // released here.
-    unsafe {
-        let frame = ffi::PyThreadState_GetFrame(ts);
-        if frame.is_null() {
-            return false;
-        }
-        ffi::Py_DECREF(frame.cast());
-        true
-    }
+/// GIL held; `interp` alive.
+unsafe fn foreign_running(interp: InterpPtr) -> bool {
+    #[cfg(not(Py_3_12))]
+    // SAFETY: forwarded contract.
+    let busy = unsafe { thread_states(interp) }.into_iter().any(|b| b);
+    #[cfg(Py_3_12)]
+    // SAFETY: a flag CPython's own modules read the same way; `interp` alive (contract).
+    let busy = unsafe { capi::_PyInterpreterState_IsRunningMain(interp.0) } != 0;
+    busy
 }
 
 /// 3.11's "more than one thread" rule: an interpreter may have only its own thread states
@@ -101,8 +105,8 @@ unsafe fn check_single_thread(_id: i64, _interp: InterpPtr) -> Result<()> {
     Ok(())
 }
 
-/// Whether `id` is running: main always is; ours when a run is in progress; others when any of
-/// their thread states is executing code.
+/// Whether `id` is running: main always is; ours when a run is in progress; others as
+/// `foreign_running` sees them.
 ///
 /// # Safety
 /// GIL held; `interp` alive.
@@ -114,9 +118,7 @@ unsafe fn running(id: i64, interp: InterpPtr) -> bool {
         return false;
     }
     // SAFETY: forwarded contract.
-    unsafe { thread_states(interp) }
-        .into_iter()
-        .any(|busy| busy)
+    unsafe { foreign_running(interp) }
 }
 
 thread_local! {
@@ -279,7 +281,7 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
                 "interpreter has more than one thread".into(),
             ));
         }
-        if has_frame(head) {
+        if foreign_running(interp) {
             return Err(already_running());
         }
         // Block runs of ours while it is finalized.
