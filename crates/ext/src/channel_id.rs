@@ -51,13 +51,8 @@ pub unsafe fn new(
     // SAFETY: allocating an instance of our own heap type (zeroed by tp_alloc), then writing
     // every field before anyone can see it.
     unsafe {
-        let tp = state.channel_id_type.cast::<ffi::PyTypeObject>();
-        let alloc = (*tp)
-            .tp_alloc
-            .ok_or(Error::System("ChannelID has no tp_alloc".into()))?;
-        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        let obj = crate::id_slots::alloc_with_id(state.channel_id_type, id)?;
         let raw = obj.as_ptr().cast::<ChanIdObject>();
-        (&raw mut (*raw).head.id).write(id);
         (&raw mut (*raw).end).write(end);
         (&raw mut (*raw).resolve).write(resolve);
         (&raw mut (*raw).handle).write(handle);

@@ -6,6 +6,9 @@ use std::ffi::c_int;
 
 use pyo3_ffi as ffi;
 
+use crate::error::{Error, Result};
+use crate::pyref::PyRef;
+
 /// The common start of both ID objects' layouts.
 #[repr(C)]
 pub struct IdHeader {
@@ -22,6 +25,25 @@ pub struct IdHeader {
 pub unsafe fn header_id(obj: *mut ffi::PyObject) -> i64 {
     // SAFETY: both layouts begin with an IdHeader (their first field), by contract.
     unsafe { (*obj.cast::<IdHeader>()).id }
+}
+
+/// A new, zeroed instance of one of our ID types with `id` in its header; the caller fills in
+/// the rest of its layout before anyone else sees it.
+///
+/// # Safety
+/// GIL held; `tp` is one of our ID types (its layout begins with [`IdHeader`]).
+pub unsafe fn alloc_with_id(tp: *mut ffi::PyObject, id: i64) -> Result<PyRef> {
+    // SAFETY: `tp` is a live heap type of ours (contract): tp_alloc gives a zeroed instance of
+    // its basic size, whose header we own until the object is returned.
+    unsafe {
+        let tp = tp.cast::<ffi::PyTypeObject>();
+        let alloc = (*tp)
+            .tp_alloc
+            .ok_or(Error::System("ID type without tp_alloc".into()))?;
+        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        (*obj.as_ptr().cast::<IdHeader>()).id = id;
+        Ok(obj)
+    }
 }
 
 /// A new `str` from Rust text, or NULL with an exception.

@@ -38,13 +38,8 @@ pub unsafe fn stored_id(obj: *mut ffi::PyObject) -> i64 {
 pub unsafe fn new(state: &ModState, id: i64) -> Result<PyRef> {
     // SAFETY: allocating an instance of our own heap type, then filling its fields.
     unsafe {
-        let tp = state.interp_id_type.cast::<ffi::PyTypeObject>();
-        let alloc = (*tp)
-            .tp_alloc
-            .ok_or(Error::System("InterpreterID has no tp_alloc".into()))?;
-        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        let obj = crate::id_slots::alloc_with_id(state.interp_id_type, id)?;
         let raw = obj.as_ptr().cast::<InterpIdObject>();
-        (*raw).head.id = id;
         (*raw).counted = registry::incref(id);
         Ok(obj)
     }
