@@ -262,3 +262,40 @@ def assert_clean_exit(proc: subprocess.CompletedProcess, *, expect_stdout: str |
     assert "Traceback" not in proc.stderr, detail
     if expect_stdout is not None:
         assert proc.stdout.strip().splitlines()[-1:] == [expect_stdout], detail
+
+
+# -- ID-like argument values shared by the interpreter and channel tests -----------------------
+
+UNKNOWN = 999_999  # an id no interpreter or channel reaches within one test process
+
+
+class Neg:
+    def __index__(self):
+        return -1
+
+    def __repr__(self):
+        return "Neg()"
+
+
+class Huge:
+    def __index__(self):
+        return 2**70
+
+
+class IndexRaises:
+    def __index__(self):
+        raise KeyError("idx")
+
+
+class IndexNotInt:
+    def __index__(self):
+        return "x"
+
+
+class StrWithIndex(str):
+    def __index__(self):
+        return UNKNOWN
+
+
+class IntSub(int):
+    pass

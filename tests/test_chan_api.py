@@ -20,7 +20,20 @@ from fractions import Fraction
 
 import pytest
 from chan_helpers import CHANNEL_ERRORS, CHANNEL_TESTS, channel_ids, drain, is_registered
-from conftest import PY311, assert_clean_exit, capture, is_ours, run_python
+from conftest import (
+    PY311,
+    UNKNOWN,
+    Huge,
+    IndexNotInt,
+    IndexRaises,
+    IntSub,
+    Neg,
+    StrWithIndex,
+    assert_clean_exit,
+    capture,
+    is_ours,
+    run_python,
+)
 
 pytestmark = CHANNEL_TESTS
 
@@ -35,8 +48,6 @@ FUNCTIONS = [
     "channel_release",
     "_channel_id",
 ]
-
-UNKNOWN = 999_999  # never reached by either registry's counter within one test process
 
 
 # -- surface and exceptions (SPEC 1, 2) ------------------------------------------------------------
@@ -362,38 +373,6 @@ def test_boolean_keywords_use_truthiness_true(mod, value):
 
 
 # -- channel ID conversion (SPEC 3) ----------------------------------------------------------------
-
-
-class Neg:
-    def __index__(self):
-        return -1
-
-    def __repr__(self):
-        return "Neg()"
-
-
-class Huge:
-    def __index__(self):
-        return 2**70
-
-
-class IndexRaises:
-    def __index__(self):
-        raise KeyError("idx")
-
-
-class IndexNotInt:
-    def __index__(self):
-        return "x"
-
-
-class StrWithIndex(str):
-    def __index__(self):
-        return UNKNOWN
-
-
-class IntSub(int):
-    pass
 
 
 def _id_calls(m):

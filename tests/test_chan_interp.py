@@ -18,12 +18,11 @@ from chan_helpers import (
     is_registered,
     run_scenario,
 )
-from conftest import assert_clean_exit, capture, evaluate, is_ours, run_python
+from conftest import UNKNOWN, assert_clean_exit, capture, evaluate, is_ours, run_python
 
 pytestmark = CHANNEL_TESTS
 
 OK = ("ok", None)
-UNKNOWN = 999_999
 
 
 def ok(value):

@@ -18,6 +18,13 @@ from fractions import Fraction
 import pytest
 from conftest import (
     PY311,
+    UNKNOWN,
+    Huge,
+    IndexNotInt,
+    IndexRaises,
+    IntSub,
+    Neg,
+    StrWithIndex,
     assert_clean_exit,
     busy,
     capture,
@@ -187,41 +194,6 @@ def test_keyword_names(mod):
 
 
 # -- ID conversion (SPEC 3) -----------------------------------------------------------------------
-
-
-class Neg:
-    def __index__(self):
-        return -1
-
-    def __repr__(self):
-        return "Neg()"
-
-
-class Huge:
-    def __index__(self):
-        return 2**70
-
-
-class IndexRaises:
-    def __index__(self):
-        raise KeyError("idx")
-
-
-class IndexNotInt:
-    def __index__(self):
-        return "x"
-
-
-class StrWithIndex(str):
-    def __index__(self):
-        return 999_999
-
-
-class IntSub(int):
-    pass
-
-
-UNKNOWN = 999_999  # never reached by the runtime's counter within one test process
 
 
 def _lookup_calls(m):
