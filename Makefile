@@ -1,6 +1,6 @@
 # One command surface for people, the README and CI. See scripts/dev.sh for what each step does.
 .PHONY: test demo lint rust-test bench
-test:        ## everything: lint, core tests, build + pytest + CPython's suite on 3.11, 3.12, 3.13
+test:        ## everything: lint, core tests, build + pytest + CPython's suite on 3.11 to 3.15
 	scripts/dev.sh test
 demo:        ## the demo on every version: N interpreters vs N threads
 	scripts/dev.sh demo
@@ -8,5 +8,5 @@ lint:
 	scripts/dev.sh lint
 rust-test:
 	scripts/dev.sh rust-test
-bench:       ## ours vs CPython's module on 3.11-3.13 -> BENCHMARKS.md; BENCH_ARGS="--quick --only send_recv"
+bench:       ## ours vs CPython's module on 3.11-3.15 -> BENCHMARKS.md; BENCH_ARGS="--quick --only send_recv"
 	scripts/dev.sh bench $(BENCH_ARGS)

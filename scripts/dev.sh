@@ -5,18 +5,21 @@
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest) and CPython's own 3.11 suite on that version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
-#   scripts/dev.sh test           all of the above on 3.11, 3.12 and 3.13
+#   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer)
 #   scripts/dev.sh demo           build and run the demo on every version
 #   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-VERSIONS=${PYVERSIONS:-"3.11 3.12 3.13"}
+VERSIONS=${PYVERSIONS:-"3.11 3.12 3.13 3.14 3.15"}
+DEBIAN_TOOL="$ROOT/../shared/tools/cpython-from-debian.sh"
 TOOLS="maturin>=1.5,<2 pytest>=8 pytest-timeout"
 
 log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-# The interpreter for a version "3.X": pyenv's newest 3.X, else ~/.pyenv/versions/3.X.*, else python3.X.
+# The interpreter for a version "3.X": pyenv's newest 3.X, else ~/.pyenv/versions/3.X.*, else
+# python3.X on PATH, else (test tooling only, never needed to install the package) CPython built
+# from Debian's packages by the shared tool beside this project, when it is there.
 find_python() {
     local v=$1 p=""
     if command -v pyenv >/dev/null 2>&1; then
@@ -29,6 +32,12 @@ find_python() {
     fi
     if [ -z "$p" ] || [ ! -x "$p" ]; then
         p=$(command -v "python$v" || true)
+    fi
+    if [ -z "$p" ] && [ -x "${PYTHONS_DIR:-$HOME/.cache/cpython-debian}/$v/usr/bin/python$v" ]; then
+        p="${PYTHONS_DIR:-$HOME/.cache/cpython-debian}/$v/usr/bin/python$v"
+    fi
+    if [ -z "$p" ] && [ -x "$DEBIAN_TOOL" ]; then
+        p=$("$DEBIAN_TOOL" "$v" | tail -n 1)
     fi
     [ -n "$p" ] || { echo "CPython $v not found (pyenv, ~/.pyenv/versions or PATH)" >&2; exit 1; }
     echo "$p"
