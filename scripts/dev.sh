@@ -75,7 +75,8 @@ cmd_pytest() {
     dir=$(venv_dir "$v")
     log "pytest on CPython $v"
     # Run from tests/ so that the installed package, not python/ in the tree, is imported.
-    (cd "$ROOT/tests" && "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
+    # The module under test must be there: a failed install is a failure, never a row of skips.
+    (cd "$ROOT/tests" && SUBINTERPRETERS_REQUIRE_OURS=1 "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
     log "CPython's own 3.11 suite on CPython $v"
     "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
     if [ "$v" = 3.12 ]; then

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import operator
 import os
 import select
 import subprocess
@@ -34,6 +35,7 @@ CPYTHON = "_xxsubinterpreters" if sys.version_info < (3, 13) else None
 
 PY311 = sys.version_info[:2] == (3, 11)
 PY312_PLUS = sys.version_info >= (3, 12)
+PY314_PLUS = sys.version_info >= (3, 14)
 
 # Attributes of our RunFailedError carrying the remote exception as data (STYLE.md, Errors).
 # Kept here so a rename touches one place.
@@ -290,6 +292,19 @@ class IndexRaises:
 class IndexNotInt:
     def __index__(self):
         return "x"
+
+
+def _message_of(func, arg):
+    try:
+        func(arg)
+    except TypeError as exc:
+        return str(exc)
+    raise AssertionError(f"{func!r} accepted {arg!r}")
+
+
+# CPython's own wording for a bad `__index__` result, which changed in 3.15 ("I.__index__() must
+# return an int, not str"): our module passes CPython's error through, so the version decides.
+INDEX_NOT_INT_MESSAGE = _message_of(operator.index, IndexNotInt())
 
 
 class StrWithIndex(str):

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import pytest
 from conftest import (
+    INDEX_NOT_INT_MESSAGE,
     PY311,
     UNKNOWN,
     Huge,
@@ -221,7 +222,7 @@ BAD_IDS = [
     (object(), TypeError, "interpreter ID must be an int, got object"),
     (1j, TypeError, "interpreter ID must be an int, got complex"),
     (IndexRaises(), KeyError, "'idx'"),
-    (IndexNotInt(), TypeError, "__index__ returned non-int (type str)"),
+    (IndexNotInt(), TypeError, INDEX_NOT_INT_MESSAGE),
 ]
 
 
