@@ -7,7 +7,7 @@ use std::ffi::c_int;
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
-use crate::pyref::PyRef;
+use crate::py::pyref::PyRef;
 
 /// The common start of both ID objects' layouts.
 #[repr(C)]
@@ -150,11 +150,11 @@ unsafe extern "C" fn reduce_ex(
         }
         let tp = ffi::Py_TYPE(obj);
         let name = if proto < 2 {
-            match crate::pyref::PyRef::from_owned(ffi::PyObject_GetAttrString(
+            match crate::py::pyref::PyRef::from_owned(ffi::PyObject_GetAttrString(
                 tp.cast(),
                 c"__name__".as_ptr(),
             )) {
-                Ok(n) => crate::convert::str_lossy(n.as_ptr()),
+                Ok(n) => crate::values::convert::str_lossy(n.as_ptr()),
                 Err(_) => return std::ptr::null_mut(),
             }
         } else {

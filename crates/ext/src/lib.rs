@@ -1,32 +1,21 @@
 //! `subinterpreters.lowlevel`: CPython 3.11's `_xxsubinterpreters` API as an isolated,
 //! multi-phase extension module on raw `pyo3-ffi`.
 //!
-//! Layers, bottom up: the small unsafe vocabulary ([`pyref`], [`tstate`], [`trampoline`],
-//! [`args`], [`capi`]); conversions and errors ([`convert`], [`error`]); the Python-facing
-//! areas ([`interpreters`], [`interp_id`], [`channel_id`]); and [`module`], which ties them into
-//! a module object. Process-global state lives in [`interp_registry`] (interpreters) and in the
-//! core crate (channels).
+//! Folders, bottom up: [`py`] is the small unsafe vocabulary for talking to CPython (owned
+//! references, thread-state switches, the trampoline, argument parsing, and [`py::version`],
+//! the one file that knows how CPython versions differ); [`values`] converts what crosses
+//! between interpreters; [`interp`] and [`chan`] are the Python-facing areas; [`error`] is the
+//! one place Rust errors become Python exceptions; [`module`] ties everything into a module
+//! object. Process-global state lives in [`interp::registry`] (interpreters) and in the core
+//! crate (channels).
 
-pub mod args;
-pub mod capi;
-pub mod channel_id;
-pub mod channels;
-pub mod convert;
-pub mod error;
-pub mod id_slots;
-pub mod interp_id;
-pub mod interp_registry;
-pub mod interpreters;
-pub mod module;
-pub mod pyref;
-pub mod run;
-pub mod thread_cache;
-pub mod trampoline;
-pub mod tstate;
-
-pub use subinterpreters_core::Value;
-
-use pyo3_ffi as ffi;
+pub(crate) mod chan;
+pub(crate) mod error;
+pub(crate) mod id_slots;
+pub(crate) mod interp;
+pub(crate) mod module;
+pub(crate) mod py;
+pub(crate) mod values;
 
 /// The module's entry point: hands CPython the definition for multi-phase initialisation.
 ///
@@ -34,8 +23,8 @@ use pyo3_ffi as ffi;
 /// Called by CPython's import machinery with the GIL held.
 #[allow(non_snake_case)]
 #[no_mangle]
-pub unsafe extern "C" fn PyInit_lowlevel() -> *mut ffi::PyObject {
+pub unsafe extern "C" fn PyInit_lowlevel() -> *mut pyo3_ffi::PyObject {
     // SAFETY: MODULE_DEF is a static that lives for the whole process; CPython initialises its
     // base on first use, under the import lock.
-    unsafe { ffi::PyModuleDef_Init(&raw mut module::MODULE_DEF) }
+    unsafe { pyo3_ffi::PyModuleDef_Init(&raw mut module::MODULE_DEF) }
 }

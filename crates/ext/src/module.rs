@@ -9,7 +9,8 @@ use std::ptr::null_mut;
 use pyo3_ffi as ffi;
 
 use crate::error::Result;
-use crate::pyref::PyRef;
+use crate::py::pyref::PyRef;
+use crate::py::version;
 
 /// Per-module-instance state: strong references to the classes this instance created.
 #[repr(C)]
@@ -109,9 +110,9 @@ macro_rules! noargs_method {
     };
 }
 
-use crate::interpreters as it;
+use crate::interp::api as it;
 
-use crate::channels as ch;
+use crate::chan::api as ch;
 
 static mut METHODS: [ffi::PyMethodDef; 19] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
@@ -131,20 +132,16 @@ static mut METHODS: [ffi::PyMethodDef; 19] = [
     fast_method!(c"channel_recv", ch::channel_recv, c"channel_recv(cid, [default]) -> obj\n\nReturn a new object built from the oldest item in the channel. If the channel is\nempty, return `default` if given, else raise ChannelEmptyError. Never blocks."),
     kw_method!(c"channel_close", ch::channel_close, c"channel_close(cid, *, send=False, recv=False, force=False)\n\nClose the channel for every interpreter. An empty channel closes at once. With\nitems queued: force=True discards them and closes; send=True alone stops new sends\nand closes once the queue is drained; otherwise ChannelNotEmptyError is raised."),
     kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
-    kw_method!(c"_channel_id", crate::channel_id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
+    kw_method!(c"_channel_id", crate::chan::id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
     ffi::PyMethodDef::zeroed(),
 ];
 
-static mut SLOTS: [ffi::PyModuleDef_Slot; 2 + cfg!(Py_3_12) as usize] = [
+static mut SLOTS: [ffi::PyModuleDef_Slot; 3] = [
     ffi::PyModuleDef_Slot {
         slot: ffi::Py_mod_exec,
         value: module_exec as *mut c_void,
     },
-    #[cfg(Py_3_12)]
-    ffi::PyModuleDef_Slot {
-        slot: ffi::Py_mod_multiple_interpreters,
-        value: ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
-    },
+    version::MULTIPLE_INTERPRETERS_SLOT,
     ffi::PyModuleDef_Slot {
         slot: 0,
         value: null_mut(),
@@ -168,7 +165,7 @@ unsafe extern "C" fn module_exec(module: *mut ffi::PyObject) -> c_int {
     // SAFETY: CPython runs exec slots with the GIL held on a fresh module of our def.
     unsafe {
         let state = &mut *ffi::PyModule_GetState(module).cast::<ModState>();
-        crate::trampoline::guard(None, -1, || {
+        crate::py::trampoline::guard(None, -1, || {
             init_state(module, state)?;
             Ok(0)
         })
@@ -214,9 +211,9 @@ unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result
             c"subinterpreters.lowlevel.ChannelNotEmptyError",
             state.channel_error,
         )?;
-        state.interp_id_type = crate::interp_id::create_type(module)?.into_ptr();
+        state.interp_id_type = crate::interp::id::create_type(module)?.into_ptr();
         state.channel_id_type =
-            crate::channel_id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
+            crate::chan::id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
         let names: [(&std::ffi::CStr, *mut ffi::PyObject); 8] = [
             (c"InterpreterID", state.interp_id_type),
             (c"ChannelID", state.channel_id_type),
@@ -235,7 +232,7 @@ unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result
                 return Err(crate::error::Error::Raised);
             }
         }
-        if crate::tstate::current_interp() == crate::tstate::main_interp() {
+        if crate::py::tstate::current_interp() == crate::py::tstate::main_interp() {
             register_atexit(module)?;
         }
         Ok(())

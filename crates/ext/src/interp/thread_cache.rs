@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::interp_registry as registry;
-use crate::tstate::{self, InterpPtr, TStatePtr};
+use crate::interp::registry;
+use crate::py::tstate::{self, InterpPtr, TStatePtr};
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 

@@ -6,13 +6,13 @@ use std::ffi::{c_int, c_void};
 use pyo3_ffi as ffi;
 use subinterpreters_core::{registry, ChannelError, End};
 
-use crate::args;
-use crate::channel_id;
-use crate::convert::{from_value, id_arg, to_value, IdKind, IdSlot};
+use crate::chan::id as channel_id;
 use crate::error::{Error, Result};
 use crate::module::ModState;
-use crate::trampoline::{fast_entry, kw_entry, noargs_entry};
-use crate::tstate;
+use crate::py::args;
+use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
+use crate::py::tstate;
+use crate::values::convert::{from_value, id_arg, to_value, IdKind, IdSlot};
 
 /// The calling interpreter's id (associations are per interpreter).
 ///
@@ -96,7 +96,7 @@ noargs_entry!(
         let items = handles
             .into_iter()
             .map(|h| channel_id::new(state, h.id(), End::Both, false, Some(h)));
-        Ok(crate::pyref::new_list(items)?.into_ptr())
+        Ok(crate::py::pyref::new_list(items)?.into_ptr())
     }
 );
 
@@ -197,7 +197,7 @@ kw_entry!(
         )?;
         let mut ids = registry::list_interpreters(id, send != 0)?;
         // 3.11 keeps a destroyed interpreter's associations but never lists it.
-        ids.retain(|&i| crate::interpreters::lookup(i).is_some());
-        crate::interpreters::ids_to_list(state, &ids)
+        ids.retain(|&i| crate::interp::api::lookup(i).is_some());
+        crate::interp::api::ids_to_list(state, &ids)
     }
 );

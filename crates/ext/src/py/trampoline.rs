@@ -66,7 +66,7 @@ macro_rules! kw_entry {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
-                $crate::trampoline::guard_obj(Some($state), || $body)
+                $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
     };
@@ -86,14 +86,14 @@ macro_rules! noargs_entry {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
-                $crate::trampoline::guard_obj(Some($state), || $body)
+                $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
     };
 }
 
 /// Defines a fastcall module function (`METH_FASTCALL | METH_KEYWORDS`), binding its
-/// arguments as an [`crate::args::FastArgs`] to `$fa`, as [`kw_entry`] does.
+/// arguments as an [`crate::py::args::FastArgs`] to `$fa`, as [`kw_entry`] does.
 macro_rules! fast_entry {
     ($(#[$doc:meta])* $name:ident, |$state:ident, $fa:ident| $body:block) => {
         $(#[$doc])*
@@ -110,8 +110,8 @@ macro_rules! fast_entry {
             // argument pointers are valid for the call.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
-                let $fa = $crate::args::FastArgs::new(args, nargs, kwnames);
-                $crate::trampoline::guard_obj(Some($state), || $body)
+                let $fa = $crate::py::args::FastArgs::new(args, nargs, kwnames);
+                $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
     };

@@ -22,7 +22,7 @@ use std::ffi::c_ulong;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::tstate::{InterpPtr, TStatePtr};
+use crate::py::tstate::{InterpPtr, TStatePtr};
 
 /// The state we keep for one interpreter.
 struct Entry {
@@ -173,13 +173,6 @@ pub fn take_for_destroy(id: i64) -> Result<Doomed, Busy> {
     let keeper = e.keeper.ok_or(Busy::Unknown)?;
     e.running = true;
     Ok(Doomed { id, keeper })
-}
-
-/// Gives back an interpreter taken by `take_for_destroy` that was not finalized after all.
-pub fn untake(id: i64) {
-    if let Some(e) = lock().get_mut(&id) {
-        e.running = false;
-    }
 }
 
 /// Forgets an interpreter once it has been finalized.

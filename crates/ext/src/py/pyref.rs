@@ -56,11 +56,6 @@ impl Drop for PyRef {
     }
 }
 
-/// Turns a C string literal into the pointer the C API wants.
-pub fn cstr(s: &'static std::ffi::CStr) -> *const std::ffi::c_char {
-    s.as_ptr()
-}
-
 /// A new list of the given items (each a new reference, stolen by the list).
 ///
 /// # Safety

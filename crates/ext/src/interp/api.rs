@@ -7,16 +7,17 @@ use std::ffi::{c_int, c_void, CString};
 
 use pyo3_ffi as ffi;
 
-use crate::args;
-use crate::capi;
-use crate::convert::{id_arg, is_shareable, to_value, IdKind};
 use crate::error::{Error, Result};
-use crate::interp_id;
-use crate::interp_registry::{self as registry, Busy, Doomed};
+use crate::interp::id as interp_id;
+use crate::interp::registry::{self as registry, Busy, Doomed};
+use crate::interp::run::{execute, Job};
 use crate::module::ModState;
-use crate::run::{execute, Job};
-use crate::trampoline::{fast_entry, kw_entry, noargs_entry};
-use crate::tstate::{self, InterpPtr};
+use crate::py::args;
+use crate::py::capi;
+use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
+use crate::py::tstate::{self, InterpPtr};
+use crate::py::version;
+use crate::values::convert::{id_arg, is_shareable, to_value, IdKind};
 
 /// The live interpreter with this id, ours or not.
 pub fn lookup(id: i64) -> Option<InterpPtr> {
@@ -42,66 +43,23 @@ fn already_running() -> Error {
     Error::Runtime("interpreter already running".into())
 }
 
-/// Whether each thread state of `interp` is executing Python code (has a frame).
-///
-/// 3.11 only: there one GIL guards every interpreter's thread list, and a frame object made for
-/// the answer lives in the one shared allocator. On 3.12+ neither holds for another interpreter.
-///
-/// # Safety
-/// GIL held; `interp` alive.
-#[cfg(not(Py_3_12))]
-unsafe fn thread_states(interp: InterpPtr) -> Vec<bool> {
-    let mut out = Vec::new();
-    // SAFETY: walking the interpreter's thread-state list while the GIL guarding it is held;
-    // PyThreadState_GetFrame returns a new reference or NULL, released at once.
-    unsafe {
-        let mut ts = ffi::PyInterpreterState_ThreadHead(interp.0);
-        while !ts.is_null() {
-            let frame = ffi::PyThreadState_GetFrame(ts);
-            out.push(!frame.is_null());
-            ffi::Py_XDECREF(frame.cast());
-            ts = ffi::PyThreadState_Next(ts);
-        }
-    }
-    out
-}
-
-/// Whether an interpreter we did not create is running code: on 3.11 whether one of its thread
-/// states has a frame (3.11's own test), on 3.12+ CPython's "running main" flag.
+/// 3.11's "more than one thread" rule (only on versions where it applies): an interpreter may
+/// have only its own thread states (our keeper, plus the cached visitors of our runs); any
+/// other means user threads exist.
 ///
 /// # Safety
 /// GIL held; `interp` alive.
-unsafe fn foreign_running(interp: InterpPtr) -> bool {
-    #[cfg(not(Py_3_12))]
-    // SAFETY: forwarded contract.
-    let busy = unsafe { thread_states(interp) }.into_iter().any(|b| b);
-    #[cfg(Py_3_12)]
-    // SAFETY: a flag CPython's own modules read the same way; `interp` alive (contract).
-    let busy = unsafe { capi::_PyInterpreterState_IsRunningMain(interp.0) } != 0;
-    busy
-}
-
-/// 3.11's "more than one thread" rule: an interpreter may have only its own thread states
-/// (our keeper, plus the one of a run in progress); any other means user threads exist.
-///
-/// # Safety
-/// GIL held; `interp` alive.
-#[cfg(not(Py_3_12))]
 unsafe fn check_single_thread(id: i64, interp: InterpPtr) -> Result<()> {
-    // SAFETY: forwarded contract.
-    let count = unsafe { thread_states(interp) }.len();
-    // The keeper (or main's own thread state) plus our cached visitors.
-    let ours = 1 + registry::cached_count(id);
-    if count > ours {
+    if !version::SINGLE_THREAD_RULE {
+        return Ok(());
+    }
+    // SAFETY: on the versions with this rule one GIL guards every thread list (contract: held).
+    let count = unsafe { tstate::thread_count(interp) };
+    if count > 1 + registry::cached_count(id) {
         return Err(Error::Runtime(
             "interpreter has more than one thread".into(),
         ));
     }
-    Ok(())
-}
-
-#[cfg(Py_3_12)]
-unsafe fn check_single_thread(_id: i64, _interp: InterpPtr) -> Result<()> {
     Ok(())
 }
 
@@ -118,7 +76,7 @@ unsafe fn running(id: i64, interp: InterpPtr) -> bool {
         return false;
     }
     // SAFETY: forwarded contract.
-    unsafe { foreign_running(interp) }
+    unsafe { version::foreign_running(interp.0) }
 }
 
 thread_local! {
@@ -281,7 +239,7 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
                 "interpreter has more than one thread".into(),
             ));
         }
-        if foreign_running(interp) {
+        if version::foreign_running(interp.0) {
             return Err(already_running());
         }
         // Block runs of ours while it is finalized.
@@ -318,7 +276,7 @@ pub unsafe fn ids_to_list(state: &ModState, ids: &[i64]) -> Result<*mut ffi::PyO
     // SAFETY: GIL held; `state` of the current interpreter (contract).
     unsafe {
         let items = ids.iter().map(|&id| interp_id::new(state, id));
-        Ok(crate::pyref::new_list(items)?.into_ptr())
+        Ok(crate::py::pyref::new_list(items)?.into_ptr())
     }
 }
 
@@ -362,7 +320,7 @@ kw_entry!(
 unsafe fn convert_shared(
     shared: *mut ffi::PyObject,
     state: &ModState,
-) -> Result<Vec<(CString, crate::Value)>> {
+) -> Result<Vec<(CString, subinterpreters_core::Value)>> {
     // SAFETY: (whole body) GIL held; PyDict_Next hands out borrowed references that stay valid
     // while the dict is not mutated, and our conversions run no code that could mutate it
     // except `str()` on an unshareable value, after which we stop iterating.
@@ -373,7 +331,7 @@ unsafe fn convert_shared(
         if ffi::PyDict_Check(shared) == 0 {
             return Err(Error::Type(format!(
                 "run_string() argument 'shared' must be a dict or None, not {}",
-                crate::convert::type_name(shared)
+                crate::values::convert::type_name(shared)
             )));
         }
         let mut out = Vec::with_capacity(ffi::PyDict_Size(shared).max(0) as usize);
@@ -424,7 +382,7 @@ fast_entry!(
             let job = Job { script, shared };
             // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
             // runs in it until `end_run`; it is not the current interpreter (checked).
-            crate::thread_cache::visit(id, interp, || execute(job))
+            crate::interp::thread_cache::visit(id, interp, || execute(job))
         });
         if let Some(doomed) = registry::end_run(id) {
             finalize(doomed, false);
@@ -472,7 +430,7 @@ unsafe fn interrupt(id: i64, interp: InterpPtr, runner: std::ffi::c_ulong) {
     // SetAsyncExc reaches only the current (visited) interpreter's thread state of that OS
     // thread, which is the runner's visitor.
     unsafe {
-        crate::thread_cache::visit(id, interp, || {
+        crate::interp::thread_cache::visit(id, interp, || {
             ffi::PyThreadState_SetAsyncExc(runner as std::ffi::c_long, ffi::PyExc_SystemExit);
         });
     }

@@ -10,8 +10,8 @@ use subinterpreters_core::{registry, ChannelRef, End, Value};
 use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
 use crate::module::{state_of_module, state_of_type, ModState};
-use crate::pyref::PyRef;
-use crate::trampoline::{guard_obj, kw_entry};
+use crate::py::pyref::PyRef;
+use crate::py::trampoline::{guard_obj, kw_entry};
 
 /// The module whose `SendChannel`/`RecvChannel` a `_resolve=True` ID turns into on arrival.
 const HIGH_LEVEL_MODULE: &std::ffi::CStr = c"subinterpreters.channels";
@@ -340,7 +340,7 @@ kw_entry!(
         // -1 = not given (an explicit falsy value, None included, gives 0).
         let (mut send, mut recv, mut force, mut resolve): (c_int, c_int, c_int, c_int) =
             (-1, -1, 0, 0);
-        let id = crate::channels::parse_cid(
+        let id = crate::chan::api::parse_cid(
             state,
             args,
             kwds,

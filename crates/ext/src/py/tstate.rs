@@ -1,20 +1,17 @@
 //! Thread-state choreography: creating an interpreter, running code in one, finalizing one.
 //!
 //! These are the only functions that change the current thread state. Each restores the caller's
-//! thread state on every path (an RAII guard does it for [`enter`]). The sequences differ by
-//! version (SPEC §17):
-//! - 3.11 has one GIL for all interpreters: we move between interpreters with
-//!   `PyThreadState_Swap` and never release and re-take the GIL (that hangs).
-//! - 3.12+ gives each isolated interpreter its own GIL: we detach from the caller's interpreter
-//!   (releasing its GIL) before attaching to the target, and re-attach afterwards.
+//! thread state on every path (an RAII guard does it for [`enter`]). How a switch is done
+//! differs by version; those primitives live in [`crate::py::version`].
 //!
 //! An interpreter's first thread state (the "keeper") is kept for its whole life and used only to
 //! finalize it; code runs on fresh thread states.
 
 use pyo3_ffi as ffi;
 
-use crate::capi;
 use crate::error::{Error, Result};
+use crate::py::capi;
+use crate::py::version;
 
 /// An interpreter pointer that may be stored in process-global state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +57,8 @@ pub fn main_interp() -> InterpPtr {
 /// runtime's interpreter list (`list_all`). On 3.12+ interpreters with their own GIL run in
 /// parallel and the list's own lock is private to CPython, so a walk could otherwise step on an
 /// interpreter being freed. On 3.11 the one GIL already serializes all of this.
-#[cfg(Py_3_12)]
 static INTERP_LIST: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-#[cfg(Py_3_12)]
 thread_local! {
     /// This thread holds INTERP_LIST exclusively: code that runs meanwhile (a finalizing
     /// interpreter's atexit hooks calling `list_all`) must not wait for it again.
@@ -72,13 +67,10 @@ thread_local! {
 
 /// Held while walking (shared) or changing (exclusive) the interpreter list.
 pub struct ListGuard {
-    #[cfg(Py_3_12)]
     _read: Option<std::sync::RwLockReadGuard<'static, ()>>,
-    #[cfg(Py_3_12)]
     _write: Option<std::sync::RwLockWriteGuard<'static, ()>>,
 }
 
-#[cfg(Py_3_12)]
 impl Drop for ListGuard {
     fn drop(&mut self) {
         if self._write.is_some() {
@@ -94,14 +86,8 @@ impl Drop for ListGuard {
 /// With `detached`, no thread state may be current; otherwise the current thread must hold the
 /// GIL of its current thread state.
 pub unsafe fn lock_interp_list(exclusive: bool, detached: bool) -> ListGuard {
-    #[cfg(not(Py_3_12))]
     {
-        let _ = (exclusive, detached);
-        ListGuard {}
-    }
-    #[cfg(Py_3_12)]
-    {
-        if HOLDS_LIST.with(|h| h.get()) {
+        if !version::OWN_GIL || HOLDS_LIST.with(|h| h.get()) {
             return ListGuard {
                 _read: None,
                 _write: None,
@@ -147,64 +133,20 @@ pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> 
     unsafe {
         let save = ffi::PyThreadState_Get();
         let _list = lock_interp_list(true, false);
-        #[cfg(not(Py_3_12))]
-        let ts = capi::_Py_NewInterpreter(std::ffi::c_int::from(isolated));
-        #[cfg(Py_3_12)]
-        let ts = {
-            let config = if isolated {
-                ffi::_PyInterpreterConfig_INIT
-            } else {
-                ffi::_PyInterpreterConfig_LEGACY_INIT
-            };
-            let mut ts: *mut ffi::PyThreadState = std::ptr::null_mut();
-            let status = ffi::Py_NewInterpreterFromConfig(&mut ts, &config);
-            if ffi::PyStatus_Exception(status) != 0 {
-                ts = std::ptr::null_mut();
-            }
-            ts
-        };
+        let ts = version::new_interpreter(isolated);
         if ts.is_null() {
             // CPython undoes a failed creation and puts the caller's thread state back.
             if capi::current_tstate_unchecked() != save {
-                restore(save);
+                version::attach(save);
             }
             ffi::PyErr_Clear();
             return Err(Error::Runtime("interpreter creation failed".into()));
         }
         let interp = InterpPtr(ffi::PyThreadState_GetInterpreter(ts));
         // The new thread state is current (holding the new interpreter's GIL): leave it.
-        leave_current();
-        restore(save);
+        version::detach();
+        version::attach(save);
         Ok((interp, TStatePtr(ts)))
-    }
-}
-
-/// Detaches the current thread state (3.12+: releasing its GIL; 3.11: just unsetting it, the
-/// shared GIL stays with this thread).
-///
-/// # Safety
-/// A thread state must be current.
-unsafe fn leave_current() {
-    // SAFETY: a thread state is current by contract.
-    unsafe {
-        #[cfg(not(Py_3_12))]
-        ffi::PyThreadState_Swap(std::ptr::null_mut());
-        #[cfg(Py_3_12)]
-        ffi::PyEval_SaveThread();
-    }
-}
-
-/// Makes `ts` current (3.12+: taking its interpreter's GIL; 3.11: the shared GIL is already ours).
-///
-/// # Safety
-/// No thread state may be current; on 3.11 this thread must hold the shared GIL.
-unsafe fn restore(ts: *mut ffi::PyThreadState) {
-    // SAFETY: no thread state is current, by contract.
-    unsafe {
-        #[cfg(not(Py_3_12))]
-        ffi::PyThreadState_Swap(ts);
-        #[cfg(Py_3_12)]
-        ffi::PyEval_RestoreThread(ts);
     }
 }
 
@@ -223,21 +165,11 @@ impl Drop for Visit {
         // back is what 3.11 requires. A kept visitor is only detached.
         unsafe {
             if self.keep {
-                leave_current();
-                restore(self.caller);
+                version::detach();
+                version::attach(self.caller);
                 return;
             }
-            ffi::PyThreadState_Clear(self.visitor);
-            #[cfg(not(Py_3_12))]
-            {
-                ffi::PyThreadState_Swap(self.caller);
-                ffi::PyThreadState_Delete(self.visitor);
-            }
-            #[cfg(Py_3_12)]
-            {
-                ffi::PyThreadState_DeleteCurrent();
-                ffi::PyEval_RestoreThread(self.caller);
-            }
+            version::delete_visitor(self.visitor, self.caller);
         }
     }
 }
@@ -262,25 +194,7 @@ pub unsafe fn enter<R>(
     // SAFETY: the SPEC §17 "run code" sequence; the guard undoes it on every path.
     let visit = unsafe {
         let caller = ffi::PyThreadState_Get();
-        #[cfg(not(Py_3_12))]
-        let visitor = {
-            let visitor = match reuse {
-                Some(ts) => ts.0,
-                None => ffi::PyThreadState_New(interp.0),
-            };
-            ffi::PyThreadState_Swap(visitor);
-            visitor
-        };
-        #[cfg(Py_3_12)]
-        let visitor = {
-            ffi::PyEval_SaveThread();
-            let visitor = match reuse {
-                Some(ts) => ts.0,
-                None => ffi::PyThreadState_New(interp.0),
-            };
-            ffi::PyEval_RestoreThread(visitor);
-            visitor
-        };
+        let visitor = version::switch_to(interp.0, reuse.map(|ts| ts.0));
         Visit {
             visitor,
             caller,
@@ -323,8 +237,8 @@ pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: bool)
     // stable while we count it (threads are added and removed by holders of that GIL).
     unsafe {
         let caller = ffi::PyThreadState_Get();
-        leave_current();
-        restore(keeper.0);
+        version::detach();
+        version::attach(keeper.0);
         if wait {
             // Join like `threading._shutdown` does, without running it (3.12 asserts if it
             // runs twice in a subinterpreter, and finalization runs it again).
@@ -340,33 +254,45 @@ while _t is not None:
 ",
             );
         }
-        let mut count = 0usize;
-        let mut ts =
-            ffi::PyInterpreterState_ThreadHead(ffi::PyThreadState_GetInterpreter(keeper.0));
-        while !ts.is_null() {
-            count += 1;
-            ts = ffi::PyThreadState_Next(ts);
-        }
+        let count = thread_count(InterpPtr(ffi::PyThreadState_GetInterpreter(keeper.0)));
         if count > 1 + idle.len() {
-            leave_current();
-            restore(caller);
+            version::detach();
+            version::attach(caller);
             return false;
         }
         // Deleting our visitors may release the lock `threading` holds for the thread that
         // imported it, so the workaround looks at the state after that.
         delete_idle(idle);
-        #[cfg(not(Py_3_13))]
-        release_foreign_threading_lock();
+        if version::THREADING_SHUTDOWN_FIX {
+            release_foreign_threading_lock();
+        }
         // The list lock is taken detached (see `lock_interp_list`); the interpreter has no
         // other thread, so nothing happens in it meanwhile.
-        leave_current();
+        version::detach();
         let _list = lock_interp_list(true, true);
-        restore(keeper.0);
+        version::attach(keeper.0);
         ffi::Py_EndInterpreter(keeper.0);
         // Py_EndInterpreter leaves no thread state current (and on 3.11 the shared GIL held).
-        restore(caller);
+        version::attach(caller);
         true
     }
+}
+
+/// How many thread states `interp` has.
+///
+/// # Safety
+/// The GIL guarding `interp`'s thread list must be held (its own on 3.12+, the one on 3.11).
+pub unsafe fn thread_count(interp: InterpPtr) -> usize {
+    let mut count = 0;
+    // SAFETY: the list cannot change while its GIL is held (contract).
+    unsafe {
+        let mut ts = ffi::PyInterpreterState_ThreadHead(interp.0);
+        while !ts.is_null() {
+            count += 1;
+            ts = ffi::PyThreadState_Next(ts);
+        }
+    }
+    count
 }
 
 /// Runs a snippet in a fresh namespace of the current interpreter, ignoring any failure.
@@ -411,7 +337,6 @@ unsafe fn run_quietly(code: &std::ffi::CStr) {
 ///
 /// # Safety
 /// The interpreter to finalize must be current, holding its GIL.
-#[cfg(not(Py_3_13))]
 unsafe fn release_foreign_threading_lock() {
     const FIX: &std::ffi::CStr = c"import sys as _s
 _t = _s.modules.get('threading')

@@ -5,13 +5,13 @@ use std::ffi::{c_int, c_void};
 
 use pyo3_ffi as ffi;
 
-use crate::convert::{IdKind, IdSlot};
 use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
-use crate::interp_registry as registry;
+use crate::interp::registry;
 use crate::module::{state_of_type, ModState};
-use crate::pyref::PyRef;
-use crate::trampoline::guard_obj;
+use crate::py::pyref::PyRef;
+use crate::py::trampoline::guard_obj;
+use crate::values::convert::{IdKind, IdSlot};
 
 /// The instance layout.
 #[repr(C)]
@@ -59,7 +59,7 @@ unsafe extern "C" fn tp_new(
             let mut slot = IdSlot::new(state, IdKind::Interpreter);
             let mut force: c_int = 0;
             let [conv, at] = slot.unit();
-            if !crate::args::parse(
+            if !crate::py::args::parse(
                 args,
                 kwds,
                 c"O&|$p:InterpreterID.__init__",
@@ -69,7 +69,7 @@ unsafe extern "C" fn tp_new(
                 return Err(Error::Raised);
             }
             let id = slot.id;
-            if force == 0 && crate::interpreters::lookup(id).is_none() {
+            if force == 0 && crate::interp::api::lookup(id).is_none() {
                 return Err(Error::Runtime(format!("unrecognized interpreter ID {id}")));
             }
             Ok(new(state, id)?.into_ptr())
@@ -90,7 +90,7 @@ unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
         ffi::Py_DECREF(tp.cast());
         if counted {
             if let Some(doomed) = registry::decref(id) {
-                crate::interpreters::finalize_from_dealloc(doomed);
+                crate::interp::api::finalize_from_dealloc(doomed);
             }
         }
     }
@@ -168,24 +168,10 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
 /// # Safety
 /// GIL held.
 pub unsafe fn with_saved_exception(f: impl FnOnce()) {
-    // SAFETY: we take the pending exception (if any) out and put it back after `f`.
+    // SAFETY: GIL held; what is set aside is put back on this thread after `f`.
     unsafe {
-        #[cfg(Py_3_12)]
-        {
-            let exc = ffi::PyErr_GetRaisedException();
-            f();
-            ffi::PyErr_SetRaisedException(exc);
-        }
-        #[cfg(not(Py_3_12))]
-        {
-            let (mut t, mut v, mut tb) = (
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
-            f();
-            ffi::PyErr_Restore(t, v, tb);
-        }
+        let saved = crate::py::version::save_exception();
+        f();
+        crate::py::version::restore_saved(saved);
     }
 }

@@ -8,7 +8,7 @@ use subinterpreters_core::{Payload, StrKind, Value};
 
 use crate::error::{Error, Result};
 use crate::module::ModState;
-use crate::pyref::PyRef;
+use crate::py::pyref::PyRef;
 
 /// Which kind of id an argument names; only the wording of errors differs.
 #[derive(Clone, Copy)]
@@ -117,8 +117,8 @@ pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) ->
         };
         if !own_type.is_null() && ffi::Py_TYPE(obj).cast::<ffi::PyObject>() == own_type {
             return Ok(match kind {
-                IdKind::Interpreter => crate::interp_id::stored_id(obj),
-                IdKind::Channel => crate::channel_id::stored_id(obj),
+                IdKind::Interpreter => crate::interp::id::stored_id(obj),
+                IdKind::Channel => crate::chan::id::stored_id(obj),
             });
         }
         if ffi::PyIndex_Check(obj) == 0 {
@@ -249,7 +249,7 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
             return Ok(Value::None);
         }
         if !state.channel_id_type.is_null() && tp.cast::<ffi::PyObject>() == state.channel_id_type {
-            return crate::channel_id::channel_value(obj);
+            return crate::chan::id::channel_value(obj);
         }
         Err(Error::Value(format!(
             "{} does not support cross-interpreter data",
@@ -278,7 +278,7 @@ pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef
                 data.as_ptr().cast(),
                 (data.len() / kind.width()) as ffi::Py_ssize_t,
             ),
-            Value::Channel(handle) => return crate::channel_id::channel_object(handle, state),
+            Value::Channel(handle) => return crate::chan::id::channel_object(handle, state),
         };
         PyRef::from_owned(ptr)
     }

@@ -21,10 +21,7 @@ pub unsafe fn parse(
 ) -> bool {
     let mut kw: Vec<*mut c_char> = keywords.iter().map(|k| k.as_ptr().cast_mut()).collect();
     kw.push(std::ptr::null_mut());
-    #[cfg(not(Py_3_13))]
-    let kwp = kw.as_mut_ptr();
-    #[cfg(Py_3_13)]
-    let kwp = kw.as_ptr().cast::<*const c_char>();
+    let kwp = crate::py::version::keyword_list(&mut kw);
     let f = format.as_ptr();
     // SAFETY: the format has as many units as `out` has pointers (caller's contract), and the
     // keyword list is NULL-terminated and outlives the call.
@@ -44,8 +41,7 @@ pub unsafe fn parse(
             _ => panic!("args::parse supports at most 6 outputs"),
         }
     };
-    #[cfg(Py_3_13)]
-    if ok == 0 {
+    if ok == 0 && crate::py::version::REWORD_UNKNOWN_KEYWORD {
         // SAFETY: GIL held and the parser's exception is set.
         unsafe { reword_unknown_keyword(format) };
     }
@@ -58,7 +54,6 @@ pub unsafe fn parse(
 ///
 /// # Safety
 /// GIL held, with the parser's exception set.
-#[cfg(Py_3_13)]
 unsafe fn reword_unknown_keyword(format: &CStr) {
     let bytes = format.to_bytes();
     let fname = match bytes.iter().position(|&b| b == b':') {
@@ -70,8 +65,13 @@ unsafe fn reword_unknown_keyword(format: &CStr) {
         if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) == 0 {
             return;
         }
-        let exc = ffi::PyErr_GetRaisedException();
-        let text = crate::convert::text_of(exc, false).unwrap_or_default();
+        let Some(fetched) = crate::py::version::fetch_exception() else {
+            return;
+        };
+        let text = match &fetched.value {
+            Some(v) => crate::values::convert::text_of(v.as_ptr(), false).unwrap_or_default(),
+            None => String::new(),
+        };
         ffi::PyErr_Clear();
         let prefix = format!("{fname}() got an unexpected keyword argument '");
         match text
@@ -79,11 +79,11 @@ unsafe fn reword_unknown_keyword(format: &CStr) {
             .and_then(|rest| rest.strip_suffix('\''))
         {
             Some(name) => {
-                ffi::Py_DECREF(exc);
+                drop(fetched);
                 let msg = format!("'{name}' is an invalid keyword argument for {fname}()");
                 crate::error::Error::Type(msg).restore(None);
             }
-            None => ffi::PyErr_SetRaisedException(exc),
+            None => crate::py::version::restore_exception(fetched),
         }
     }
 }

@@ -8,9 +8,10 @@ use std::ffi::CString;
 use pyo3_ffi as ffi;
 use subinterpreters_core::Value;
 
-use crate::convert::{from_value, str_lossy, text_of};
 use crate::error::{Error, RemoteException, Result};
-use crate::pyref::PyRef;
+use crate::py::pyref::PyRef;
+use crate::py::version;
+use crate::values::convert::{from_value, str_lossy, text_of};
 
 /// A script and its `shared` values, converted in the caller's interpreter.
 pub struct Job {
@@ -161,64 +162,39 @@ impl RemoteException {
 unsafe fn capture(compiling: bool) -> RemoteException {
     // SAFETY: (whole body) GIL held; each reference taken is released by PyRef.
     unsafe {
-        #[cfg(not(Py_3_12))]
-        let (tp, value) = {
-            let _ = compiling;
-            let (mut t, mut v, mut tb) = (
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
-            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
-            // 3.11's message comes from the raw (unnormalized) value.
-            let message = summary(t, if v.is_null() { None } else { Some(v) });
-            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
-            if !tb.is_null() && !v.is_null() {
-                ffi::PyException_SetTraceback(v, tb);
-            }
-            ffi::Py_XDECREF(tb);
-            let tp = PyRef::from_owned(t).ok();
-            let value = PyRef::from_owned(v).ok();
-            (tp, value.map(|v| (v, message)))
-        };
-        #[cfg(Py_3_12)]
-        let (tp, value) = {
-            let exc = PyRef::from_owned(ffi::PyErr_GetRaisedException()).ok();
-            let tp = exc
-                .as_ref()
-                .map(|e| PyRef::from_borrowed(ffi::Py_TYPE(e.as_ptr()).cast()));
-            let message = match (&tp, &exc) {
-                (Some(t), Some(e)) => {
-                    let shown = if compiling
-                        && ffi::PyErr_GivenExceptionMatches(t.as_ptr(), ffi::PyExc_SyntaxError) != 0
-                    {
-                        // The compiler's raw value was the args tuple.
-                        PyRef::from_owned(ffi::PyObject_GetAttrString(e.as_ptr(), c"args".as_ptr()))
-                            .ok()
-                    } else {
-                        Some(PyRef::from_borrowed(e.as_ptr()))
-                    };
-                    ffi::PyErr_Clear();
-                    summary(t.as_ptr(), shown.as_ref().map(|s| s.as_ptr()))
-                }
-                _ => "unknown error".to_owned(),
-            };
-            (tp, exc.map(|e| (e, message)))
-        };
-        let Some((exc, message)) = value else {
-            let message = tp
-                .as_ref()
-                .map_or_else(|| "unknown error".into(), |t| summary(t.as_ptr(), None));
+        let Some(fetched) = version::fetch_exception() else {
             return RemoteException {
-                message,
-                type_name: type_name_of(tp.as_ref()),
+                message: "unknown error".into(),
+                type_name: String::new(),
                 traceback: String::new(),
             };
         };
-        let traceback = format_traceback(exc.as_ptr());
+        let tp = fetched.tp;
+        let message = match (fetched.raw, &fetched.value) {
+            // 3.11: the message comes from the value as raised.
+            (Some(raw), _) => summary(tp.as_ptr(), raw.as_ref().map(PyRef::as_ptr)),
+            (None, Some(exc)) => {
+                let shown = if compiling
+                    && ffi::PyErr_GivenExceptionMatches(tp.as_ptr(), ffi::PyExc_SyntaxError) != 0
+                {
+                    // 3.11 showed a compiler error's raw value: its argument tuple.
+                    PyRef::from_owned(ffi::PyObject_GetAttrString(exc.as_ptr(), c"args".as_ptr()))
+                        .ok()
+                } else {
+                    Some(PyRef::from_borrowed(exc.as_ptr()))
+                };
+                ffi::PyErr_Clear();
+                summary(tp.as_ptr(), shown.as_ref().map(PyRef::as_ptr))
+            }
+            (None, None) => summary(tp.as_ptr(), None),
+        };
+        let traceback = match &fetched.value {
+            Some(exc) => format_traceback(exc.as_ptr()),
+            None => String::new(),
+        };
         RemoteException {
             message,
-            type_name: type_name_of(tp.as_ref()),
+            type_name: type_name_of(Some(&tp)),
             traceback,
         }
     }

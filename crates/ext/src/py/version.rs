@@ -1,0 +1,344 @@
+//! Every difference between the CPython versions we build for, in one file: adding a version
+//! means reading this file against the new release and changing it (and `capi.rs` when a new
+//! declaration is needed), nothing else.
+//!
+//! What differs, and since when:
+//! - **3.11**: one GIL shared by every interpreter. We move between interpreters by swapping
+//!   thread states and never release and re-take that GIL (that hangs). Interpreters are made by
+//!   `_Py_NewInterpreter(isolated)`. Exceptions are a (type, value, traceback) triple, the value
+//!   possibly unnormalized. An interpreter with a thread of its own running user code counts as
+//!   running when one of its thread states has a frame; `destroy`/`is_running`/`run_string`
+//!   refuse an interpreter with threads other than ours ("more than one thread").
+//! - **3.12**: each isolated interpreter has its own GIL: we detach from the caller's before
+//!   attaching to the target's. Interpreters are made from a `PyInterpreterConfig`. Exceptions
+//!   are single objects, normalized when raised. CPython keeps a "running main" flag per
+//!   interpreter, which is how we see runs of interpreters we did not make. The module declares
+//!   per-interpreter-GIL support with `Py_mod_multiple_interpreters`.
+//! - **3.13**: the argument parser's keyword list became `const` and its wording for an unknown
+//!   keyword changed (we put 3.11's back). `threading` no longer needs our shutdown fix before
+//!   an interpreter is finalized from another OS thread (CPython gh-122517 is fixed there).
+//! - **3.14, 3.15**: reviewed against everything this crate calls: the thread-state and
+//!   interpreter functions, `PyInterpreterConfig` (same fields), the private
+//!   `_PyInterpreterState_LookUpID`/`_PyInterpreterState_IsRunningMain` exports (still there)
+//!   and `PyThreadState_GetUnchecked` behave as in 3.13, so they take 3.13's branches. What
+//!   changed for users (wording of some CPython errors, no `__annotations__` in a fresh
+//!   `__main__`) is CPython's own text and passes through unchanged.
+
+use std::ffi::c_char;
+
+use pyo3_ffi as ffi;
+
+use crate::py::capi;
+use crate::py::pyref::PyRef;
+
+/// Whether interpreters can have their own GIL (3.12+): switching then releases the caller's.
+pub(crate) const OWN_GIL: bool = cfg!(Py_3_12);
+
+/// Whether 3.11's "interpreter has more than one thread" rule applies to `destroy`,
+/// `is_running` and `run_string`.
+pub(crate) const SINGLE_THREAD_RULE: bool = !cfg!(Py_3_12);
+
+/// Whether `threading` must be made to believe the finalizing OS thread is its main thread
+/// before an interpreter is finalized (CPython gh-122517, fixed in 3.13).
+pub(crate) const THREADING_SHUTDOWN_FIX: bool = !cfg!(Py_3_13);
+
+/// Whether the argument parser words an unknown keyword the 3.13 way (we restore 3.11's).
+pub(crate) const REWORD_UNKNOWN_KEYWORD: bool = cfg!(Py_3_13);
+
+/// The module slot declaring per-interpreter GIL support; on 3.11, where the slot does not
+/// exist, an end-of-list marker (so the slot table simply ends one entry early).
+pub(crate) const MULTIPLE_INTERPRETERS_SLOT: ffi::PyModuleDef_Slot = ffi::PyModuleDef_Slot {
+    #[cfg(Py_3_12)]
+    slot: ffi::Py_mod_multiple_interpreters,
+    #[cfg(Py_3_12)]
+    value: ffi::Py_MOD_PER_INTERPRETER_GIL_SUPPORTED,
+    #[cfg(not(Py_3_12))]
+    slot: 0,
+    #[cfg(not(Py_3_12))]
+    value: std::ptr::null_mut(),
+};
+
+/// The keyword-name list as `PyArg_ParseTupleAndKeywords` takes it on this version.
+#[cfg(not(Py_3_13))]
+pub(crate) type KeywordList = *mut *mut c_char;
+/// The keyword-name list as `PyArg_ParseTupleAndKeywords` takes it on this version.
+#[cfg(Py_3_13)]
+pub(crate) type KeywordList = *const *const c_char;
+
+/// `kw` (NULL-terminated) in the parser's pointer type.
+pub(crate) fn keyword_list(kw: &mut [*mut c_char]) -> KeywordList {
+    kw.as_mut_ptr().cast()
+}
+
+/// Detaches the current thread state (3.12+: releasing its GIL; 3.11: only unsetting it, the
+/// shared GIL stays with this thread).
+///
+/// # Safety
+/// A thread state must be current.
+pub(crate) unsafe fn detach() {
+    // SAFETY: a thread state is current, by contract.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        ffi::PyThreadState_Swap(std::ptr::null_mut());
+        #[cfg(Py_3_12)]
+        ffi::PyEval_SaveThread();
+    }
+}
+
+/// Makes `ts` current (3.12+: taking its interpreter's GIL; 3.11: the shared GIL is already
+/// this thread's).
+///
+/// # Safety
+/// No thread state may be current; on 3.11 this thread must hold the shared GIL; `ts` must be
+/// alive and not current on another thread.
+pub(crate) unsafe fn attach(ts: *mut ffi::PyThreadState) {
+    // SAFETY: no thread state is current, by contract.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        ffi::PyThreadState_Swap(ts);
+        #[cfg(Py_3_12)]
+        ffi::PyEval_RestoreThread(ts);
+    }
+}
+
+/// Creates an interpreter and returns its first thread state, current and holding the new
+/// interpreter's GIL, or NULL (CPython then puts the caller's thread state back, with or
+/// without an exception set). Isolated: own GIL and the isolated config on 3.12+, 3.11's
+/// restricted mode (no threads, fork or subprocesses) on 3.11.
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state.
+pub(crate) unsafe fn new_interpreter(isolated: bool) -> *mut ffi::PyThreadState {
+    // SAFETY: GIL held (contract); CPython's own creation entry points.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        let ts = capi::_Py_NewInterpreter(std::ffi::c_int::from(isolated));
+        #[cfg(Py_3_12)]
+        let ts = {
+            let config = if isolated {
+                ffi::_PyInterpreterConfig_INIT
+            } else {
+                ffi::_PyInterpreterConfig_LEGACY_INIT
+            };
+            let mut ts: *mut ffi::PyThreadState = std::ptr::null_mut();
+            let status = ffi::Py_NewInterpreterFromConfig(&mut ts, &config);
+            if ffi::PyStatus_Exception(status) != 0 {
+                ts = std::ptr::null_mut();
+            }
+            ts
+        };
+        ts
+    }
+}
+
+/// Makes a thread state of `interp` current in place of `caller`: `reuse` if given, else a new
+/// one, which is returned.
+///
+/// # Safety
+/// `caller` must be current, holding its GIL; `interp` alive; `reuse` idle and of `interp`.
+pub(crate) unsafe fn switch_to(
+    interp: *mut ffi::PyInterpreterState,
+    reuse: Option<*mut ffi::PyThreadState>,
+) -> *mut ffi::PyThreadState {
+    // SAFETY: (whole body) the version's switching sequence; see the module docs. On 3.12+ the
+    // visitor is made after detaching, so that creating it never waits for the target's GIL
+    // while holding the caller's.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        {
+            let visitor = reuse.unwrap_or_else(|| ffi::PyThreadState_New(interp));
+            ffi::PyThreadState_Swap(visitor);
+            visitor
+        }
+        #[cfg(Py_3_12)]
+        {
+            ffi::PyEval_SaveThread();
+            let visitor = reuse.unwrap_or_else(|| ffi::PyThreadState_New(interp));
+            ffi::PyEval_RestoreThread(visitor);
+            visitor
+        }
+    }
+}
+
+/// Clears and deletes the current thread state `visitor`, then makes `caller` current again.
+///
+/// # Safety
+/// `visitor` must be current, with no frame, holding its GIL; `caller` idle and alive.
+pub(crate) unsafe fn delete_visitor(
+    visitor: *mut ffi::PyThreadState,
+    caller: *mut ffi::PyThreadState,
+) {
+    // SAFETY: clearing needs the visitor current on 3.12+; 3.11 deletes it after the switch
+    // back (its PyThreadState_Delete refuses the current one), 3.12+ deletes it as current.
+    unsafe {
+        ffi::PyThreadState_Clear(visitor);
+        #[cfg(not(Py_3_12))]
+        {
+            ffi::PyThreadState_Swap(caller);
+            ffi::PyThreadState_Delete(visitor);
+        }
+        #[cfg(Py_3_12)]
+        {
+            ffi::PyThreadState_DeleteCurrent();
+            ffi::PyEval_RestoreThread(caller);
+        }
+    }
+}
+
+/// Whether an interpreter we did not make is running code: 3.11 asks whether one of its thread
+/// states has a frame (3.11's own test); 3.12+ reads CPython's "running main" flag, because
+/// another interpreter's thread list and frames are not ours to walk under another GIL.
+///
+/// # Safety
+/// GIL held; `interp` alive.
+pub(crate) unsafe fn foreign_running(interp: *mut ffi::PyInterpreterState) -> bool {
+    // SAFETY: 3.11: walking the thread list under the one GIL that guards it;
+    // PyThreadState_GetFrame returns a new reference or NULL, released at once. 3.12+: a flag
+    // CPython's own modules read the same way.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        {
+            let mut ts = ffi::PyInterpreterState_ThreadHead(interp);
+            while !ts.is_null() {
+                let frame = ffi::PyThreadState_GetFrame(ts);
+                let busy = !frame.is_null();
+                ffi::Py_XDECREF(frame.cast());
+                if busy {
+                    return true;
+                }
+                ts = ffi::PyThreadState_Next(ts);
+            }
+            false
+        }
+        #[cfg(Py_3_12)]
+        {
+            capi::_PyInterpreterState_IsRunningMain(interp) != 0
+        }
+    }
+}
+
+/// A pending exception taken out of the thread state.
+pub(crate) struct Fetched {
+    /// Its type.
+    pub(crate) tp: PyRef,
+    /// The exception instance (normalized, with its traceback attached), if there is one.
+    pub(crate) value: Option<PyRef>,
+    /// 3.11 only: the value as raised, before normalization (an argument tuple, a string, or
+    /// nothing), which is what 3.11's messages show. `None` on 3.12+, where exceptions are
+    /// normalized when raised.
+    pub(crate) raw: Option<Option<PyRef>>,
+}
+
+/// Takes the pending exception, if any, normalized.
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn fetch_exception() -> Option<Fetched> {
+    // SAFETY: (whole body) GIL held; each reference taken is owned by a PyRef.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        {
+            let (mut t, mut v, mut tb) = (
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            if t.is_null() {
+                ffi::Py_XDECREF(v);
+                ffi::Py_XDECREF(tb);
+                return None;
+            }
+            let raw = (!v.is_null()).then(|| PyRef::from_borrowed(v));
+            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+            if !tb.is_null() && !v.is_null() {
+                ffi::PyException_SetTraceback(v, tb);
+            }
+            ffi::Py_XDECREF(tb);
+            Some(Fetched {
+                tp: PyRef::from_owned(t).ok()?,
+                value: PyRef::from_owned(v).ok(),
+                raw: Some(raw),
+            })
+        }
+        #[cfg(Py_3_12)]
+        {
+            let exc = PyRef::from_owned(ffi::PyErr_GetRaisedException()).ok()?;
+            Some(Fetched {
+                tp: PyRef::from_borrowed(ffi::Py_TYPE(exc.as_ptr()).cast()),
+                value: Some(exc),
+                raw: None,
+            })
+        }
+    }
+}
+
+/// A pending exception set aside untouched (not normalized), to be put back later.
+pub(crate) struct Saved {
+    #[cfg(not(Py_3_12))]
+    triple: [*mut ffi::PyObject; 3],
+    #[cfg(Py_3_12)]
+    exc: *mut ffi::PyObject,
+}
+
+/// Sets the pending exception (if any) aside, leaving none pending.
+///
+/// # Safety
+/// GIL held; the result must be given to [`restore_saved`] on this thread.
+pub(crate) unsafe fn save_exception() -> Saved {
+    // SAFETY: GIL held; the references move into `Saved` until `restore_saved`.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        {
+            let [mut t, mut v, mut tb] = [std::ptr::null_mut(); 3];
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            Saved { triple: [t, v, tb] }
+        }
+        #[cfg(Py_3_12)]
+        {
+            Saved {
+                exc: ffi::PyErr_GetRaisedException(),
+            }
+        }
+    }
+}
+
+/// Puts back what [`save_exception`] set aside, replacing anything pending since.
+///
+/// # Safety
+/// GIL held, on the thread that saved it.
+pub(crate) unsafe fn restore_saved(saved: Saved) {
+    // SAFETY: GIL held; the references move back into the thread state.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        {
+            let [t, v, tb] = saved.triple;
+            ffi::PyErr_Restore(t, v, tb);
+        }
+        #[cfg(Py_3_12)]
+        ffi::PyErr_SetRaisedException(saved.exc);
+    }
+}
+
+/// Sets `fetched` as the pending exception again.
+///
+/// # Safety
+/// GIL held; no exception pending.
+pub(crate) unsafe fn restore_exception(fetched: Fetched) {
+    // SAFETY: GIL held; the references are handed over to the thread state.
+    unsafe {
+        #[cfg(not(Py_3_12))]
+        ffi::PyErr_Restore(
+            fetched.tp.into_ptr(),
+            fetched.value.map_or(std::ptr::null_mut(), PyRef::into_ptr),
+            std::ptr::null_mut(),
+        );
+        #[cfg(Py_3_12)]
+        {
+            drop(fetched.tp);
+            if let Some(v) = fetched.value {
+                ffi::PyErr_SetRaisedException(v.into_ptr());
+            }
+        }
+    }
+}
