@@ -38,6 +38,7 @@ pub use item::{QueuedItem, Received, UnboundOp};
 pub use state::{Waker, WakerId};
 pub use wait::Wait;
 
+use crate::dispose::dispose;
 use crate::error::{PutError, QueueError};
 use crate::ids::{InterpId, QueueId};
 use crate::sync::{Mutex, MutexGuard, PoisonError};
@@ -243,8 +244,14 @@ pub fn interp_destroyed(interp: InterpId) -> usize {
         .values()
         .map(|e| Arc::clone(&e.shared))
         .collect();
-    // Unlocked: each queue is visited under its own lock only.
-    queues.iter().map(|q| q.unbind(interp)).sum()
+    // Unlocked: each queue is visited under its own lock only. The values are dropped once all
+    // queues are visited, so a queue freed by one of them is still counted, like the others
+    // that were registered at the call.
+    let mut dropped = Vec::new();
+    let affected = queues.iter().map(|q| q.unbind(interp, &mut dropped)).sum();
+    drop(queues);
+    dispose(dropped);
+    affected
 }
 
 /// A counted handle on a queue: each live handle keeps it registered; when the last one is

@@ -274,9 +274,10 @@ impl Shared {
     }
 
     /// Applies the unbound rules to the items that belong to `interp`; returns how many items
-    /// were affected. Removed and unbound values are dropped after unlocking.
-    pub(crate) fn unbind(&self, interp: InterpId) -> usize {
-        let mut dropped: Vec<Value> = Vec::new();
+    /// were affected. Their values go to `dropped`, for the caller to dispose of once it holds no
+    /// lock.
+    pub(crate) fn unbind(&self, interp: InterpId, dropped: &mut Vec<Value>) -> usize {
+        let before = dropped.len();
         let mut removed = 0;
         let mut st = self.lock();
         let Some(items) = st.items_mut() else {
@@ -305,9 +306,7 @@ impl Shared {
             self.not_full.notify_all();
         }
         wakers.iter().for_each(|w| w());
-        let affected = dropped.len();
-        dispose(dropped);
-        affected
+        dropped.len() - before
     }
 
     /// Marks the queue destroyed, wakes every waiter and calls the wakers once, then drops the
