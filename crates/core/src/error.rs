@@ -1,11 +1,13 @@
-//! The ways a channel operation can fail, one variant per distinct failure.
+//! The ways a channel or queue operation can fail, one variant per distinct failure.
 //!
-//! The extension maps each variant to the exception class and message of CPython 3.11's
-//! `_xxsubinterpreters` in a single function; the `Display` text here is that message.
+//! The extension maps each variant to an exception class in a single function. For channels the
+//! `Display` text is CPython 3.11's `_xxsubinterpreters` message; for queues it is CPython 3.14's
+//! `_interpqueues` message where that module has one.
 
 use std::fmt;
 
-use crate::ids::ChannelId;
+use crate::ids::{ChannelId, QueueId};
+use crate::value::Value;
 
 /// A channel operation that could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +48,76 @@ impl fmt::Display for ChannelError {
 
 impl std::error::Error for ChannelError {}
 
+/// A queue operation that could not be carried out. Plain data: a `put` that fails also hands
+/// its value back, in a [`PutError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// No queue with this id is registered: it never existed, was destroyed, or its last handle
+    /// was dropped. Maps to `QueueNotFoundError("queue {id} not found")`.
+    NotFound(QueueId),
+    /// The queue this handle designates was destroyed, before the call or while it waited.
+    /// CPython 3.14 reports this as not found too: maps to `QueueNotFoundError`.
+    Destroyed(QueueId),
+    /// `get` without waiting found the queue empty. Maps to `QueueEmpty("queue {id} is empty")`.
+    Empty(QueueId),
+    /// `put` without waiting found the queue full. Maps to `QueueFull("queue {id} is full")`.
+    Full(QueueId),
+    /// A wait with a deadline reached it with nothing to take (`get`) or no room (`put`).
+    /// Either the caller's own time slice ended (check for signals and wait again) or its
+    /// timeout did (`QueueEmpty` / `QueueFull`, as for `Empty` / `Full`).
+    TimedOut(QueueId),
+    /// The id counter is exhausted. Maps to `QueueError("ran out of queue IDs")`.
+    IdsExhausted,
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueError::NotFound(id) | QueueError::Destroyed(id) => {
+                write!(f, "queue {id} not found")
+            }
+            QueueError::Empty(id) => write!(f, "queue {id} is empty"),
+            QueueError::Full(id) => write!(f, "queue {id} is full"),
+            QueueError::TimedOut(id) => write!(f, "timed out waiting on queue {id}"),
+            QueueError::IdsExhausted => f.write_str("ran out of queue IDs"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}
+
+/// A refused `put`: why, and the value, returned untouched so that the caller can retry (after
+/// a time slice, say) without converting the object again.
+#[derive(Debug)]
+pub struct PutError {
+    /// Why the value was not queued.
+    pub error: QueueError,
+    /// The value that was not queued.
+    pub value: Value,
+}
+
+impl PutError {
+    /// The value that was not queued.
+    pub fn into_value(self) -> Value {
+        self.value
+    }
+}
+
+impl fmt::Display for PutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for PutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ChannelError;
+    use super::{ChannelError, QueueError};
 
     #[test]
     fn messages_match_the_reference_module() {
@@ -63,5 +132,14 @@ mod tests {
             ChannelError::NotEmpty.to_string(),
             "may not be closed if not empty (try force=True)"
         );
+    }
+
+    #[test]
+    fn queue_messages_match_the_reference_module() {
+        assert_eq!(QueueError::NotFound(3).to_string(), "queue 3 not found");
+        assert_eq!(QueueError::Destroyed(3).to_string(), "queue 3 not found");
+        assert_eq!(QueueError::Empty(4).to_string(), "queue 4 is empty");
+        assert_eq!(QueueError::Full(5).to_string(), "queue 5 is full");
+        assert_eq!(QueueError::IdsExhausted.to_string(), "ran out of queue IDs");
     }
 }

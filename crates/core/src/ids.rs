@@ -6,6 +6,9 @@ pub type InterpId = i64;
 /// A channel's id: assigned from a process-wide counter starting at 0, never reused.
 pub type ChannelId = i64;
 
+/// A queue's id: assigned from a process-wide counter starting at 1, never reused.
+pub type QueueId = i64;
+
 /// Which end of a channel a `ChannelID` object designates, or which ends an operation targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum End {

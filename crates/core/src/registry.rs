@@ -389,17 +389,20 @@ impl Drop for Garbage {
         // Decrements owed by handles found in the bin, applied in batches.
         let mut owed: Vec<ChannelId> = Vec::new();
         while !self.queues.is_empty() {
+            let mut others: Vec<Value> = Vec::new();
             for queue in std::mem::take(&mut self.queues) {
                 for value in queue {
                     match value {
                         // Dropping the handle normally would lock and recurse; take the
                         // decrement over instead.
                         Value::Channel(handle) => owed.push(handle.into_id()),
-                        // Plain payloads hold no handles: free them here, unlocked.
-                        other => drop(other),
+                        // Anything else is freed here, unlocked. It may hold handles too (a
+                        // queue, a tuple of channels): `dispose` keeps that iterative.
+                        other => others.push(other),
                     }
                 }
             }
+            crate::dispose::dispose(others);
             if owed.is_empty() {
                 break;
             }

@@ -2,10 +2,13 @@
 //!
 //! A value is built from a Python object in the sending interpreter and turned back into a fresh
 //! object in the receiving one, so it never points into any interpreter's memory and stays valid
-//! after the sender is gone.
+//! after the sender is gone. The one exception is [`Value::Shared`], a zero-copy buffer that
+//! stays owned by its exporting interpreter (see [`crate::buffer`]).
 
-use crate::ids::{ChannelId, End};
+use crate::buffer::SharedBuffer;
+use crate::ids::{ChannelId, End, InterpId, QueueId};
 use crate::payload::Payload;
+use crate::queue::QueueRef;
 use crate::registry::ChannelRef;
 
 /// The width of one code point in a string's storage, as in CPython's PEP 393 layout.
@@ -53,6 +56,39 @@ pub enum ItemSummary {
         /// The end it designates.
         end: End,
     },
+    /// A `bool`.
+    Bool(bool),
+    /// A `float`, as its bit pattern (`f64::to_bits`), so that summaries compare exactly.
+    Float(u64),
+    /// An `int` outside the signed 64-bit range, stored in this many bytes.
+    BigInt {
+        /// Length of its two's-complement encoding in bytes.
+        len: usize,
+    },
+    /// A `tuple` of this many items.
+    Tuple {
+        /// Number of items.
+        len: usize,
+    },
+    /// A queue.
+    Queue {
+        /// The queue it designates.
+        id: QueueId,
+    },
+    /// A pickled object.
+    Pickled {
+        /// Length of the pickle stream in bytes.
+        len: usize,
+        /// Number of out-of-band buffers.
+        buffers: usize,
+    },
+    /// A zero-copy buffer.
+    Shared {
+        /// Length in bytes.
+        len: usize,
+        /// The interpreter that owns the memory.
+        owner: InterpId,
+    },
 }
 
 /// One shareable value.
@@ -76,6 +112,26 @@ pub enum Value {
     },
     /// A `ChannelID`; the handle keeps the channel alive while the value exists.
     Channel(ChannelRef),
+    /// A `bool`.
+    Bool(bool),
+    /// A `float`.
+    Float(f64),
+    /// An `int` of any size, as little-endian two's-complement bytes (what
+    /// `int.to_bytes(n, "little", signed=True)` gives for a large enough `n`; never empty).
+    BigInt(Payload),
+    /// A `tuple` of shareable items.
+    Tuple(Vec<Value>),
+    /// A queue; the handle keeps the queue alive while the value exists.
+    Queue(QueueRef),
+    /// An object pickled with protocol 5: the stream plus its out-of-band buffers, in order.
+    Pickled {
+        /// The pickle stream.
+        data: Payload,
+        /// The out-of-band buffers (`PickleBuffer`s), in the order the stream refers to them.
+        buffers: Vec<Payload>,
+    },
+    /// Memory shared without copying, owned by an object of another interpreter.
+    Shared(SharedBuffer),
 }
 
 impl Value {
@@ -123,15 +179,49 @@ impl Value {
                 id: r.id(),
                 end: r.end(),
             },
+            Value::Bool(b) => ItemSummary::Bool(*b),
+            Value::Float(x) => ItemSummary::Float(x.to_bits()),
+            Value::BigInt(data) => ItemSummary::BigInt { len: data.len() },
+            Value::Tuple(items) => ItemSummary::Tuple { len: items.len() },
+            Value::Queue(q) => ItemSummary::Queue { id: q.id() },
+            Value::Pickled { data, buffers } => ItemSummary::Pickled {
+                len: data.len(),
+                buffers: buffers.len(),
+            },
+            Value::Shared(buf) => ItemSummary::Shared {
+                len: buf.len(),
+                owner: buf.owner(),
+            },
         }
     }
 
-    /// Number of payload bytes the value carries (for accounting and benchmarks).
+    /// Number of payload bytes the value carries or, for shared buffers, refers to, items of a
+    /// tuple included (for accounting and benchmarks).
     pub fn payload_len(&self) -> usize {
         match self {
-            Value::Bytes(b) => b.len(),
+            Value::Bytes(b) | Value::BigInt(b) => b.len(),
             Value::Str { data, .. } => data.len(),
-            _ => 0,
+            Value::Tuple(items) => items.iter().map(Value::payload_len).sum(),
+            Value::Pickled { data, buffers } => {
+                data.len() + buffers.iter().map(|b| b.len()).sum::<usize>()
+            }
+            Value::Shared(buf) => buf.len(),
+            Value::None
+            | Value::Int(_)
+            | Value::Channel(_)
+            | Value::Bool(_)
+            | Value::Float(_)
+            | Value::Queue(_) => 0,
+        }
+    }
+
+    /// Whether the value (a tuple's items included) holds a shared buffer owned by `interp`,
+    /// i.e. cannot outlive that interpreter.
+    pub fn holds_buffer_of(&self, interp: InterpId) -> bool {
+        match self {
+            Value::Shared(buf) => buf.owner() == interp,
+            Value::Tuple(items) => items.iter().any(|v| v.holds_buffer_of(interp)),
+            _ => false,
         }
     }
 }
@@ -151,5 +241,35 @@ mod tests {
         assert!(
             matches!(Value::from_str("a\u{1F600}"), Value::Str { kind: StrKind::Ucs4, ref data } if data.len() == 8)
         );
+    }
+
+    #[test]
+    fn rich_values_summarise_and_count_their_bytes() {
+        let v = Value::Tuple(vec![
+            Value::Bool(true),
+            Value::Float(1.5),
+            Value::BigInt(Payload::from_vec(vec![0; 9])),
+            Value::Pickled {
+                data: Payload::from_vec(vec![1; 10]),
+                buffers: vec![Payload::from_vec(vec![2; 5]), Payload::from_vec(vec![3; 6])],
+            },
+            Value::Tuple(vec![Value::Bytes(Payload::from_vec(vec![4; 7]))]),
+        ]);
+        assert_eq!(v.summary(), ItemSummary::Tuple { len: 5 });
+        assert_eq!(v.payload_len(), 9 + 10 + 5 + 6 + 7);
+        let Value::Tuple(items) = &v else {
+            unreachable!()
+        };
+        assert_eq!(items[0].summary(), ItemSummary::Bool(true));
+        assert_eq!(items[1].summary(), ItemSummary::Float(1.5f64.to_bits()));
+        assert_eq!(items[2].summary(), ItemSummary::BigInt { len: 9 });
+        assert_eq!(
+            items[3].summary(),
+            ItemSummary::Pickled {
+                len: 10,
+                buffers: 2
+            }
+        );
+        assert!(!v.holds_buffer_of(0));
     }
 }

@@ -279,6 +279,13 @@ pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef
                 (data.len() / kind.width()) as ffi::Py_ssize_t,
             ),
             Value::Channel(handle) => return crate::chan::id::channel_object(handle, state),
+            // Not made by this module's conversions (queue values are not bound yet).
+            other => {
+                return Err(Error::System(format!(
+                    "unsupported value {:?}",
+                    other.summary()
+                )))
+            }
         };
         PyRef::from_owned(ptr)
     }
