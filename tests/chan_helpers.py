@@ -148,16 +148,20 @@ class Interps:
 
 
 class ModelChannel:
-    """One channel as SPEC 9 describes it (with README difference 10: releasing twice is a no-op).
+    """One channel as SPEC 9 describes it.
 
     ``ends[send][interp] = open``; ``closed`` is None, "close" (by close or drain) or "release"
     (by the "open for everyone" rule, 9.4); ``closing`` is set by a deferred send-end close.
+    ``open_count[send]`` is 3.11's count of open ends, which is what a release checks: up when an
+    interpreter first uses that end, down on every release of a known association, even one
+    already released (so a repeated release counts again, and the count can go below zero).
     """
 
     def __init__(self, cid: int):
         self.cid = cid
         self.queue: list = []
         self.ends: dict[bool, dict[object, bool]] = {True: {}, False: {}}
+        self.open_count = {True: 0, False: 0}
         self.closed: str | None = None
         self.closing = False
 
@@ -189,6 +193,8 @@ class Model:
     def _associate(ch, who, send: bool):
         if ch.ends[send].get(who) is False:
             return ("ChannelClosedError", "channel already closed")
+        if who not in ch.ends[send]:
+            ch.open_count[send] += 1
         ch.ends[send][who] = True
         return None
 
@@ -258,9 +264,10 @@ class Model:
             return self._closed(ch)
         sides = [True] if send and not recv else [False] if recv and not send else [True, False]
         for side in sides:
+            if who in ch.ends[side]:
+                ch.open_count[side] -= 1
             ch.ends[side][who] = False
-        flags = list(ch.ends[True].values()) + list(ch.ends[False].values())
-        if flags and not any(flags):
+        if ch.open_count[True] == 0 and ch.open_count[False] == 0:
             ch.closed = "release"
         return ("ok", None)
 
@@ -278,11 +285,6 @@ class Model:
         if ch.closed or (send and ch.closing):
             return self._closed(ch)
         return ("ok", [k for k, v in ch.ends[bool(send)].items() if v])
-
-    def released(self, who, cid, send: bool) -> bool:
-        """Whether ``who`` has released that end (for callers avoiding 3.11's double count)."""
-        ch = self.channels.get(cid)
-        return ch is not None and ch.ends[send].get(who) is False
 
 
 # -- table-driven scenarios ------------------------------------------------------------------------

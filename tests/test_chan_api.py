@@ -1201,7 +1201,7 @@ def test_forced_id_of_a_destroyed_channel_is_inert(mod):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("kind", ["unknown", "destroyed"])
 def test_sending_a_forced_id_of_a_missing_channel(mod, kind):
-    # README difference 11. `.send`/`.recv` are built forced (SPEC 8.2).
+    # README difference 10. `.send`/`.recv` are built forced (SPEC 8.2).
     c = mod.channel_create()
     if kind == "unknown":
         missing, n = mod._channel_id(UNKNOWN, force=True), UNKNOWN
@@ -1223,7 +1223,7 @@ def test_sending_the_id_of_a_destroyed_channel(mod):
     n = int(gone)
     mod.channel_destroy(gone)
     if is_ours(mod):
-        # README, deliberate difference 11: only IDs of live channels travel; the send fails.
+        # README, deliberate difference 10: only IDs of live channels travel; the send fails.
         with pytest.raises(mod.ChannelNotFoundError) as info:
             mod.channel_send(c, gone)
     else:
@@ -1242,7 +1242,7 @@ def test_sharing_the_id_of_a_destroyed_channel(mod):
     n = int(gone)
     mod.channel_destroy(gone)
     if is_ours(mod):
-        # README, deliberate difference 11: rejected before anything reaches the interpreter.
+        # README, deliberate difference 10: rejected before anything reaches the interpreter.
         with pytest.raises(mod.ChannelNotFoundError, match=f"^channel {n} not found$"):
             mod.run_string(sub, "x = 1", {"c": gone})
     else:

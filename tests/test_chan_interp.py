@@ -194,7 +194,7 @@ def test_resolved_channel_ids_arrive_as_high_level_ends(mod, end, how):
         shared = {"x": x}
     out = capture(mod, sub, script + "emit(type(got).__name__, ' ', repr(got))", shared)
     # Ours resolves only into its own high-level module, which does not exist yet (README,
-    # deliberate difference 14: CPython's high-level classes drive CPython's registry).
+    # deliberate difference 13: CPython's high-level classes drive CPython's registry).
     cls = None if is_ours(mod) else _resolved_class_name(end)
     if cls is None:  # nothing to resolve to: the ChannelID itself
         assert out == f"ChannelID {x!r}"

@@ -418,7 +418,7 @@ def test_run_failed_message(mod, script, msg311, msg312):
         mod.run_string(sub, script)
     expected = msg311 if speaks_311(mod) or msg312 is None else msg312
     if script == "import sys; sys.exit()" and not PY311:
-        # README, deliberate difference 12: 3.12+ normalizes the exception as sys.exit() raises
+        # README, deliberate difference 11: 3.12+ normalizes the exception as sys.exit() raises
         # it, so the raw value 3.11 printed (None) no longer exists; ours gives 3.12's text.
         expected = msg312
     exc = info.value

@@ -21,8 +21,8 @@ pub enum ChannelState {
     Closing,
     /// Closed by `close` (or by draining a closing channel): queue and associations are gone.
     ClosedByClose,
-    /// Closed because a release left associations of which none is open (SPEC §9.4). Items
-    /// still queued stay there, unreachable, until the channel is destroyed or freed.
+    /// Closed because a release brought both ends' open counts to zero (see [`Channel::release`]).
+    /// Items still queued stay there, unreachable, until the channel is destroyed or freed.
     ClosedByRelease,
 }
 
@@ -61,13 +61,21 @@ struct Association {
     open: bool,
 }
 
-/// The interpreters associated with one end, in the order they first touched it.
+/// The interpreters associated with one end, in the order they first touched it, and the
+/// end's open count.
 ///
 /// A `Vec` with linear search: a channel is used by a handful of interpreters, and entries are
 /// never removed (CPython keeps released ones too, as they are what closes a channel).
 #[derive(Debug, Default)]
 struct Side {
     assocs: Vec<Association>,
+    /// What decides whether the channel is still open, exactly as 3.11 keeps it: one up for
+    /// every interpreter that starts using this end, one down for every release of an existing
+    /// association, *including one already released*. So a repeated release counts again: it
+    /// can bring the count to zero while another interpreter's association is still open, or
+    /// below zero, where no later release brings it back. It is therefore not the number of
+    /// open associations, and can be negative.
+    open_count: i64,
 }
 
 impl Side {
@@ -78,24 +86,27 @@ impl Side {
             Some(_) => Ok(()),
             None => {
                 self.assocs.push(Association { interp, open: true });
+                self.open_count += 1;
                 Ok(())
             }
         }
     }
 
     /// Marks `interp` released on this end, recording it as released if it never used it.
+    ///
+    /// An interpreter new to this end is added and released at once, which leaves the count
+    /// as it was; an existing association counts down again, whether or not it was open.
     fn release(&mut self, interp: InterpId) {
         match self.assocs.iter_mut().find(|a| a.interp == interp) {
-            Some(a) => a.open = false,
+            Some(a) => {
+                a.open = false;
+                self.open_count -= 1;
+            }
             None => self.assocs.push(Association {
                 interp,
                 open: false,
             }),
         }
-    }
-
-    fn any_open(&self) -> bool {
-        self.assocs.iter().any(|a| a.open)
     }
 
     fn open_interps(&self) -> Vec<InterpId> {
@@ -175,6 +186,11 @@ impl Channel {
     /// Every association of one end as `(interpreter, open)`, in first-use order.
     pub fn associations(&self, send: bool) -> impl Iterator<Item = (InterpId, bool)> + '_ {
         self.side(send).assocs.iter().map(|a| (a.interp, a.open))
+    }
+
+    /// One end's open count (see [`Channel::release`]); not the number of open associations.
+    pub fn open_count(&self, send: bool) -> i64 {
+        self.side(send).open_count
     }
 
     /// Gives up the queue, e.g. when the registry frees the channel.
@@ -270,8 +286,11 @@ impl Channel {
 
     /// `channel_release` by `interp` of `end`; returns whether this call closed the channel.
     ///
-    /// Afterwards the channel is closed for everyone iff it has associations and none of them
-    /// is open (SPEC §9.4). Releasing an end twice is a no-op for that end.
+    /// Afterwards the channel is closed for everyone iff both ends' open counts are zero. While
+    /// every interpreter releases each end at most once, that means "it has associations and
+    /// none of them is open". A repeated release counts again, as in 3.11: it can close the
+    /// channel under an interpreter that still has an open end, or drive a count below zero
+    /// and keep the channel open after every association was released.
     pub fn release(&mut self, interp: InterpId, end: End) -> Result<bool, ChannelError> {
         self.check_not_closed()?;
         if end != End::Recv {
@@ -280,10 +299,11 @@ impl Channel {
         if end != End::Send {
             self.recv_side.release(interp);
         }
-        if self.send_side.any_open() || self.recv_side.any_open() {
+        // 3.11 also keeps a channel without any association open; the release above just
+        // made one, so only the counts matter here.
+        if self.send_side.open_count != 0 || self.recv_side.open_count != 0 {
             return Ok(false);
         }
-        // The release above left at least one association, all of them released.
         self.closed = Some(ClosedBy::Release);
         Ok(true)
     }
@@ -360,5 +380,36 @@ mod tests {
         assert_eq!(int(&c.recv(7).unwrap()), 2);
         assert_eq!(c.state(), ChannelState::ClosedByClose);
         assert_eq!(c.recv(7).unwrap_err(), ChannelError::Closed(5));
+    }
+
+    #[test]
+    fn repeated_release_counts_again_and_can_close_under_an_open_end() {
+        let mut c = Channel::new(6);
+        c.send(1, Value::Int(1)).unwrap();
+        c.send(2, Value::Int(2)).unwrap();
+        assert!(!c.release(1, End::Send).unwrap());
+        // Interpreter 2's send end is still open, but the count reaches zero.
+        assert!(c.release(1, End::Send).unwrap());
+        assert_eq!(c.state(), ChannelState::ClosedByRelease);
+        assert_eq!(c.open_count(true), 0);
+        assert!(c.associations(true).any(|(i, open)| i == 2 && open));
+    }
+
+    #[test]
+    fn repeated_release_can_keep_a_fully_released_channel_open() {
+        let mut c = Channel::new(7);
+        c.send(0, Value::Int(1)).unwrap();
+        assert_eq!(c.recv(0).unwrap().map(|_| ()), Some(()));
+        assert!(!c.release(0, End::Send).unwrap());
+        assert!(!c.release(0, End::Both).unwrap());
+        assert_eq!((c.open_count(true), c.open_count(false)), (-1, 0));
+        assert_eq!(c.state(), ChannelState::Open);
+        assert!(c
+            .associations(true)
+            .chain(c.associations(false))
+            .all(|(_, open)| !open));
+        // A newcomer's release adds and removes one: the count stays below zero.
+        assert!(!c.release(3, End::Both).unwrap());
+        assert_eq!(c.state(), ChannelState::Open);
     }
 }

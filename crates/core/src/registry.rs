@@ -13,7 +13,8 @@
 //!             └── channel: Channel               (channel.rs)
 //!                 ├── queue: VecDeque<Value>     owned payloads; a Value::Channel holds a
 //!                 │                              ChannelRef, i.e. one count on another Entry
-//!                 ├── send/recv associations     plain (interp, open) pairs
+//!                 ├── send/recv associations     plain (interp, open) pairs, and per end the
+//!                 │                              open count that decides close-by-release
 //!                 └── closing / closed flags
 //!
 //! ChannelRef { id, end }                         held by callers; no pointer into the map,
@@ -129,6 +130,9 @@ pub struct ChannelInfo {
     pub send: Vec<(InterpId, bool)>,
     /// Receive-end associations as `(interpreter, open)`, in first-use order.
     pub recv: Vec<(InterpId, bool)>,
+    /// The send and receive ends' open counts, which decide when a release closes the channel
+    /// (see [`Channel::release`]; they can differ from the number of open associations).
+    pub open_counts: (i64, i64),
 }
 
 /// Creates a channel (end both, object count 1) and returns its handle.
@@ -251,7 +255,8 @@ pub fn close(id: ChannelId, send: bool, recv: bool, force: bool) -> Result<(), C
 }
 
 /// `channel_release`: closes the chosen end(s) for interpreter `interp` only; neither flag means
-/// both ends. The channel closes for everyone if no open association is left (SPEC §9.4).
+/// both ends. The channel closes for everyone when both ends' open counts reach zero
+/// ([`Channel::release`]).
 pub fn release(
     id: ChannelId,
     interp: InterpId,
@@ -295,6 +300,7 @@ pub fn info(id: ChannelId) -> Result<ChannelInfo, ChannelError> {
             queued: chan.len(),
             send: chan.associations(true).collect(),
             recv: chan.associations(false).collect(),
+            open_counts: (chan.open_count(true), chan.open_count(false)),
         })
     })
 }

@@ -112,6 +112,17 @@ const CLOSED_BY_RELEASE: &[Op] = &[release(0, true, true)];
 const RELEASED_WITH_ITEMS: &[Op] = &[Op::Send(0), release(0, true, false)];
 const CLOSING_THEN_RELEASED: &[Op] = &[Op::Send(0), CLOSE_SEND, release(0, true, false)];
 const DESTROYED: &[Op] = &[Op::Send(0), Op::Destroy];
+/// A sub (1) sent; main (0) released its send end, then both ends: the second release counts
+/// main's send end down again, to zero, while the sub's association is still open.
+const RELEASED_TWICE: &[Op] = &[Op::Send(1), release(0, true, false), release(0, true, true)];
+/// Main used both ends, then released its send end twice: the send end's count is below zero,
+/// so the channel stays open although no association is.
+const BELOW_ZERO: &[Op] = &[
+    Op::Send(0),
+    Op::Recv(0),
+    release(0, true, false),
+    release(0, true, true),
+];
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
@@ -159,7 +170,24 @@ const ROWS: &[Row] = &[
     row("release: released receiver cannot recv", &[Op::Recv(0), Op::Send(1), release(0, false, true)], Op::Recv(0), Expect::AlreadyClosed, Then::Is(Open, 1)),
     row("release: no flag releases both ends", &[Op::Recv(1), Op::Send(0), release(0, false, false)], Op::Recv(0), Expect::AlreadyClosed, Then::Is(Open, 1)),
     row("release: never-associated end is recorded released", &[Op::Send(0), release(1, false, true)], Op::Recv(1), Expect::AlreadyClosed, Then::Is(Open, 1)),
-    row("release: same end twice is a no-op", &[Op::Recv(1), Op::Send(0), release(0, true, false)], release(0, true, false), Expect::Ok, Then::Is(Open, 1)),
+    // Repeating a release counts the end down again (3.11's open counts), with two outcomes.
+    row("release: same end twice, other end open", &[Op::Recv(1), Op::Send(0), release(0, true, false)], release(0, true, false), Expect::Ok, Then::Is(Open, 1)),
+    row("release: same end twice closes under another sender", &[Op::Send(0), Op::Send(1), release(0, true, false)], release(0, true, false), Expect::Ok, Then::Is(ClosedByRelease, 2)),
+    row("release: send end then both closes under a sub's sender", &[Op::Send(1), release(0, true, false)], release(0, true, true), Expect::Ok, Then::Is(ClosedByRelease, 1)),
+    row("release: count below zero keeps it open", &[Op::Send(0), Op::Recv(0), release(0, true, false)], release(0, true, true), Expect::Ok, Then::Is(Open, 0)),
+    row("released twice: send is closed for everyone", RELEASED_TWICE, Op::Send(0), Expect::Closed, Then::Is(ClosedByRelease, 1)),
+    row("released twice: check_send is closed for everyone", RELEASED_TWICE, Op::CheckSend(0), Expect::Closed, Then::Is(ClosedByRelease, 1)),
+    row("released twice: a sub's send is closed", RELEASED_TWICE, Op::Send(1), Expect::Closed, Then::Is(ClosedByRelease, 1)),
+    row("released twice: recv", RELEASED_TWICE, Op::Recv(1), Expect::Closed, Then::Is(ClosedByRelease, 1)),
+    row("released twice: release", RELEASED_TWICE, release(1, true, true), Expect::Closed, Then::Is(ClosedByRelease, 1)),
+    row("released twice: close", RELEASED_TWICE, Op::Close(ANY_END, Force::Any), Expect::AlreadyClosed, Then::Is(ClosedByRelease, 1)),
+    row("below zero: release by a sub", BELOW_ZERO, release(1, true, true), Expect::Ok, Then::Is(Open, 0)),
+    row("below zero: check_send by a newcomer", BELOW_ZERO, Op::CheckSend(2), Expect::Ok, Then::Is(Open, 0)),
+    row("below zero: send by a newcomer", BELOW_ZERO, Op::Send(2), Expect::Ok, Then::Is(Open, 1)),
+    row("below zero: the releaser's own send", BELOW_ZERO, Op::Send(0), Expect::AlreadyClosed, Then::Is(Open, 0)),
+    row("below zero: the releaser's check_send", BELOW_ZERO, Op::CheckSend(0), Expect::Ok, Then::Is(Open, 0)),
+    row("below zero: list send end", BELOW_ZERO, Op::List { send: true }, Expect::Interps(&[]), Then::Is(Open, 0)),
+    row("below zero: close", BELOW_ZERO, Op::Close(ANY_END, Force::Any), Expect::Ok, Then::Is(ClosedByClose, 0)),
     row("release: last open association", &[Op::Recv(1), Op::Send(0), release(0, true, false)], release(1, false, true), Expect::Ok, Then::Is(ClosedByRelease, 1)),
     row("release: check_send ignores own release", &[Op::Recv(1), Op::Send(0), release(0, true, false)], Op::CheckSend(0), Expect::Ok, Then::Is(Open, 1)),
 
@@ -351,6 +379,8 @@ fn setup_states_are_as_named() {
         (CLOSED_BY_RELEASE, Then::Is(ClosedByRelease, 0)),
         (RELEASED_WITH_ITEMS, Then::Is(ClosedByRelease, 1)),
         (CLOSING_THEN_RELEASED, Then::Is(ClosedByRelease, 1)),
+        (RELEASED_TWICE, Then::Is(ClosedByRelease, 1)),
+        (BELOW_ZERO, Then::Is(Open, 0)),
         (DESTROYED, Then::Gone),
     ];
     for &(setup, then) in states {

@@ -71,6 +71,9 @@ struct Chan {
     queue: Vec<Item>,
     send: BTreeMap<InterpId, bool>,
     recv: BTreeMap<InterpId, bool>,
+    /// 3.11's open counts (send, recv): up when an interpreter first uses an end, down on every
+    /// release of a known association, already released or not.
+    open: (i64, i64),
     closing: bool,
     closed: Closed,
 }
@@ -95,6 +98,7 @@ impl Model {
             queue: Vec::new(),
             send: BTreeMap::new(),
             recv: BTreeMap::new(),
+            open: (0, 0),
             closing: false,
             closed: Closed::No,
         };
@@ -164,7 +168,9 @@ impl Model {
         if c.send.get(&interp) == Some(&false) {
             return Err(Fail::AlreadyClosed);
         }
-        c.send.insert(interp, true);
+        if c.send.insert(interp, true).is_none() {
+            c.open.0 += 1;
+        }
         c.queue.push(item);
         Ok(())
     }
@@ -174,7 +180,9 @@ impl Model {
         if c.recv.get(&interp) == Some(&false) {
             return Err(Fail::AlreadyClosed);
         }
-        c.recv.insert(interp, true);
+        if c.recv.insert(interp, true).is_none() {
+            c.open.1 += 1;
+        }
         if c.queue.is_empty() {
             return Ok(None);
         }
@@ -184,6 +192,7 @@ impl Model {
             c.closing = false;
             c.send.clear();
             c.recv.clear();
+            c.open = (0, 0);
         }
         Ok(Some(item))
     }
@@ -214,12 +223,15 @@ impl Model {
         c.closing = false;
         c.send.clear();
         c.recv.clear();
+        c.open = (0, 0);
         let items = std::mem::take(&mut c.queue);
         self.throw_away(items);
         Ok(())
     }
 
-    /// SPEC §9.4: release, then closed for everyone iff no association is open.
+    /// Release, then closed for everyone iff both open counts are zero. A known association
+    /// counts down (again, if already released); a new one is recorded released and counts
+    /// nothing.
     fn release(
         &mut self,
         id: ChannelId,
@@ -233,14 +245,13 @@ impl Model {
         } else {
             (send, recv)
         };
-        if send {
-            c.send.insert(interp, false);
+        if send && c.send.insert(interp, false).is_some() {
+            c.open.0 -= 1;
         }
-        if recv {
-            c.recv.insert(interp, false);
+        if recv && c.recv.insert(interp, false).is_some() {
+            c.open.1 -= 1;
         }
-        let any_open = c.send.values().chain(c.recv.values()).any(|&open| open);
-        if !any_open {
+        if c.open == (0, 0) {
             c.closed = Closed::ByRelease;
         }
         Ok(())
@@ -551,6 +562,7 @@ impl Run {
                         c.handles,
                     );
                     self.same(&format!("{what} queued"), info.queued, c.queue.len());
+                    self.same(&format!("{what} open counts"), info.open_counts, c.open);
                     let sorted = |mut v: Vec<(InterpId, bool)>| {
                         v.sort_unstable();
                         v
