@@ -5,6 +5,7 @@ before; each runs in a fresh process and must exit cleanly, in bounded time."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -292,3 +293,27 @@ def test_runs_and_destroys_race_on_the_same_interpreters(mod):
         within=100,
     )
     assert proc.stdout.strip() == "unexpected: []", proc.stdout
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 13), reason="before 3.13 CPython aborts on its own module's leftovers"
+)
+def test_exit_while_a_run_of_ours_is_busy_in_cpythons_interpreter(mod):
+    # CPython 3.13+ ends its own module's interpreters at exit and aborts on one in use: exit
+    # cleanup interrupts our runs in interpreters we did not create too.
+    proc = run_clean(
+        f"""
+        import threading, time, _interpreters as cpy
+        import {mod.__name__} as m
+        n = cpy.create()
+        def busy():
+            try:
+                m.run_string(n, "import time\\nwhile True: time.sleep(0.01)")
+            except m.RunFailedError as exc:
+                print("interrupted:", exc, flush=True)
+        threading.Thread(target=busy, daemon=True).start()
+        time.sleep(0.1)
+        print("exiting", flush=True)
+        """
+    )
+    assert "exiting" in proc.stdout
