@@ -31,11 +31,41 @@ pub struct ModState {
     pub channel_empty_error: *mut ffi::PyObject,
     /// `ChannelNotEmptyError(ChannelError)`.
     pub channel_not_empty_error: *mut ffi::PyObject,
+    /// The classes of the PEP 734 layer (`subinterpreters.interpreters`), registered by it with
+    /// `_queue_register`; NULL until then.
+    pub xi: XiClasses,
+}
+
+/// Classes defined in Python by `subinterpreters.interpreters` that our queue functions create
+/// or raise, registered per interpreter.
+#[repr(C)]
+pub struct XiClasses {
+    /// `Queue`: built from an id when a queue crosses.
+    pub queue_type: *mut ffi::PyObject,
+    /// `QueueError`.
+    pub queue_error: *mut ffi::PyObject,
+    /// `QueueNotFoundError`.
+    pub queue_not_found: *mut ffi::PyObject,
+    /// `QueueEmpty`.
+    pub queue_empty: *mut ffi::PyObject,
+    /// `QueueFull`.
+    pub queue_full: *mut ffi::PyObject,
+    /// `ItemInterpreterDestroyed`.
+    pub item_interp_destroyed: *mut ffi::PyObject,
+    /// `NotShareableError`.
+    pub not_shareable: *mut ffi::PyObject,
 }
 
 impl ModState {
-    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 8] {
+    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 15] {
         [
+            &mut self.xi.queue_type,
+            &mut self.xi.queue_error,
+            &mut self.xi.queue_not_found,
+            &mut self.xi.queue_empty,
+            &mut self.xi.queue_full,
+            &mut self.xi.item_interp_destroyed,
+            &mut self.xi.not_shareable,
             &mut self.interp_id_type,
             &mut self.channel_id_type,
             &mut self.run_failed_error,

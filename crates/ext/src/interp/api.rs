@@ -9,21 +9,20 @@ use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
 use crate::interp::id as interp_id;
-use crate::interp::registry::{self as registry, Busy, Doomed};
+use crate::interp::registry::{self as registry, Busy, Doomed, RunTicket};
 use crate::interp::run::{execute, Job};
 use crate::module::ModState;
 use crate::py::args;
 use crate::py::capi;
 use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
-use crate::py::tstate::{self, InterpPtr};
+use crate::py::tstate::{self, InterpPtr, Wait};
 use crate::py::version;
 use crate::values::convert::{id_arg, is_shareable, to_value, IdKind};
 
-/// The live interpreter with this id, ours or not.
+/// The live interpreter with this id, ours or not, as CPython's list has it now. To use it
+/// beyond a check, take a `RunTicket` or a `Doomed` (which resolve it again under the
+/// registry lock).
 pub fn lookup(id: i64) -> Option<InterpPtr> {
-    if let Some(interp) = registry::interp_of(id) {
-        return Some(interp);
-    }
     // SAFETY: a plain lookup by id under the runtime's own lock; the error it sets for an
     // unknown id is cleared (we raise our own).
     let interp = unsafe { capi::_PyInterpreterState_LookUpID(id) };
@@ -87,32 +86,33 @@ thread_local! {
 }
 
 /// Finalizes an interpreter taken from the registry, then any whose last reference died during
-/// that finalization. With `wait`, joins its non-daemon threads first; an interpreter that
-/// still has threads is left alive (and retried later, see `reap_pending`). Returns whether
-/// `doomed` itself was finalized.
+/// that finalization. First waits for its threads as `wait` says; an interpreter that still has
+/// threads is left alive with everything it had (retried later, see `reap_pending`). Returns
+/// whether `doomed` itself was finalized.
 ///
 /// # Safety
 /// GIL held on the current thread state, which must not belong to `doomed`.
-unsafe fn finalize(doomed: Doomed, wait: bool) -> bool {
+unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
     let first = doomed.id;
     let mut first_done = false;
     let mut queue = vec![(doomed, wait)];
     while let Some((d, wait)) = queue.pop() {
         FINALIZING.with(|f| f.set(f.get() + 1));
-        let idle = registry::take_thread_states(d.id);
-        // SAFETY: the registry handed `d` to this thread alone (marked running), so nobody else
-        // runs code in it or finalizes it; `idle` are its cached visitors, all idle.
+        let idle = registry::thread_states(d.id);
+        // SAFETY: the registry handed `d` to this thread alone (`Finalizing`), so nobody else
+        // runs code in it or finalizes it; `idle` are its cached visitors, all idle (no run is
+        // in progress), and they are deleted only if the finalization goes through.
         let done = unsafe { tstate::end_interpreter(d.keeper, &idle, wait) };
-        if done {
-            registry::remove(d.id);
-        } else {
-            registry::finalization_refused(d.id, idle);
-        }
         if d.id == first {
             first_done = done;
         }
+        if done {
+            registry::finalized(d);
+        } else {
+            registry::refused(d);
+        }
         FINALIZING.with(|f| f.set(f.get() - 1));
-        DEFERRED.with(|q| queue.extend(q.borrow_mut().drain(..).map(|d| (d, false))));
+        DEFERRED.with(|q| queue.extend(q.borrow_mut().drain(..).map(|d| (d, Wait::Nothing))));
     }
     first_done
 }
@@ -124,7 +124,7 @@ unsafe fn finalize(doomed: Doomed, wait: bool) -> bool {
 unsafe fn reap_pending() {
     for doomed in registry::take_pending() {
         // SAFETY: GIL held; pending interpreters are never the current one (it would be running).
-        unsafe { finalize(doomed, false) };
+        unsafe { finalize(doomed, Wait::Nothing) };
     }
 }
 
@@ -139,7 +139,7 @@ pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
     if current == doomed.id {
         // Dying inside itself (a thread of its own dropped the last ID): it cannot be finalized
         // from here; leave it pending for the next create/destroy, or exit.
-        registry::finalization_refused(doomed.id, Vec::new());
+        registry::refused(doomed);
         return;
     }
     if FINALIZING.with(|f| f.get()) > 0 {
@@ -150,7 +150,7 @@ pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
     // can run while one is set) is kept aside.
     unsafe {
         interp_id::with_saved_exception(|| {
-            finalize(doomed, false);
+            finalize(doomed, Wait::Nothing);
         })
     };
 }
@@ -179,15 +179,16 @@ kw_entry!(
             return Err(Error::Raised);
         }
         reap_pending();
-        let (interp, keeper) = tstate::new_interpreter(isolated != 0)?;
+        let (interp, _) = tstate::new_interpreter(isolated != 0, |interp, keeper| {
+            registry::insert_created(tstate::interp_id(interp), interp, keeper);
+        })?;
         let id = tstate::interp_id(interp);
-        registry::insert_created(id, interp, keeper);
         match interp_id::new(state, id) {
             Ok(obj) => Ok(obj.into_ptr()),
             Err(err) => {
                 // Nobody can reach it: finalize rather than leak it.
                 if let Ok(doomed) = registry::take_for_destroy(id) {
-                    finalize(doomed, false);
+                    finalize(doomed, Wait::Nothing);
                 }
                 Err(err)
             }
@@ -213,9 +214,9 @@ kw_entry!(
         let doomed = match registry::take_for_destroy(id) {
             Ok(d) => d,
             Err(Busy::Running) => return Err(already_running()),
-            Err(Busy::Unknown) => foreign_keeper(id, interp)?,
+            Err(Busy::Unknown) => foreign_keeper(id)?,
         };
-        if !finalize(doomed, true) {
+        if !finalize(doomed, Wait::NonDaemon) {
             return Err(Error::Runtime(
                 "interpreter has more than one thread".into(),
             ));
@@ -226,13 +227,17 @@ kw_entry!(
 );
 
 /// An interpreter made by someone else: finalize it through its only thread state, as CPython's
-/// module does, if that is safe.
+/// module does, if that is safe. Found again under the interpreter-list lock, so that none of
+/// our own finalizations can free it before the registry records that we take it.
 ///
 /// # Safety
-/// GIL held; `interp` alive.
-unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
-    // SAFETY: GIL held; walking `interp`'s thread list.
+/// GIL held.
+unsafe fn foreign_keeper(id: i64) -> Result<Doomed> {
+    // SAFETY: GIL held; `interp` is in CPython's list and we hold the list lock against our
+    // own finalizations; walking its thread list as CPython's module does.
     unsafe {
+        let _list = tstate::lock_interp_list(false, false);
+        let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
         let head = ffi::PyInterpreterState_ThreadHead(interp.0);
         if head.is_null() || !ffi::PyThreadState_Next(head).is_null() {
             return Err(Error::Runtime(
@@ -242,11 +247,33 @@ unsafe fn foreign_keeper(id: i64, interp: InterpPtr) -> Result<Doomed> {
         if version::foreign_running(interp.0) {
             return Err(already_running());
         }
-        // Block runs of ours while it is finalized.
-        registry::begin_run(id, interp, None).map_err(|_| already_running())?;
-        Ok(Doomed {
-            id,
-            keeper: tstate::TStatePtr(head),
+        registry::take_foreign(id, interp, tstate::TStatePtr(head)).map_err(|_| already_running())
+    }
+}
+
+/// Takes `id` for a run on OS thread `runner`: ours from the registry alone; one made by
+/// someone else through CPython's lookup, under the interpreter-list lock so that none of our
+/// own finalizations can free it before the registry records the run.
+///
+/// # Safety
+/// GIL held.
+unsafe fn run_ticket(id: i64, runner: std::ffi::c_ulong) -> Result<RunTicket> {
+    match registry::begin_run(id, runner, None) {
+        Ok(ticket) => return Ok(ticket),
+        Err(Busy::Running) => return Err(already_running()),
+        Err(Busy::Unknown) => {}
+    }
+    // SAFETY: GIL held; the list lock keeps the interpreter found from being finalized by us
+    // until the registry has it (`foreign_running` reads it meanwhile).
+    unsafe {
+        let _list = tstate::lock_interp_list(false, false);
+        let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
+        if version::foreign_running(interp.0) {
+            return Err(already_running());
+        }
+        registry::begin_run(id, runner, Some(interp)).map_err(|busy| match busy {
+            Busy::Running => already_running(),
+            Busy::Unknown => unrecognized(id),
         })
     }
 }
@@ -373,60 +400,117 @@ fast_entry!(
             return Err(already_running());
         }
         check_single_thread(id, interp)?;
-        if !registry::is_created(id) && running(id, interp) {
-            return Err(already_running());
-        }
-        let runner = ffi::PyThread_get_thread_ident();
-        registry::begin_run(id, interp, Some(runner)).map_err(|_| already_running())?;
+        // From here on only the ticket's pointer is used: `interp` may have been finalized by
+        // another thread since the lookup above (3.12+).
+        let ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
         let result = convert_shared(shared, state).and_then(|shared| {
             let job = Job { script, shared };
-            // SAFETY: `interp` is alive and marked running by us, so nobody finalizes it or
-            // runs in it until `end_run`; it is not the current interpreter (checked).
-            crate::interp::thread_cache::visit(id, interp, || execute(job))
+            // SAFETY: the ticket keeps the interpreter `Running` for us, so nobody finalizes it
+            // or runs in it until it is finished; it is not the current interpreter (its id is
+            // not the current one's, checked above).
+            crate::interp::thread_cache::visit(id, ticket.interp(), || execute(job))
         });
-        if let Some(doomed) = registry::end_run(id) {
-            finalize(doomed, false);
+        if let Some(doomed) = ticket.finish() {
+            finalize(doomed, Wait::Nothing);
         }
         result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
     }
 );
 
 noargs_entry!(
-    /// Finalizes every idle interpreter of ours; registered with `atexit` in the main interpreter,
-    /// because CPython 3.11 and 3.12 abort at exit if subinterpreters remain.
+    /// Finalizes every interpreter of ours; registered with `atexit` in the main interpreter,
+    /// because CPython aborts at exit if subinterpreters remain (3.11, 3.12: "remaining
+    /// subinterpreters"; 3.13+ ends them itself, and aborts on one that still has threads).
     clean_up_at_exit, |state| {
-        for doomed in registry::take_all_idle() {
-            finalize(doomed, true);
-        }
-        // Interpreters still running code (in daemon threads) would make CPython abort
-        // at exit: ask their threads to stop, give them a moment, and finalize them too.
-        let busy = registry::running_created();
-        for &(id, interp, runner) in &busy {
-            interrupt(id, interp, runner);
+        // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
+        // threads (a thread of one may be running code in another, so one at a time), then
+        // stop its daemon threads.
+        finalize_all_idle();
+        // Runs of ours still in progress (in daemon threads), in our interpreters or in others'
+        // (which CPython 3.13+ ends at exit, aborting on one still in use), get a `SystemExit`
+        // and a moment to stop.
+        let busy = registry::runs_in_progress();
+        for &(id, _, runner) in &busy {
+            // Checked again under the list lock, which keeps our own finalizations (of a run
+            // that ended meanwhile) from freeing it while we visit.
+            let _list = tstate::lock_interp_list(false, false);
+            if let Some(interp) = registry::running_on(id, runner) {
+                interrupt(id, interp, runner);
+            }
         }
         for &(id, _, _) in &busy {
             let ts = ffi::PyEval_SaveThread();
             registry::wait_until_idle(id, EXIT_GRACE);
             ffi::PyEval_RestoreThread(ts);
         }
-        for doomed in registry::take_all_idle() {
-            finalize(doomed, true);
+        finalize_all_idle();
+        let left = registry::left_at_exit();
+        if !left.is_empty() {
+            exit_without_finalizing(&left);
         }
         Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
 );
 
-/// How long exit-time cleanup waits for an interrupted interpreter to stop running.
+/// Exit-time finalization of every idle interpreter of ours, one at a time.
+///
+/// # Safety
+/// GIL held, in the main interpreter.
+unsafe fn finalize_all_idle() {
+    for id in registry::remaining_created() {
+        if let Ok(doomed) = registry::take_for_destroy(id) {
+            // SAFETY: GIL held in the main interpreter, which is not `doomed`.
+            unsafe { finalize(doomed, Wait::Exit(EXIT_GRACE)) };
+        }
+    }
+}
+
+/// The last resort at exit, when an interpreter of ours still has a thread that would not stop
+/// (it swallowed the `SystemExit` for longer than `EXIT_GRACE`): CPython's own finalization
+/// would abort the process on it (every version), and nothing can take the interpreter out
+/// of CPython's list. So: say so, flush, and leave without finalizing anything, as
+/// `os._exit` does; the status is 1 if an uncaught exception was reported, else 0.
+///
+/// # Safety
+/// GIL held, in the main interpreter.
+unsafe fn exit_without_finalizing(left: &[i64]) {
+    let ids: Vec<String> = left.iter().map(i64::to_string).collect();
+    let code = format!(
+        "import sys, os
+try:
+    sys.stderr.write('subinterpreters: a thread in interpreter(s) {} did not stop at exit; '
+                     'exiting without finalizing\\n')
+except BaseException:
+    pass
+for _f in (sys.stdout, sys.stderr):
+    try:
+        _f.flush()
+    except BaseException:
+        pass
+os._exit(1 if hasattr(sys, 'last_value') or hasattr(sys, 'last_exc') else 0)
+",
+        ids.join(", ")
+    );
+    if let Ok(code) = CString::new(code) {
+        // SAFETY: GIL held in the main interpreter; `os._exit` does not return.
+        unsafe { ffi::PyRun_SimpleString(code.as_ptr()) };
+    }
+}
+
+/// How long exit-time cleanup waits for interrupted threads (runs in progress, daemon threads of
+/// an interpreter) to stop.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Raises `SystemExit` asynchronously in the thread running `run_string` in `interp` (it sees
 /// it at its next bytecode boundary), so that a run in a daemon thread ends before exit.
 ///
 /// # Safety
-/// GIL held; `interp` is ours and alive, and only exit-time cleanup (this thread) finalizes it.
+/// GIL held; `interp` is alive and cannot be finalized by us during the call (a run of ours
+/// was in progress in it under the list lock the caller holds).
 unsafe fn interrupt(id: i64, interp: InterpPtr, runner: std::ffi::c_ulong) {
     // SAFETY: visiting an interpreter that another thread is running is what its own threads
-    // do too; it cannot be finalized meanwhile (only this thread finalizes it, after this).
+    // do too; it cannot be finalized meanwhile (contract: a finalization of ours waits for the
+    // list lock, and finds our visitor among its threads and refuses).
     // SetAsyncExc reaches only the current (visited) interpreter's thread state of that OS
     // thread, which is the runner's visitor.
     unsafe {

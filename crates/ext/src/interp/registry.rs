@@ -1,21 +1,24 @@
 //! Process-global bookkeeping of interpreters: which ones we created (with their keeper thread
-//! states), how many `InterpreterID` objects count on each, and which are busy.
+//! states), how many `InterpreterID` objects count on each, and what each is doing now.
 //!
 //! ```text
 //! INTERPS: Mutex<BTreeMap<id, Entry>>        one per process, shared by all interpreters
 //! └── Entry
-//!     ├── interp, keeper      (raw pointers; owned by CPython, finalized only via `take_for_destroy`)
+//!     ├── interp, keeper      (raw pointers; owned by CPython, finalized only by the holder of
+//!     │                        a `Doomed`, which only a move into `State::Finalizing` hands out)
 //!     ├── refs                live counted InterpreterID objects, in any interpreter
-//!     ├── running             a `run_string` is in progress (or a finalization)
-//!     ├── orphaned            refs fell to 0 while running: finalize when the run ends
+//!     ├── state               Idle | Running { runner } | Finalizing | Pending
 //!     ├── cached              idle thread states kept for reuse, one per OS thread that ran
 //!     │                       code here (see thread_cache.rs); deleted at finalization
 //!     └── dead_threads        cached ones whose OS thread has exited: deleted at next visit
 //! ```
 //!
-//! Interpreters we did not create (main, or ones made by other modules) get an entry only while
-//! we run code in them, so that two runs cannot overlap. Holding the lock never spans a call
-//! into Python.
+//! Every operation resolves what it needs in one trip through the lock: a run gets a
+//! [`RunTicket`] (the interpreter pointer, the state moved to `Running`), a finalization a
+//! [`Doomed`] (the keeper, the state moved to `Finalizing`); nobody looks an interpreter up,
+//! unlocks, and then marks it. Interpreters we did not create (main, or ones made by other
+//! modules) get an entry only while we run code in them or finalize them, so that two uses
+//! cannot overlap. Holding the lock never spans a call into Python.
 
 use std::collections::BTreeMap;
 use std::ffi::c_ulong;
@@ -24,38 +27,65 @@ use std::time::{Duration, Instant};
 
 use crate::py::tstate::{InterpPtr, TStatePtr};
 
+/// What an interpreter is doing. Every change happens under the registry lock, so a state read
+/// there is the truth until the lock is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Nobody uses it.
+    Idle,
+    /// A `run_string` is in progress on the OS thread `runner` (`threading.get_ident()`).
+    Running { runner: c_ulong },
+    /// One thread holds its `Doomed` and is finalizing it (or waiting for its threads first).
+    Finalizing,
+    /// Ours, with no counted `InterpreterID` left, but its finalization was refused because
+    /// threads still ran in it: retried at the next `create()`/`destroy()` and at exit. It can
+    /// still run code (by integer id) meanwhile.
+    Pending,
+}
+
 /// The state we keep for one interpreter.
 struct Entry {
     interp: InterpPtr,
     /// `Some` for interpreters made by our `create()`: their keeper thread state.
     keeper: Option<TStatePtr>,
     refs: usize,
-    running: bool,
-    /// The OS thread ident (`threading.get_ident()`) of the run in progress, if any.
-    runner: Option<c_ulong>,
-    orphaned: bool,
+    state: State,
     cached: Vec<(u64, TStatePtr)>,
     dead_threads: Vec<TStatePtr>,
 }
 
 impl Entry {
-    fn new(interp: InterpPtr, keeper: Option<TStatePtr>) -> Entry {
+    fn new(interp: InterpPtr, keeper: Option<TStatePtr>, state: State) -> Entry {
         Entry {
             interp,
             keeper,
             refs: 0,
-            running: false,
-            runner: None,
-            orphaned: false,
+            state,
             cached: Vec::new(),
             dead_threads: Vec::new(),
         }
+    }
+
+    /// Moves an idle interpreter of ours to `Finalizing` and hands out its keeper.
+    fn doom(&mut self, id: i64) -> Option<Doomed> {
+        let keeper = self.keeper?;
+        match self.state {
+            State::Idle | State::Pending => {
+                self.state = State::Finalizing;
+                Some(Doomed { id, keeper })
+            }
+            State::Running { .. } | State::Finalizing => None,
+        }
+    }
+
+    fn busy(&self) -> bool {
+        matches!(self.state, State::Running { .. } | State::Finalizing)
     }
 }
 
 static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
 
-/// Signalled (with INTERPS) whenever a run ends, for `wait_until_idle`.
+/// Signalled (with INTERPS) whenever a run or a finalization attempt ends, for `wait_until_idle`.
 static RUN_ENDED: Condvar = Condvar::new();
 
 fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
@@ -64,12 +94,14 @@ fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
     INTERPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the caller must do after a count or run change: finalize this interpreter.
+/// The right to finalize one interpreter: handed out only with its state moved to
+/// `Finalizing`, so at most one exists per interpreter. Give it back with [`finalized`] or
+/// [`refused`].
 #[must_use]
 pub struct Doomed {
     /// The interpreter's id.
     pub id: i64,
-    /// Its keeper thread state, to pass to `tstate::end_interpreter`.
+    /// Its keeper thread state (for interpreters made by others, their only thread state).
     pub keeper: TStatePtr,
 }
 
@@ -78,13 +110,13 @@ pub struct Doomed {
 pub enum Busy {
     /// Another run or finalization is in progress.
     Running,
-    /// We do not know the interpreter (it was finalized, or is not ours to finalize).
+    /// We have no entry for the interpreter (it is not ours, or it was finalized).
     Unknown,
 }
 
 /// Records an interpreter made by `create()`, with no counted references yet.
 pub fn insert_created(id: i64, interp: InterpPtr, keeper: TStatePtr) {
-    lock().insert(id, Entry::new(interp, Some(keeper)));
+    lock().insert(id, Entry::new(interp, Some(keeper), State::Idle));
 }
 
 /// Whether `id` is one of ours (made by `create()` and not finalized).
@@ -105,131 +137,177 @@ pub fn incref(id: i64) -> bool {
 }
 
 /// Drops one count; when the last goes, the interpreter is due for finalization now (returned)
-/// or, if it is busy, when its run ends.
+/// or, if it is busy, when its run ends (see [`RunTicket::finish`]) or its finalization is
+/// refused (it becomes `Pending`).
 pub fn decref(id: i64) -> Option<Doomed> {
     let mut map = lock();
     let e = map.get_mut(&id)?;
     e.refs = e.refs.saturating_sub(1);
-    if e.refs > 0 || e.keeper.is_none() {
+    if e.refs > 0 {
         return None;
     }
-    if e.running {
-        e.orphaned = true;
-        return None;
-    }
-    e.running = true; // finalizing: nobody else may use it
-    e.keeper.map(|keeper| Doomed { id, keeper })
+    e.doom(id)
 }
 
-/// Whether a run (or finalization) is in progress for `id`.
+/// Whether a run or a finalization is in progress for `id`.
 pub fn is_running(id: i64) -> bool {
-    lock().get(&id).is_some_and(|e| e.running)
+    lock().get(&id).is_some_and(Entry::busy)
 }
 
-/// Marks `id` as running for a `run_string` on OS thread `runner` (None: not a run, a
-/// finalization). Fails if it already is running.
-pub fn begin_run(id: i64, interp: InterpPtr, runner: Option<c_ulong>) -> Result<(), Busy> {
-    let mut map = lock();
-    let e = map.entry(id).or_insert_with(|| Entry::new(interp, None));
-    if e.running {
-        return Err(Busy::Running);
-    }
-    e.running = true;
-    e.runner = runner;
-    Ok(())
+/// The right to run code in one interpreter, from one lock trip that found it, checked that
+/// nobody else uses it and marked it `Running`. While it lives nobody finalizes the
+/// interpreter, so [`RunTicket::interp`] stays valid. Dropped without [`RunTicket::finish`]
+/// (a panic), it ends the run but never finalizes: an orphaned interpreter becomes `Pending`.
+pub struct RunTicket {
+    id: i64,
+    interp: InterpPtr,
+    ended: bool,
 }
 
-/// Ends a run. If the interpreter lost its last count meanwhile, it is due for finalization.
-pub fn end_run(id: i64) -> Option<Doomed> {
+/// Takes `id` for a `run_string` on OS thread `runner`. Interpreters of ours are found in the
+/// registry; for one we did not create, pass the pointer CPython's lookup found (`foreign`),
+/// which the caller must keep from being finalized by us meanwhile (the interpreter-list lock).
+pub fn begin_run(id: i64, runner: c_ulong, foreign: Option<InterpPtr>) -> Result<RunTicket, Busy> {
     let mut map = lock();
-    let e = map.get_mut(&id)?;
-    e.runner = None;
-    match e.keeper {
+    match map.get_mut(&id) {
+        Some(e) if e.busy() => Err(Busy::Running),
+        Some(e) => {
+            e.state = State::Running { runner };
+            Ok(RunTicket {
+                id,
+                interp: e.interp,
+                ended: false,
+            })
+        }
         None => {
-            map.remove(&id);
-            None
-        }
-        Some(keeper) => {
-            if e.orphaned && e.refs == 0 {
-                // Stay marked running: the caller finalizes it next.
-                Some(Doomed { id, keeper })
-            } else {
-                e.running = false;
-                RUN_ENDED.notify_all();
-                None
-            }
+            let interp = foreign.ok_or(Busy::Unknown)?;
+            map.insert(id, Entry::new(interp, None, State::Running { runner }));
+            Ok(RunTicket {
+                id,
+                interp,
+                ended: false,
+            })
         }
     }
 }
 
-/// Takes an interpreter of ours for finalization by `destroy()`: marks it running so that no
-/// run or second finalization can start.
+impl RunTicket {
+    /// The interpreter to run in; alive while the ticket is.
+    pub fn interp(&self) -> InterpPtr {
+        self.interp
+    }
+
+    /// Ends the run. If the interpreter lost its last count meanwhile, it is due for
+    /// finalization (returned, already `Finalizing`).
+    pub fn finish(mut self) -> Option<Doomed> {
+        self.ended = true;
+        end_run(self.id, true)
+    }
+}
+
+impl Drop for RunTicket {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = end_run(self.id, false);
+        }
+    }
+}
+
+fn end_run(id: i64, may_finalize: bool) -> Option<Doomed> {
+    let mut map = lock();
+    RUN_ENDED.notify_all();
+    let e = map.get_mut(&id)?;
+    let Some(keeper) = e.keeper else {
+        map.remove(&id);
+        return None;
+    };
+    if e.refs > 0 {
+        e.state = State::Idle;
+        None
+    } else if may_finalize {
+        e.state = State::Finalizing;
+        Some(Doomed { id, keeper })
+    } else {
+        e.state = State::Pending;
+        None
+    }
+}
+
+/// Takes an interpreter of ours for finalization by `destroy()`.
 pub fn take_for_destroy(id: i64) -> Result<Doomed, Busy> {
     let mut map = lock();
     let e = map.get_mut(&id).ok_or(Busy::Unknown)?;
-    if e.running {
+    if e.busy() {
         return Err(Busy::Running);
     }
-    let keeper = e.keeper.ok_or(Busy::Unknown)?;
-    e.running = true;
+    e.doom(id).ok_or(Busy::Unknown)
+}
+
+/// Takes an interpreter made by someone else for finalization through `keeper`, its only
+/// thread state; fails if we are running code in it. The caller keeps `interp` from being
+/// finalized by us meanwhile (the interpreter-list lock).
+pub fn take_foreign(id: i64, interp: InterpPtr, keeper: TStatePtr) -> Result<Doomed, Busy> {
+    let mut map = lock();
+    if map.contains_key(&id) {
+        return Err(Busy::Running);
+    }
+    map.insert(id, Entry::new(interp, None, State::Finalizing));
     Ok(Doomed { id, keeper })
 }
 
 /// Forgets an interpreter once it has been finalized.
-pub fn remove(id: i64) {
-    lock().remove(&id);
+pub fn finalized(doomed: Doomed) {
+    lock().remove(&doomed.id);
+    RUN_ENDED.notify_all();
 }
 
-/// A finalization was refused (threads still running): keep the interpreter, idle, until a
-/// later attempt (`take_pending`) or exit. Its cached thread states come back as dead ones.
-pub fn finalization_refused(id: i64, states: Vec<TStatePtr>) {
+/// A finalization was refused (threads still running) and nothing was deleted: the
+/// interpreter is usable again, `Pending` if nothing counts on it any more. Its cached thread
+/// states stay where they are (their OS threads may reuse them).
+pub fn refused(doomed: Doomed) {
     let mut map = lock();
-    if map.get(&id).is_some_and(|e| e.keeper.is_none()) {
-        // Not ours: just stop blocking runs.
-        map.remove(&id);
+    RUN_ENDED.notify_all();
+    let Some(e) = map.get_mut(&doomed.id) else {
         return;
-    }
-    if let Some(e) = map.get_mut(&id) {
-        e.running = false;
-        e.orphaned = true;
-        e.dead_threads.extend(states);
+    };
+    if e.keeper.is_none() {
+        // Not ours: just stop blocking runs.
+        map.remove(&doomed.id);
+    } else {
+        e.state = if e.refs == 0 {
+            State::Pending
+        } else {
+            State::Idle
+        };
     }
 }
 
-/// Idle interpreters of ours that lost their last reference but could not be finalized then;
-/// each is marked for finalization.
+/// `Pending` interpreters, each moved to `Finalizing` for another attempt.
 pub fn take_pending() -> Vec<Doomed> {
     let mut map = lock();
     map.iter_mut()
-        .filter_map(|(&id, e)| {
-            let keeper = e.keeper?;
-            if e.running || !e.orphaned || e.refs > 0 {
-                return None;
-            }
-            e.running = true;
-            Some(Doomed { id, keeper })
-        })
+        .filter(|(_, e)| e.state == State::Pending)
+        .filter_map(|(&id, e)| e.doom(id))
         .collect()
 }
 
-/// Every interpreter of ours that is idle, marked for finalization (for exit-time cleanup).
-pub fn take_all_idle() -> Vec<Doomed> {
-    let mut map = lock();
-    map.iter_mut()
-        .filter_map(|(&id, e)| {
-            let keeper = e.keeper?;
-            if e.running {
-                return None;
-            }
-            e.running = true;
-            Some(Doomed { id, keeper })
-        })
+/// The ids of every interpreter of ours not finalized yet.
+pub fn remaining_created() -> Vec<i64> {
+    lock()
+        .iter()
+        .filter(|(_, e)| e.keeper.is_some())
+        .map(|(&id, _)| id)
         .collect()
 }
 
-/// The interpreter pointer we hold for `id`, if any.
-pub fn interp_of(id: i64) -> Option<InterpPtr> {
-    lock().get(&id).map(|e| e.interp)
+/// The ids of the interpreters that exit-time cleanup could not leave in a state CPython's own
+/// finalization survives: ours not finalized, and any we are still running code in.
+pub fn left_at_exit() -> Vec<i64> {
+    lock()
+        .iter()
+        .filter(|(_, e)| e.keeper.is_some() || e.busy())
+        .map(|(&id, _)| id)
+        .collect()
 }
 
 /// Records a thread state made on OS thread `thread` to visit `id`, kept for reuse.
@@ -261,15 +339,19 @@ pub fn thread_exited(thread: u64, states: impl IntoIterator<Item = (i64, TStateP
     }
 }
 
-/// Takes every cached thread state of `id` (for finalization, which needs the keeper alone).
-pub fn take_thread_states(id: i64) -> Vec<TStatePtr> {
-    let mut map = lock();
-    let Some(e) = map.get_mut(&id) else {
+/// Every thread state of ours in `id` besides its keeper (cached visitors, live or of exited
+/// threads), for a finalization, which needs the keeper alone. They stay recorded: only a
+/// finalization that goes through deletes them (and then forgets the whole entry).
+pub fn thread_states(id: i64) -> Vec<TStatePtr> {
+    let map = lock();
+    let Some(e) = map.get(&id) else {
         return Vec::new();
     };
-    let mut all: Vec<TStatePtr> = e.cached.drain(..).map(|(_, ts)| ts).collect();
-    all.append(&mut e.dead_threads);
-    all
+    e.cached
+        .iter()
+        .map(|&(_, ts)| ts)
+        .chain(e.dead_threads.iter().copied())
+        .collect()
 }
 
 /// How many thread states of `id` are ours besides its keeper (cached visitors).
@@ -279,24 +361,34 @@ pub fn cached_count(id: i64) -> usize {
         .map_or(0, |e| e.cached.len() + e.dead_threads.len())
 }
 
-/// The interpreters of ours that a `run_string` is running now, with the OS thread running it.
-pub fn running_created() -> Vec<(i64, InterpPtr, c_ulong)> {
+/// The interpreters (ours or not) that a `run_string` of ours is running now, with the OS
+/// thread running it.
+pub fn runs_in_progress() -> Vec<(i64, InterpPtr, c_ulong)> {
     lock()
         .iter()
-        .filter(|(_, e)| e.keeper.is_some() && e.running)
-        .filter_map(|(&id, e)| Some((id, e.interp, e.runner?)))
+        .filter_map(|(&id, e)| match e.state {
+            State::Running { runner } => Some((id, e.interp, runner)),
+            _ => None,
+        })
         .collect()
 }
 
-/// Waits (blocking, so call it without any GIL) until `id` is no longer running, or `timeout`
-/// passes; returns whether it is idle (or gone).
+/// The interpreter `id` if a run on OS thread `runner` is still in progress in it.
+pub fn running_on(id: i64, runner: c_ulong) -> Option<InterpPtr> {
+    lock()
+        .get(&id)
+        .filter(|e| e.state == State::Running { runner })
+        .map(|e| e.interp)
+}
+
+/// Waits (blocking, so call it without any GIL) until `id` is neither running nor being
+/// finalized, or `timeout` passes; returns whether it is idle (or gone).
 pub fn wait_until_idle(id: i64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut map = lock();
     loop {
-        match map.get(&id) {
-            Some(e) if e.running => {}
-            _ => return true,
+        if !map.get(&id).is_some_and(Entry::busy) {
+            return true;
         }
         let now = Instant::now();
         if now >= deadline {

@@ -123,11 +123,16 @@ pub unsafe fn lock_interp_list(exclusive: bool, detached: bool) -> ListGuard {
 }
 
 /// Creates an interpreter: isolated (own GIL on 3.12+, 3.11's restricted mode on 3.11) or legacy.
-/// Returns it with its keeper thread state; the caller's thread state is current again after.
+/// Returns it with its keeper thread state, after passing both to `register` while the
+/// interpreter list is still locked (so no run can find the new interpreter before the
+/// registry knows it is ours); the caller's thread state is current again after.
 ///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state.
-pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> {
+pub unsafe fn new_interpreter(
+    isolated: bool,
+    register: impl FnOnce(InterpPtr, TStatePtr),
+) -> Result<(InterpPtr, TStatePtr)> {
     // SAFETY: (whole body) the sequence of SPEC §17 for this version; `save` is the caller's
     // thread state and is current again on both paths.
     unsafe {
@@ -146,6 +151,7 @@ pub unsafe fn new_interpreter(isolated: bool) -> Result<(InterpPtr, TStatePtr)> 
         // The new thread state is current (holding the new interpreter's GIL): leave it.
         version::detach();
         version::attach(save);
+        register(interp, TStatePtr(ts));
         Ok((interp, TStatePtr(ts)))
     }
 }
@@ -220,39 +226,46 @@ pub unsafe fn delete_idle(states: &[TStatePtr]) {
     }
 }
 
+/// What a finalization waits for before it counts the interpreter's threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Nothing (a dying `InterpreterID`: blocking there could deadlock its caller).
+    Nothing,
+    /// The non-daemon `threading` threads, joined without limit (`destroy()`, as CPython's own
+    /// finalization does).
+    NonDaemon,
+    /// The non-daemon threads, then the daemon ones after a `SystemExit` raised in each, for up
+    /// to this long (exit: a daemon thread left running makes CPython abort at exit).
+    Exit(std::time::Duration),
+}
+
 /// Finalizes an interpreter through its keeper thread state and switches back to the caller.
 ///
-/// With `wait`, first joins the interpreter's non-daemon `threading` threads (as CPython's own
-/// finalization would). Then, if any thread state other than the keeper and `idle` remains (a
-/// thread still running, a daemon thread), nothing is finalized and `false` is returned:
-/// `Py_EndInterpreter` would abort the process on it.
+/// First waits for the interpreter's threads as `wait` says. Then, if any thread state other
+/// than the keeper and `idle` remains (a thread still running, a daemon thread), nothing is
+/// deleted or finalized and `false` is returned: `Py_EndInterpreter` would abort the process
+/// on it (3.11, 3.12: "not the last thread"; 3.13+ also while a thread is still attached).
 ///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state, which must belong to
 /// another interpreter; `keeper` must be the interpreter's keeper, with no frame; `idle` must be
 /// the interpreter's cached visitor thread states, all idle; the registry must guarantee that
-/// no other thread of ours uses the interpreter from now on.
-pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: bool) -> bool {
-    // SAFETY: the SPEC §17 "destroy" sequence; holding the target's GIL keeps its thread list
-    // stable while we count it (threads are added and removed by holders of that GIL).
+/// no other thread of ours uses the interpreter from now on (it is `Finalizing`).
+pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: Wait) -> bool {
+    // SAFETY: the "destroy" sequence of ARCHITECTURE.md; holding the target's GIL keeps its
+    // thread list stable while we count it (threads are added and removed by holders of that
+    // GIL).
     unsafe {
         let caller = ffi::PyThreadState_Get();
         version::detach();
         version::attach(keeper.0);
-        if wait {
+        if wait != Wait::Nothing {
             // Join like `threading._shutdown` does, without running it (3.12 asserts if it
             // runs twice in a subinterpreter, and finalization runs it again).
-            run_quietly(
-                c"import sys as _s
-_t = _s.modules.get('threading')
-while _t is not None:
-    _w = [_x for _x in _t.enumerate() if not _x.daemon and _x is not _t._main_thread]
-    if not _w:
-        break
-    for _x in _w:
-        _x.join()
-",
-            );
+            run_quietly(JOIN_NON_DAEMON);
+        }
+        if let Wait::Exit(grace) = wait {
+            stop_daemon_threads(grace);
         }
         let count = thread_count(InterpPtr(ffi::PyThreadState_GetInterpreter(keeper.0)));
         if count > 1 + idle.len() {
@@ -295,18 +308,116 @@ pub unsafe fn thread_count(interp: InterpPtr) -> usize {
     count
 }
 
+/// Joins the current interpreter's non-daemon `threading` threads, until none is left. Dummy
+/// threads (OS threads that ran code here, like our visitors) were not started by `threading`
+/// and cannot be joined; on 3.12+ they are non-daemon where daemon threads are not allowed.
+const JOIN_NON_DAEMON: &std::ffi::CStr = c"import sys as _s
+_t = _s.modules.get('threading')
+while _t is not None:
+    _w = [_x for _x in _t.enumerate() if not _x.daemon and _x is not _t._main_thread
+          and not isinstance(_x, _t._DummyThread)]
+    if not _w:
+        break
+    for _x in _w:
+        _x.join()
+";
+
+/// Raises `SystemExit` in every daemon `threading` thread of the current interpreter (they see
+/// it at their next bytecode boundary), then joins them for up to `grace` in all.
+///
+/// # Safety
+/// The interpreter must be current, holding its GIL.
+unsafe fn stop_daemon_threads(grace: std::time::Duration) {
+    const FIND: &std::ffi::CStr = c"import sys as _s
+_t = _s.modules.get('threading')
+_r = []
+if _t is not None:
+    _me = _t.get_ident()
+    _r = [_x.ident for _x in _t.enumerate()
+          if _x.daemon and _x.ident is not None and _x.ident != _me
+          and not isinstance(_x, _t._DummyThread) and _x is not _t._main_thread]
+";
+    // SAFETY: the interpreter is current (contract). SetAsyncExc looks the idents up among the
+    // current interpreter's thread states only, under the runtime's own lock.
+    unsafe {
+        let idents = run_for_idents(FIND);
+        if idents.is_empty() {
+            return;
+        }
+        for ident in idents {
+            ffi::PyThreadState_SetAsyncExc(ident as std::ffi::c_long, ffi::PyExc_SystemExit);
+        }
+        let join = format!(
+            "import sys as _s, time as _time
+_t = _s.modules.get('threading')
+_d = _time.monotonic() + {}
+_me = _t.get_ident()
+for _x in _t.enumerate():
+    if _x.daemon and _x.ident != _me and not isinstance(_x, _t._DummyThread) and _x is not _t._main_thread:
+        _x.join(max(0.0, _d - _time.monotonic()))
+",
+            grace.as_secs_f64()
+        );
+        if let Ok(join) = std::ffi::CString::new(join) {
+            run_quietly(&join);
+        }
+    }
+}
+
+/// Runs `code`, which leaves a list of ints in `_r`, and returns them (empty on any failure).
+///
+/// # Safety
+/// A thread state must be current, holding its GIL.
+unsafe fn run_for_idents(code: &std::ffi::CStr) -> Vec<std::ffi::c_ulong> {
+    let mut out = Vec::new();
+    // SAFETY: GIL held (contract); the namespace is ours and released here; borrowed items of
+    // `_r` are read while the namespace keeps the list alive.
+    unsafe {
+        let Some(ns) = run_in_fresh_namespace(code) else {
+            return out;
+        };
+        let list = ffi::PyDict_GetItemString(ns, c"_r".as_ptr());
+        if !list.is_null() && ffi::PyList_Check(list) != 0 {
+            for i in 0..ffi::PyList_Size(list) {
+                let v = ffi::PyLong_AsUnsignedLong(ffi::PyList_GetItem(list, i));
+                if !ffi::PyErr_Occurred().is_null() {
+                    ffi::PyErr_Clear();
+                    continue;
+                }
+                out.push(v);
+            }
+        }
+        ffi::Py_DECREF(ns);
+    }
+    out
+}
+
 /// Runs a snippet in a fresh namespace of the current interpreter, ignoring any failure.
 ///
 /// # Safety
 /// A thread state must be current, holding its GIL.
 unsafe fn run_quietly(code: &std::ffi::CStr) {
-    // SAFETY: GIL held (contract); every reference made here is released; a failure is
-    // cleared (the caller goes on regardless).
+    // SAFETY: forwarded contract; the namespace is released at once.
+    unsafe {
+        if let Some(ns) = run_in_fresh_namespace(code) {
+            ffi::Py_DECREF(ns);
+        }
+    }
+}
+
+/// Runs a snippet in a fresh namespace and returns that namespace (a new reference), or `None`
+/// if it failed (the failure is cleared).
+///
+/// # Safety
+/// A thread state must be current, holding its GIL.
+unsafe fn run_in_fresh_namespace(code: &std::ffi::CStr) -> Option<*mut ffi::PyObject> {
+    // SAFETY: GIL held (contract); every reference made here is released or returned; a
+    // failure is cleared (the caller goes on regardless).
     unsafe {
         let ns = ffi::PyDict_New();
         if ns.is_null() {
             ffi::PyErr_Clear();
-            return;
+            return None;
         }
         let builtins = ffi::PyEval_GetBuiltins();
         if !builtins.is_null() {
@@ -321,10 +432,11 @@ unsafe fn run_quietly(code: &std::ffi::CStr) {
         );
         if res.is_null() {
             ffi::PyErr_Clear();
-        } else {
-            ffi::Py_DECREF(res);
+            ffi::Py_DECREF(ns);
+            return None;
         }
-        ffi::Py_DECREF(ns);
+        ffi::Py_DECREF(res);
+        Some(ns)
     }
 }
 
