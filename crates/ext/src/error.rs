@@ -7,7 +7,7 @@
 use std::ffi::CString;
 
 use pyo3_ffi as ffi;
-use subinterpreters_core::ChannelError;
+use subinterpreters_core::{ChannelError, QueueError};
 
 use crate::module::ModState;
 
@@ -30,6 +30,20 @@ pub enum Error {
     RunFailed(RemoteException),
     /// A channel operation failed: one of the `Channel*Error` classes.
     Channel(ChannelError),
+    /// A queue operation failed: `QueueNotFoundError`, `QueueEmpty`, `QueueFull`, `QueueError`
+    /// (the classes `subinterpreters.interpreters` registered; `RuntimeError` before that).
+    Queue(QueueError),
+    /// `QueueFull`/`QueueEmpty` after a blocking call's timeout (`put` is true for a put).
+    QueueTimedOut {
+        /// The queue.
+        id: i64,
+        /// Whether it was a put (full) rather than a get (empty).
+        put: bool,
+    },
+    /// The item taken was put by an interpreter since destroyed: `ItemInterpreterDestroyed`.
+    ItemInterpreterDestroyed,
+    /// The object cannot cross: `NotShareableError` (`ValueError` before registration).
+    NotShareable(String),
 }
 
 /// An exception raised inside another interpreter, carried as data.
@@ -106,6 +120,47 @@ impl Error {
                         None => ffi::PyExc_RuntimeError,
                     };
                     set_string(cls, &err.to_string());
+                }
+                Error::Queue(err) => {
+                    let xi = state.map(|st| &st.xi);
+                    let pick = |f: fn(&crate::module::XiClasses) -> *mut ffi::PyObject| {
+                        xi.map(f)
+                            .filter(|c| !c.is_null())
+                            .unwrap_or(ffi::PyExc_RuntimeError)
+                    };
+                    let cls = match err {
+                        QueueError::NotFound(_) | QueueError::Destroyed(_) => {
+                            pick(|x| x.queue_not_found)
+                        }
+                        QueueError::Empty(_) => pick(|x| x.queue_empty),
+                        QueueError::Full(_) => pick(|x| x.queue_full),
+                        QueueError::TimedOut(_) | QueueError::IdsExhausted => {
+                            pick(|x| x.queue_error)
+                        }
+                    };
+                    set_string(cls, &err.to_string());
+                }
+                Error::QueueTimedOut { id, put } => {
+                    let err = if put {
+                        QueueError::Full(id)
+                    } else {
+                        QueueError::Empty(id)
+                    };
+                    Error::Queue(err).restore(state);
+                }
+                Error::ItemInterpreterDestroyed => {
+                    let cls = state
+                        .map(|st| st.xi.item_interp_destroyed)
+                        .filter(|c| !c.is_null())
+                        .unwrap_or(ffi::PyExc_RuntimeError);
+                    set_string(cls, "item's original interpreter destroyed");
+                }
+                Error::NotShareable(m) => {
+                    let cls = state
+                        .map(|st| st.xi.not_shareable)
+                        .filter(|c| !c.is_null())
+                        .unwrap_or(ffi::PyExc_ValueError);
+                    set_string(cls, &m);
                 }
             }
         }

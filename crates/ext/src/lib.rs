@@ -15,6 +15,7 @@ pub(crate) mod id_slots;
 pub(crate) mod interp;
 pub(crate) mod module;
 pub(crate) mod py;
+pub(crate) mod queues;
 pub(crate) mod values;
 
 /// The module's entry point: hands CPython the definition for multi-phase initialisation.

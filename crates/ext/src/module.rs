@@ -144,7 +144,9 @@ use crate::interp::api as it;
 
 use crate::chan::api as ch;
 
-static mut METHODS: [ffi::PyMethodDef; 19] = [
+use crate::queues::api as qu;
+
+static mut METHODS: [ffi::PyMethodDef; 30] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -163,6 +165,17 @@ static mut METHODS: [ffi::PyMethodDef; 19] = [
     kw_method!(c"channel_close", ch::channel_close, c"channel_close(cid, *, send=False, recv=False, force=False)\n\nClose the channel for every interpreter. An empty channel closes at once. With\nitems queued: force=True discards them and closes; send=True alone stops new sends\nand closes once the queue is drained; otherwise ChannelNotEmptyError is raised."),
     kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
     kw_method!(c"_channel_id", crate::chan::id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
+    fast_method!(c"_queue_register", qu::queue_register, c"Register the classes of subinterpreters.interpreters (private)."),
+    fast_method!(c"_queue_create", qu::queue_create, c"_queue_create(maxsize, unbound, fallback) -> id (private)."),
+    fast_method!(c"_queue_destroy", qu::queue_destroy, c"_queue_destroy(id) (private)."),
+    fast_method!(c"_queue_bind", qu::queue_bind, c"_queue_bind(id) (private)."),
+    fast_method!(c"_queue_release", qu::queue_release, c"_queue_release(id) (private)."),
+    fast_method!(c"_queue_put", qu::queue_put, c"_queue_put(id, obj, unbound, block, timeout) (private)."),
+    fast_method!(c"_queue_get", qu::queue_get, c"_queue_get(id, block, timeout) -> (obj, unbound) (private)."),
+    fast_method!(c"_queue_qsize", qu::queue_qsize, c"_queue_qsize(id) -> int (private)."),
+    fast_method!(c"_queue_info", qu::queue_info, c"_queue_info(id) -> (maxsize, unbound, fallback) (private)."),
+    noargs_method!(c"_queue_list_all", qu::queue_list_all, c"_queue_list_all() -> [(id, unbound, fallback)] (private)."),
+    fast_method!(c"_xi_is_shareable", qu::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),
     ffi::PyMethodDef::zeroed(),
 ];
 

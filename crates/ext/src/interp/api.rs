@@ -107,6 +107,9 @@ unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
             first_done = done;
         }
         if done {
+            // Its queued items now follow their unbound rule (values it put are owned Rust
+            // data, so nothing of the dead interpreter is touched).
+            subinterpreters_core::queue::interp_destroyed(d.id);
             registry::finalized(d);
         } else {
             registry::refused(d);

@@ -1,4 +1,5 @@
-//! What crosses between interpreters: Python objects to core `Value`s and back, and the
-//! conversion of ID arguments.
+//! What crosses between interpreters: Python objects to core `Value`s and back (3.11's set in
+//! `convert`, PEP 734's in `xi`), and the conversion of ID arguments.
 
 pub(crate) mod convert;
+pub(crate) mod xi;

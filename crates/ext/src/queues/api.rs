@@ -1,0 +1,351 @@
+//! The `_queue_*` functions: argument checks, conversion of items, and the interruptible
+//! blocking loop around the core's `put`/`get`.
+
+use std::ffi::c_long;
+use std::time::Duration;
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::queue::{
+    self, Fallback, QueueDefaults, QueueRef, Received, UnboundOp, Wait,
+};
+use subinterpreters_core::{QueueError, Value};
+
+use crate::error::{Error, Result};
+use crate::module::ModState;
+use crate::py::args::FastArgs;
+use crate::py::pyref::PyRef;
+use crate::py::trampoline::{fast_entry, noargs_entry};
+use crate::py::tstate;
+use crate::values::convert::type_name;
+use crate::values::xi::{from_xi, is_shareable, to_xi};
+
+/// How long a blocked call waits between checks for signals (Ctrl-C), with the GIL released.
+/// Items, free space and destruction wake it at once; this only bounds the signal latency.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// The positional arguments of a private function, `min..=max` of them, no keywords.
+fn positional<'a>(
+    fa: &'a FastArgs,
+    name: &str,
+    min: usize,
+    max: usize,
+) -> Result<&'a [*mut ffi::PyObject]> {
+    fa.positional(min, max).ok_or_else(|| {
+        Error::Type(format!(
+            "{name}() takes {min} to {max} positional arguments (and no keywords)"
+        ))
+    })
+}
+
+/// An exact-int argument as i64.
+///
+/// # Safety
+/// GIL held.
+unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
+    // SAFETY: GIL held; reading an int.
+    unsafe {
+        if ffi::PyLong_Check(obj) == 0 {
+            return Err(Error::Type(format!(
+                "{what} must be an int, got {}",
+                type_name(obj)
+            )));
+        }
+        let v = ffi::PyLong_AsLongLong(obj);
+        if v == -1 && !ffi::PyErr_Occurred().is_null() {
+            return Err(Error::Raised);
+        }
+        Ok(v)
+    }
+}
+
+/// The wait a `block`/`timeout` pair asks for (float seconds, on the monotonic clock).
+///
+/// # Safety
+/// GIL held.
+unsafe fn wait_arg(block: *mut ffi::PyObject, timeout: *mut ffi::PyObject) -> Result<Wait> {
+    // SAFETY: GIL held; plain conversions.
+    unsafe {
+        let block = ffi::PyObject_IsTrue(block);
+        if block < 0 {
+            return Err(Error::Raised);
+        }
+        if block == 0 {
+            return Ok(Wait::NoWait);
+        }
+        if timeout.is_null() || timeout == ffi::Py_None() {
+            return Ok(Wait::Forever);
+        }
+        let secs = ffi::PyFloat_AsDouble(timeout);
+        if secs == -1.0 && !ffi::PyErr_Occurred().is_null() {
+            return Err(Error::Raised);
+        }
+        if secs.is_nan() || secs < 0.0 {
+            return Err(Error::Value("timeout value must be non-negative".into()));
+        }
+        Ok(Wait::timeout(Duration::try_from_secs_f64(secs).ok()))
+    }
+}
+
+fn unbound_arg(flag: i64) -> Result<Option<UnboundOp>> {
+    if flag == 0 {
+        return Ok(None);
+    }
+    UnboundOp::from_flag(flag)
+        .map(Some)
+        .ok_or_else(|| Error::Value(format!("unsupported unbound op {flag}")))
+}
+
+/// Runs `attempt` with the GIL released, in slices of [`SIGNAL_CHECK`], until it stops asking
+/// for more time (`Ok(Err(state))` means "timed out, here is what to retry with") or a signal
+/// handler raises.
+///
+/// # Safety
+/// GIL held on the current thread state.
+unsafe fn blocking<S, T>(
+    wait: Wait,
+    mut state: S,
+    mut attempt: impl FnMut(S, Wait) -> std::result::Result<T, (S, Option<Error>)>,
+    timed_out: Error,
+) -> Result<T> {
+    loop {
+        let slice = wait.capped(SIGNAL_CHECK);
+        // SAFETY: GIL held (contract); nothing Python is touched while it is released (the
+        // attempt works on Rust data only).
+        let ts = unsafe { ffi::PyEval_SaveThread() };
+        let result = attempt(state, slice);
+        // SAFETY: re-attaching the thread state detached above.
+        unsafe { ffi::PyEval_RestoreThread(ts) };
+        match result {
+            Ok(v) => return Ok(v),
+            Err((_, Some(err))) => return Err(err),
+            Err((s, None)) => {
+                if wait.is_expired() {
+                    return Err(timed_out);
+                }
+                // SAFETY: GIL held again.
+                if unsafe { ffi::PyErr_CheckSignals() } < 0 {
+                    return Err(Error::Raised);
+                }
+                state = s;
+            }
+        }
+    }
+}
+
+fast_entry!(
+    /// `_queue_register(Queue, QueueError, QueueNotFoundError, QueueEmpty, QueueFull,
+    /// ItemInterpreterDestroyed, NotShareableError)`: the classes this interpreter's
+    /// `subinterpreters.interpreters` defined, for the queue functions to build and raise.
+    queue_register, |state, fa| {
+        let given = positional(&fa, "_queue_register", 7, 7)?;
+        let state = std::ptr::from_ref::<ModState>(state).cast_mut();
+        // SAFETY: the module state is only touched with this interpreter's GIL held (we hold
+        // it); the old references are released after the new ones are stored.
+        let xi = &mut (*state).xi;
+        let slots = [
+            &mut xi.queue_type,
+            &mut xi.queue_error,
+            &mut xi.queue_not_found,
+            &mut xi.queue_empty,
+            &mut xi.queue_full,
+            &mut xi.item_interp_destroyed,
+            &mut xi.not_shareable,
+        ];
+        for (slot, &obj) in slots.into_iter().zip(given) {
+            if ffi::PyType_Check(obj) == 0 {
+                return Err(Error::Type(format!(
+                    "_queue_register() expects classes, got {}",
+                    type_name(obj)
+                )));
+            }
+            let old = std::mem::replace(slot, ffi::Py_NewRef(obj));
+            ffi::Py_XDECREF(old);
+        }
+        Ok(ffi::Py_NewRef(ffi::Py_None()))
+    }
+);
+
+fast_entry!(
+    /// `_queue_create(maxsize, unbound, fallback) -> id`: a new queue, with one binding held by
+    /// the caller (released by `_queue_release`).
+    queue_create, |_state, fa| {
+        let [maxsize, unbound, fallback] = <[_; 3]>::try_from(positional(&fa, "_queue_create", 3, 3)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        let maxsize = int_arg(maxsize, "maxsize")?;
+        let unbound = unbound_arg(int_arg(unbound, "unbounditems")?)?.unwrap_or(UnboundOp::Replace);
+        let fallback_flag = int_arg(fallback, "fallback")?;
+        let fallback = Fallback::from_flag(fallback_flag)
+            .ok_or_else(|| Error::Value(format!("unsupported fallback {fallback_flag}")))?;
+        let handle = queue::create(maxsize, QueueDefaults { unbound, fallback }).map_err(Error::Queue)?;
+        let id = handle.id();
+        // The caller's binding replaces the creation handle.
+        queue::bind(id).map_err(Error::Queue)?;
+        drop(handle);
+        Ok(ffi::PyLong_FromLongLong(id))
+    }
+);
+
+/// One queue-id argument, with the registry operation `op` applied to it.
+///
+/// # Safety
+/// GIL held.
+unsafe fn with_id(
+    fa: &FastArgs,
+    name: &str,
+    op: impl FnOnce(i64) -> std::result::Result<(), QueueError>,
+) -> Result<*mut ffi::PyObject> {
+    // SAFETY: GIL held (contract).
+    unsafe {
+        let [qid] = <[_; 1]>::try_from(positional(fa, name, 1, 1)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        op(int_arg(qid, "queue ID")?).map_err(Error::Queue)?;
+        Ok(ffi::Py_NewRef(ffi::Py_None()))
+    }
+}
+
+fast_entry!(
+    /// `_queue_destroy(id)`: destroys the queue whatever its bindings; waiters wake.
+    queue_destroy, |_state, fa| { with_id(&fa, "_queue_destroy", queue::destroy) }
+);
+
+fast_entry!(
+    /// `_queue_bind(id)`: one more binding (a `Queue` object in some interpreter).
+    queue_bind, |_state, fa| { with_id(&fa, "_queue_bind", queue::bind) }
+);
+
+fast_entry!(
+    /// `_queue_release(id)`: one binding less; the last one destroys the queue.
+    queue_release, |_state, fa| { with_id(&fa, "_queue_release", |id| queue::release(id).map(|_| ())) }
+);
+
+fast_entry!(
+    /// `_queue_put(id, obj, unbound, block, timeout)`: adds `obj` (natively shareable, else
+    /// pickled if the queue's fallback allows), waiting for room as `block`/`timeout` say.
+    queue_put, |state, fa| {
+        let [qid, obj, unbound, block, timeout] =
+            <[_; 5]>::try_from(positional(&fa, "_queue_put", 5, 5)?)
+                .map_err(|_| Error::System("argument count".into()))?;
+        let id = int_arg(qid, "queue ID")?;
+        let unbound = unbound_arg(int_arg(unbound, "unbounditems")?)?;
+        let wait = wait_arg(block, timeout)?;
+        let handle = QueueRef::open(id).map_err(Error::Queue)?;
+        let pickle = handle.defaults().fallback == Fallback::Full;
+        let value = to_xi(obj, state, pickle)?;
+        let owner = tstate::interp_id(tstate::current_interp());
+        // First without giving up the GIL: the common case never blocks.
+        let value = match handle.put(value, owner, unbound, Wait::NoWait) {
+            Ok(()) => return Ok(ffi::Py_NewRef(ffi::Py_None())),
+            Err(e) if matches!(e.error, QueueError::Full(_)) && wait != Wait::NoWait => {
+                e.into_value()
+            }
+            Err(e) => return Err(Error::Queue(e.error)),
+        };
+        blocking(
+            wait,
+            value,
+            |value: Value, slice| match handle.put(value, owner, unbound, slice) {
+                Ok(()) => Ok(()),
+                Err(e) => match e.error {
+                    QueueError::Full(_) | QueueError::TimedOut(_) => Err((e.into_value(), None)),
+                    other => Err((e.into_value(), Some(Error::Queue(other)))),
+                },
+            },
+            Error::QueueTimedOut { id, put: true },
+        )?;
+        Ok(ffi::Py_NewRef(ffi::Py_None()))
+    }
+);
+
+fast_entry!(
+    /// `_queue_get(id, block, timeout) -> (obj, None) | (None, unbound)`: takes the oldest
+    /// item, waiting for one as `block`/`timeout` say. An item whose interpreter was destroyed
+    /// comes back as `(None, 3)` (UNBOUND) or raises `ItemInterpreterDestroyed`.
+    queue_get, |state, fa| {
+        let [qid, block, timeout] = <[_; 3]>::try_from(positional(&fa, "_queue_get", 3, 3)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        let id = int_arg(qid, "queue ID")?;
+        let wait = wait_arg(block, timeout)?;
+        let handle = QueueRef::open(id).map_err(Error::Queue)?;
+        let received = match handle.get(Wait::NoWait) {
+            Ok(r) => r,
+            Err(QueueError::Empty(_)) if wait != Wait::NoWait => blocking(
+                wait,
+                (),
+                |(), slice| match handle.get(slice) {
+                    Ok(r) => Ok(r),
+                    Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
+                    Err(other) => Err(((), Some(Error::Queue(other)))),
+                },
+                Error::QueueTimedOut { id, put: false },
+            )?,
+            Err(e) => return Err(Error::Queue(e)),
+        };
+        drop(handle);
+        let (obj, op) = match received {
+            Received::Value(v) => (from_xi(v, state)?, PyRef::from_borrowed(ffi::Py_None())),
+            Received::Unbound => (
+                PyRef::from_borrowed(ffi::Py_None()),
+                PyRef::from_owned(ffi::PyLong_FromLong(UnboundOp::Replace.flag() as c_long))?,
+            ),
+            Received::InterpreterDestroyed => return Err(Error::ItemInterpreterDestroyed),
+        };
+        let pair = PyRef::from_owned(ffi::PyTuple_New(2))?;
+        ffi::PyTuple_SET_ITEM(pair.as_ptr(), 0, obj.into_ptr());
+        ffi::PyTuple_SET_ITEM(pair.as_ptr(), 1, op.into_ptr());
+        Ok(pair.into_ptr())
+    }
+);
+
+fast_entry!(
+    /// `_queue_qsize(id) -> int`
+    queue_qsize, |_state, fa| {
+        let [qid] = <[_; 1]>::try_from(positional(&fa, "_queue_qsize", 1, 1)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        let handle = QueueRef::open(int_arg(qid, "queue ID")?).map_err(Error::Queue)?;
+        let n = handle.qsize().map_err(Error::Queue)?;
+        Ok(ffi::PyLong_FromSize_t(n))
+    }
+);
+
+fast_entry!(
+    /// `_queue_info(id) -> (maxsize, unbound, fallback)`
+    queue_info, |_state, fa| {
+        let [qid] = <[_; 1]>::try_from(positional(&fa, "_queue_info", 1, 1)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        let info = queue::info(int_arg(qid, "queue ID")?).map_err(Error::Queue)?;
+        let t = PyRef::from_owned(ffi::PyTuple_New(3))?;
+        for (i, v) in [info.maxsize, info.defaults.unbound.flag(), info.defaults.fallback.flag()]
+            .into_iter()
+            .enumerate()
+        {
+            let item = PyRef::from_owned(ffi::PyLong_FromLongLong(v))?;
+            ffi::PyTuple_SET_ITEM(t.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+        }
+        Ok(t.into_ptr())
+    }
+);
+
+noargs_entry!(
+    /// `_queue_list_all() -> [(id, unbound, fallback)]`, newest first.
+    queue_list_all, |_state| {
+        let items = queue::list_all().into_iter().map(|(id, d)| {
+            let t = PyRef::from_owned(ffi::PyTuple_New(3))?;
+            for (i, v) in [id, d.unbound.flag(), d.fallback.flag()].into_iter().enumerate() {
+                let item = PyRef::from_owned(ffi::PyLong_FromLongLong(v))?;
+                ffi::PyTuple_SET_ITEM(t.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            }
+            Ok(t)
+        });
+        let items: Vec<Result<PyRef>> = items.collect();
+        Ok(crate::py::pyref::new_list(items.into_iter())?.into_ptr())
+    }
+);
+
+fast_entry!(
+    /// `_xi_is_shareable(obj) -> bool`: whether `obj` crosses natively (no pickle).
+    xi_is_shareable, |state, fa| {
+        let [obj] = <[_; 1]>::try_from(positional(&fa, "_xi_is_shareable", 1, 1)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        Ok(ffi::PyBool_FromLong(is_shareable(obj, state)?.into()))
+    }
+);
