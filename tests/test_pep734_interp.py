@@ -119,7 +119,20 @@ def test_create_and_list_all(interps):
 
 
 def test_is_shareable(interps):
-    for obj in (None, True, False, 0, -(2**100), 2**100, 1.5, float("nan"), "s", b"b", (), (1, "a")):
+    for obj in (
+        None,
+        True,
+        False,
+        0,
+        -(2**100),
+        2**100,
+        1.5,
+        float("nan"),
+        "s",
+        b"b",
+        (),
+        (1, "a"),
+    ):
         assert interps.is_shareable(obj), obj
     assert interps.is_shareable(memoryview(b"x"))
     for obj in ([], {}, set(), bytearray(), object(), ..., 1j, frozenset(), answer, int):
@@ -164,7 +177,9 @@ def test_bad_ids(interps):
         interps.Interpreter(-1)
     with pytest.raises(OverflowError):
         interps.Interpreter(2**64)
-    with pytest.raises(interps.InterpreterNotFoundError, match=f"unrecognized interpreter ID {UNKNOWN}"):
+    with pytest.raises(
+        interps.InterpreterNotFoundError, match=f"unrecognized interpreter ID {UNKNOWN}"
+    ):
         interps.Interpreter(UNKNOWN)
     with pytest.raises(TypeError):
         interps.Interpreter(id=0)
@@ -307,7 +322,11 @@ def test_exec_failure_custom_and_nested_types(interps, interp):
     with pytest.raises(interps.ExecutionFailed) as info:
         interp.exec("class O:\n  class In(Exception): pass\nraise O.In(1)")
     ei = info.value.excinfo
-    assert (ei.type.__name__, ei.type.__qualname__, ei.type.__module__) == ("In", "O.In", "__main__")
+    assert (ei.type.__name__, ei.type.__qualname__, ei.type.__module__) == (
+        "In",
+        "O.In",
+        "__main__",
+    )
     assert ei.formatted == "O.In: 1"
     with pytest.raises(interps.ExecutionFailed) as info:
         interp.exec("import json; json.loads('x')")
@@ -352,14 +371,25 @@ def test_prepare_main(interps, interp):
     interp.prepare_main({"a": 1, "b": "two"}, c=None, d=b"4")
     interp.prepare_main([("e", 5)])
     interp.prepare_main(f=1.5, g=True, t=(1, "a", (None, 2.5)), a=-1)
-    assert interp.call(eval, "(a, b, c, d, e, f, g, t)") == (-1, "two", None, b"4", 5, 1.5, True, (1, "a", (None, 2.5)))
+    assert interp.call(eval, "(a, b, c, d, e, f, g, t)") == (
+        -1,
+        "two",
+        None,
+        b"4",
+        5,
+        1.5,
+        True,
+        (1, "a", (None, 2.5)),
+    )
     interp.prepare_main(mv=memoryview(b"abc"))
     assert interp.call(eval, "bytes(mv)") == b"abc"
 
 
 def test_prepare_main_bad_input(interps, interp):
     for bad in ([1, 2], {"a": 1}, object(), (1, [2]), answer, interp):
-        with pytest.raises(interps.NotShareableError, match="does not support cross-interpreter data"):
+        with pytest.raises(
+            interps.NotShareableError, match="does not support cross-interpreter data"
+        ):
             interp.prepare_main(v=bad)
     with pytest.raises(ValueError, match="non-empty dict"):
         interp.prepare_main()
@@ -469,7 +499,11 @@ def test_busy_interpreter(interps, interp):
         while not interp.is_running():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        for op in (lambda: interp.exec("pass"), lambda: interp.call(answer), lambda: interp.prepare_main(a=1)):
+        for op in (
+            lambda: interp.exec("pass"),
+            lambda: interp.call(answer),
+            lambda: interp.prepare_main(a=1),
+        ):
             with pytest.raises(interps.InterpreterError, match="interpreter already running"):
                 op()
         with pytest.raises(interps.InterpreterError, match="interpreter running"):
@@ -534,7 +568,9 @@ def test_inside_a_subinterpreter(interps, interp):
         interp.exec("cur.close()")
     with pytest.raises(interps.ExecutionFailed, match="interpreter already running"):
         interp.exec("cur.exec('pass')")
-    with pytest.raises(interps.ExecutionFailed, match="cannot exec code for unrecognized interpreter 0"):
+    with pytest.raises(
+        interps.ExecutionFailed, match="cannot exec code for unrecognized interpreter 0"
+    ):
         interp.exec("m.get_main().exec('pass')")
 
 

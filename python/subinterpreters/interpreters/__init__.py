@@ -1,4 +1,4 @@
-"""Run Python code in other interpreters of this process: CPython 3.14's ``concurrent.interpreters``.
+"""Run code in other interpreters of this process: CPython 3.14's ``concurrent.interpreters``.
 
 ``from subinterpreters import interpreters`` is a drop-in for ``from concurrent import
 interpreters`` on CPython 3.11 to 3.15, built on :mod:`subinterpreters.lowlevel`::
@@ -567,4 +567,3 @@ def _callable_data(func):
                 reason
             )
         raise _not_shareable(func) from exc
-

@@ -168,7 +168,9 @@ def run_call():
     try:
         data = _pickle().dumps(("R", res), 5)
     except BaseException as exc:
-        data = _pickle().dumps(("N", f"{_safe_repr(res)} does not support cross-interpreter data", _safe_str(exc)), 5)
+        data = _pickle().dumps(
+            ("N", f"{_safe_repr(res)} does not support cross-interpreter data", _safe_str(exc)), 5
+        )
     _ll.channel_send(cid, data)
 
 
@@ -176,7 +178,8 @@ def run_call():
 # which look at their caller's frame (eval, exec, globals) see __main__, as in 3.14. Our names
 # live in a separate locals dict, where they cannot shadow the user's.
 _INVOKE_CODE = compile(
-    "__subinterpreters_res__ = __subinterpreters_f__(*__subinterpreters_a__, **__subinterpreters_k__)",
+    "__subinterpreters_res__ = "
+    "__subinterpreters_f__(*__subinterpreters_a__, **__subinterpreters_k__)",
     "<subinterpreters>",
     "exec",
 )
