@@ -1,0 +1,103 @@
+"""Run code in other interpreters of this process: CPython 3.14's ``concurrent.interpreters``."""
+
+import threading
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar, final
+
+from subinterpreters.lowlevel import InterpreterID
+
+from ._queues import Queue as Queue
+from ._queues import QueueEmpty as QueueEmpty
+from ._queues import QueueFull as QueueFull
+from ._queues import create_queue as create_queue
+
+_R = TypeVar("_R")
+
+__all__ = [
+    "get_current",
+    "get_main",
+    "create",
+    "list_all",
+    "is_shareable",
+    "Interpreter",
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "ExecutionFailed",
+    "NotShareableError",
+    "create_queue",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+]
+
+class InterpreterError(Exception):
+    """An operation on an interpreter failed."""
+
+class InterpreterNotFoundError(InterpreterError):
+    """No interpreter has the given ID (it was never made, or it was closed)."""
+
+class NotShareableError(TypeError):
+    """The object cannot be passed to another interpreter."""
+
+class _ExcTypeInfo(types.SimpleNamespace):
+    __name__: str
+    __qualname__: str
+    __module__: str
+
+class _ExcInfo(types.SimpleNamespace):
+    type: _ExcTypeInfo
+    msg: str
+    formatted: str
+    errdisplay: str
+
+class ExecutionFailed(InterpreterError):
+    """Code run by Interpreter.exec() or Interpreter.call() raised an exception it did not catch."""
+
+    excinfo: _ExcInfo
+    def __init__(self, excinfo: _ExcInfo) -> None: ...
+
+def is_shareable(obj: object) -> bool:
+    """Return True if the object can be passed to another interpreter as it is, without pickle."""
+
+def create() -> Interpreter:
+    """Create a new, idle interpreter and return it."""
+
+def list_all() -> list[Interpreter]:
+    """Return every existing interpreter, in ascending order of id."""
+
+def get_current() -> Interpreter:
+    """Return the interpreter this code runs in."""
+
+def get_main() -> Interpreter:
+    """Return the main interpreter."""
+
+@final
+class Interpreter:
+    """One Python interpreter of this process (one object per id)."""
+
+    def __new__(cls, id: int | InterpreterID, /) -> Interpreter: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[type[Interpreter], tuple[int]]: ...
+    @property
+    def id(self) -> int:
+        """The process-wide id of this interpreter."""
+    @property
+    def whence(self) -> Literal["runtime init", "_interpreters module"]:
+        """How the interpreter was created."""
+    def is_running(self) -> bool:
+        """Return whether the interpreter is running code right now (in any thread)."""
+    def close(self) -> None:
+        """Destroy the interpreter (finalizing it). Refused for the current one."""
+    def prepare_main(
+        self, ns: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, /, **kwargs: Any
+    ) -> None:
+        """Bind the given names in the interpreter's ``__main__`` module."""
+    def exec(self, code: str | bytes | types.CodeType | Callable[[], None], /) -> None:
+        """Run source text, a code object, or a function in the interpreter's ``__main__``."""
+    def call(self, callable: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
+        """Call ``callable(*args, **kwargs)`` in the interpreter and return its result."""
+    def call_in_thread(
+        self, callable: Callable[..., object], /, *args: Any, **kwargs: Any
+    ) -> threading.Thread:
+        """Start a thread that makes the call in the interpreter, and return the thread."""
