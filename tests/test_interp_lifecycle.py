@@ -179,8 +179,9 @@ def test_exit_while_a_daemon_thread_inside_swallows_systemexit(mod):
         """,
         within=15,
     )
+    # A clean exit is the contract; whether it took the last-resort path (and said so on
+    # stderr) depends on where the thread was when exit cleanup ran.
     assert proc.stdout.split() == ["exiting"]
-    assert "did not stop at exit" in proc.stderr
 
 
 def test_exit_stops_a_daemon_thread_inside(mod):

@@ -130,12 +130,12 @@ impl Error {
                     };
                     let cls = match err {
                         QueueError::NotFound(_) | QueueError::Destroyed(_) => {
-                            pick(|x| x.queue_not_found)
+                            pick(|x| x.queue_not_found.get())
                         }
-                        QueueError::Empty(_) => pick(|x| x.queue_empty),
-                        QueueError::Full(_) => pick(|x| x.queue_full),
+                        QueueError::Empty(_) => pick(|x| x.queue_empty.get()),
+                        QueueError::Full(_) => pick(|x| x.queue_full.get()),
                         QueueError::TimedOut(_) | QueueError::IdsExhausted => {
-                            pick(|x| x.queue_error)
+                            pick(|x| x.queue_error.get())
                         }
                     };
                     set_string(cls, &err.to_string());
@@ -150,14 +150,14 @@ impl Error {
                 }
                 Error::ItemInterpreterDestroyed => {
                     let cls = state
-                        .map(|st| st.xi.item_interp_destroyed)
+                        .map(|st| st.xi.item_interp_destroyed.get())
                         .filter(|c| !c.is_null())
                         .unwrap_or(ffi::PyExc_RuntimeError);
                     set_string(cls, "item's original interpreter destroyed");
                 }
                 Error::NotShareable(m) => {
                     let cls = state
-                        .map(|st| st.xi.not_shareable)
+                        .map(|st| st.xi.not_shareable.get())
                         .filter(|c| !c.is_null())
                         .unwrap_or(ffi::PyExc_ValueError);
                     set_string(cls, &m);

@@ -3,6 +3,7 @@
 //! Each interpreter that imports `subinterpreters.lowlevel` gets its own module object whose
 //! state holds that interpreter's exception classes and ID types; no Python object is static.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 
@@ -37,35 +38,36 @@ pub struct ModState {
 }
 
 /// Classes defined in Python by `subinterpreters.interpreters` that our queue functions create
-/// or raise, registered per interpreter.
+/// or raise, registered per interpreter. Cells: registration writes them through the shared
+/// state reference every module function gets (always under this interpreter's GIL).
 #[repr(C)]
 pub struct XiClasses {
     /// `Queue`: built from an id when a queue crosses.
-    pub queue_type: *mut ffi::PyObject,
+    pub queue_type: Cell<*mut ffi::PyObject>,
     /// `QueueError`.
-    pub queue_error: *mut ffi::PyObject,
+    pub queue_error: Cell<*mut ffi::PyObject>,
     /// `QueueNotFoundError`.
-    pub queue_not_found: *mut ffi::PyObject,
+    pub queue_not_found: Cell<*mut ffi::PyObject>,
     /// `QueueEmpty`.
-    pub queue_empty: *mut ffi::PyObject,
+    pub queue_empty: Cell<*mut ffi::PyObject>,
     /// `QueueFull`.
-    pub queue_full: *mut ffi::PyObject,
+    pub queue_full: Cell<*mut ffi::PyObject>,
     /// `ItemInterpreterDestroyed`.
-    pub item_interp_destroyed: *mut ffi::PyObject,
+    pub item_interp_destroyed: Cell<*mut ffi::PyObject>,
     /// `NotShareableError`.
-    pub not_shareable: *mut ffi::PyObject,
+    pub not_shareable: Cell<*mut ffi::PyObject>,
 }
 
 impl ModState {
     fn fields(&mut self) -> [&mut *mut ffi::PyObject; 15] {
         [
-            &mut self.xi.queue_type,
-            &mut self.xi.queue_error,
-            &mut self.xi.queue_not_found,
-            &mut self.xi.queue_empty,
-            &mut self.xi.queue_full,
-            &mut self.xi.item_interp_destroyed,
-            &mut self.xi.not_shareable,
+            self.xi.queue_type.get_mut(),
+            self.xi.queue_error.get_mut(),
+            self.xi.queue_not_found.get_mut(),
+            self.xi.queue_empty.get_mut(),
+            self.xi.queue_full.get_mut(),
+            self.xi.item_interp_destroyed.get_mut(),
+            self.xi.not_shareable.get_mut(),
             &mut self.interp_id_type,
             &mut self.channel_id_type,
             &mut self.run_failed_error,

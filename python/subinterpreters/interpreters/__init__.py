@@ -23,9 +23,19 @@ from _thread import _local
 
 from subinterpreters import lowlevel as _ll
 
-from . import _remote
-from ._queues import Queue, QueueEmpty, QueueFull
-from ._queues import create_queue as create_queue
+from . import _queues, _remote
+from ._queues import (
+    UNBOUND,
+    UNBOUND_ERROR,
+    UNBOUND_REMOVE,
+    ItemInterpreterDestroyed,
+    Queue,
+    QueueEmpty,
+    QueueError,
+    QueueFull,
+    QueueNotFoundError,
+)
+from ._queues import create as create_queue
 
 __all__ = [
     "get_current",
@@ -42,6 +52,12 @@ __all__ = [
     "Queue",
     "QueueEmpty",
     "QueueFull",
+    "QueueError",
+    "QueueNotFoundError",
+    "ItemInterpreterDestroyed",
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
 ]
 
 
@@ -58,6 +74,9 @@ class InterpreterNotFoundError(InterpreterError):
 
 class NotShareableError(TypeError):
     """The object cannot be passed to another interpreter."""
+
+
+_queues._register()
 
 
 _EXEC_FAILURE = "{summary}\n\nUncaught in the interpreter:\n\n{display}"

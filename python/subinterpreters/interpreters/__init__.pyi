@@ -7,10 +7,16 @@ from typing import Any, Literal, TypeVar, final
 
 from subinterpreters.lowlevel import InterpreterID
 
+from ._queues import UNBOUND as UNBOUND
+from ._queues import UNBOUND_ERROR as UNBOUND_ERROR
+from ._queues import UNBOUND_REMOVE as UNBOUND_REMOVE
+from ._queues import ItemInterpreterDestroyed as ItemInterpreterDestroyed
 from ._queues import Queue as Queue
 from ._queues import QueueEmpty as QueueEmpty
+from ._queues import QueueError as QueueError
 from ._queues import QueueFull as QueueFull
-from ._queues import create_queue as create_queue
+from ._queues import QueueNotFoundError as QueueNotFoundError
+from ._queues import create as create_queue
 
 _R = TypeVar("_R")
 
@@ -29,6 +35,12 @@ __all__ = [
     "Queue",
     "QueueEmpty",
     "QueueFull",
+    "QueueError",
+    "QueueNotFoundError",
+    "ItemInterpreterDestroyed",
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
 ]
 
 class InterpreterError(Exception):

@@ -11,7 +11,6 @@ use subinterpreters_core::queue::{
 use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
-use crate::module::ModState;
 use crate::py::args::FastArgs;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::{fast_entry, noargs_entry};
@@ -138,28 +137,27 @@ fast_entry!(
     /// `subinterpreters.interpreters` defined, for the queue functions to build and raise.
     queue_register, |state, fa| {
         let given = positional(&fa, "_queue_register", 7, 7)?;
-        let state = std::ptr::from_ref::<ModState>(state).cast_mut();
-        // SAFETY: the module state is only touched with this interpreter's GIL held (we hold
-        // it); the old references are released after the new ones are stored.
-        let xi = &mut (*state).xi;
+        let xi = &state.xi;
         let slots = [
-            &mut xi.queue_type,
-            &mut xi.queue_error,
-            &mut xi.queue_not_found,
-            &mut xi.queue_empty,
-            &mut xi.queue_full,
-            &mut xi.item_interp_destroyed,
-            &mut xi.not_shareable,
+            &xi.queue_type,
+            &xi.queue_error,
+            &xi.queue_not_found,
+            &xi.queue_empty,
+            &xi.queue_full,
+            &xi.item_interp_destroyed,
+            &xi.not_shareable,
         ];
-        for (slot, &obj) in slots.into_iter().zip(given) {
+        for &obj in given {
             if ffi::PyType_Check(obj) == 0 {
                 return Err(Error::Type(format!(
                     "_queue_register() expects classes, got {}",
                     type_name(obj)
                 )));
             }
-            let old = std::mem::replace(slot, ffi::Py_NewRef(obj));
-            ffi::Py_XDECREF(old);
+        }
+        for (slot, &obj) in slots.into_iter().zip(given) {
+            // The old class is released after the new one is stored.
+            ffi::Py_XDECREF(slot.replace(ffi::Py_NewRef(obj)));
         }
         Ok(ffi::Py_NewRef(ffi::Py_None()))
     }

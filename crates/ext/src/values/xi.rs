@@ -61,7 +61,7 @@ unsafe fn native(obj: *mut ffi::PyObject, state: &ModState, depth: usize) -> Res
             }
             return Ok(Some(Value::Tuple(items)));
         }
-        let queue_type = state.xi.queue_type;
+        let queue_type = state.xi.queue_type.get();
         if !queue_type.is_null() && ffi::PyObject_TypeCheck(obj, queue_type.cast()) != 0 {
             let id = PyRef::from_owned(ffi::PyObject_GetAttrString(obj, c"id".as_ptr()))?;
             let id = ffi::PyLong_AsLongLong(id.as_ptr());
@@ -228,16 +228,26 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
             })),
             Value::Float(f) => PyRef::from_owned(ffi::PyFloat_FromDouble(f)),
             Value::BigInt(data) => {
+                let negative = data.last().is_some_and(|b| b & 0x80 != 0);
+                let nbits = data.len() * 8;
                 let bytes = convert::from_value(Value::Bytes(data), None)?;
                 let int_type = (&raw mut ffi::PyLong_Type).cast::<ffi::PyObject>();
-                PyRef::from_owned(ffi::PyObject_CallMethod(
+                let unsigned = PyRef::from_owned(ffi::PyObject_CallMethod(
                     int_type,
                     c"from_bytes".as_ptr(),
-                    c"Osi".as_ptr(),
+                    c"Os".as_ptr(),
                     bytes.as_ptr(),
                     c"little".as_ptr(),
-                    1,
-                ))
+                ))?;
+                if !negative {
+                    return Ok(unsigned);
+                }
+                // Two's complement: the unsigned reading minus 2**nbits.
+                let one = PyRef::from_owned(ffi::PyLong_FromLong(1))?;
+                let shift = PyRef::from_owned(ffi::PyLong_FromSize_t(nbits))?;
+                let modulus =
+                    PyRef::from_owned(ffi::PyNumber_Lshift(one.as_ptr(), shift.as_ptr()))?;
+                PyRef::from_owned(ffi::PyNumber_Subtract(unsigned.as_ptr(), modulus.as_ptr()))
             }
             Value::Tuple(items) => {
                 let tuple = PyRef::from_owned(ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
@@ -248,7 +258,7 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
                 Ok(tuple)
             }
             Value::Queue(handle) => {
-                let queue_type = state.xi.queue_type;
+                let queue_type = state.xi.queue_type.get();
                 if queue_type.is_null() {
                     return Err(Error::Runtime(
                         "subinterpreters.interpreters is not imported in this interpreter".into(),

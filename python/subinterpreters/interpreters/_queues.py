@@ -1,0 +1,260 @@
+"""Queues between interpreters, as CPython 3.14's ``concurrent.interpreters`` has them.
+
+The state of every queue lives in Rust (``subinterpreters.lowlevel``'s private ``_queue_*``
+functions), shared by all interpreters of the process. A blocked ``put()`` or ``get()`` waits
+there on a condition variable with this interpreter's GIL released: it wakes as soon as an item,
+free room or the queue's destruction arrives (3.14's queues poll every 10 ms instead), honours
+float timeouts on a monotonic clock, and lets Ctrl-C interrupt it in the main thread.
+
+A ``Queue`` object is a handle: one per queue id in each interpreter. The queue lives while a
+handle on it exists in any interpreter (or an item in another queue refers to it).
+"""
+
+import queue as _stdlib_queue
+import weakref
+
+from subinterpreters import lowlevel as _ll
+
+__all__ = [
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "create",
+    "list_all",
+    "Queue",
+    "QueueError",
+    "QueueNotFoundError",
+    "QueueEmpty",
+    "QueueFull",
+    "ItemInterpreterDestroyed",
+]
+
+
+class QueueError(RuntimeError):
+    """A queue operation failed."""
+
+
+class QueueNotFoundError(QueueError):
+    """No queue has the given id (never made, or destroyed since)."""
+
+
+class QueueEmpty(QueueError, _stdlib_queue.Empty):
+    """``get_nowait()`` found the queue empty, or ``get()`` timed out."""
+
+
+class QueueFull(QueueError, _stdlib_queue.Full):
+    """``put_nowait()`` found the queue full, or ``put()`` timed out."""
+
+
+class ItemInterpreterDestroyed(QueueError):
+    """The item taken was put by an interpreter that has since been destroyed, with
+    ``unbounditems=UNBOUND_ERROR``."""
+
+
+class _UnboundItem:
+    """The marker ``get()`` returns for an item whose interpreter was destroyed, when it was put
+    with ``unbounditems=UNBOUND`` (the default)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "subinterpreters.interpreters.UNBOUND"
+
+    def __reduce__(self):
+        return "UNBOUND"
+
+
+class _UnboundOp:
+    __slots__ = ("_name",)
+
+    def __init__(self, name):
+        self._name = name
+
+    def __repr__(self):
+        return f"subinterpreters.interpreters.{self._name}"
+
+    def __reduce__(self):
+        return self._name
+
+
+#: ``get()`` returns this for an item whose interpreter was destroyed (the default rule).
+UNBOUND = _UnboundItem()
+#: Such items make ``get()`` raise :class:`ItemInterpreterDestroyed`.
+UNBOUND_ERROR = _UnboundOp("UNBOUND_ERROR")
+#: Such items leave the queue when their interpreter is destroyed.
+UNBOUND_REMOVE = _UnboundOp("UNBOUND_REMOVE")
+
+# The flags the Rust side uses for the three rules (CPython 3.14 uses the same numbers).
+_FLAG_OF = {UNBOUND_REMOVE: 1, UNBOUND_ERROR: 2, UNBOUND: 3}
+_RULE_OF = {flag: rule for rule, flag in _FLAG_OF.items()}
+_PICKLE_FALLBACK = 1
+
+
+def _flag(unbounditems):
+    try:
+        return _FLAG_OF[unbounditems]
+    except (KeyError, TypeError):
+        raise NotImplementedError(f"unsupported unbounditems {unbounditems!r}") from None
+
+
+def create(maxsize=0, *, unbounditems=UNBOUND):
+    """Return a new queue, usable from every interpreter of the process.
+
+    ``maxsize`` bounds it (0 or less: unbounded). ``unbounditems`` is the default rule for
+    items whose interpreter is destroyed while they are queued: ``UNBOUND`` (``get()`` returns
+    ``UNBOUND`` for them), ``UNBOUND_ERROR`` (``get()`` raises ``ItemInterpreterDestroyed``)
+    or ``UNBOUND_REMOVE`` (they leave the queue).
+    """
+    if not isinstance(maxsize, int):
+        raise TypeError(f"maxsize must be an int, got {maxsize!r}")
+    flag = _flag(unbounditems)
+    qid = _ll._queue_create(maxsize, flag, _PICKLE_FALLBACK)
+    # The creation binding becomes this handle's.
+    return Queue._adopt(qid)
+
+
+def list_all():
+    """Return a handle on every live queue (newest first)."""
+    found = []
+    for qid, _unbound, _fallback in _ll._queue_list_all():
+        try:
+            found.append(Queue(qid))
+        except QueueNotFoundError:
+            pass  # destroyed meanwhile
+    return found
+
+
+_known = weakref.WeakValueDictionary()
+
+
+class Queue:
+    """A queue that any interpreter of this process can put to and get from.
+
+    Items are copied at ``put()`` and rebuilt at ``get()``: None, bool, int, float, str, bytes,
+    tuples of these and queues cross natively, anything else by pickle. A ``Queue`` can itself
+    be put in a queue or passed to another interpreter, where it designates the same queue.
+    """
+
+    __slots__ = ("_id", "__weakref__")
+
+    def __new__(cls, id, /):
+        if not isinstance(id, int):
+            raise TypeError(f"id must be an int, got {id!r}")
+        id = int(id)
+        try:
+            return _known[id]
+        except KeyError:
+            pass
+        _ll._queue_bind(id)
+        return cls._make(id)
+
+    @classmethod
+    def _adopt(cls, qid):
+        """The handle for a queue whose binding the caller already holds."""
+        existing = _known.get(qid)
+        if existing is not None:
+            _ll._queue_release(qid)
+            return existing
+        return cls._make(qid)
+
+    @classmethod
+    def _make(cls, qid):
+        self = object.__new__(cls)
+        self._id = qid
+        _known[qid] = self
+        return self
+
+    def __del__(self):
+        try:
+            _ll._queue_release(self._id)
+        except QueueNotFoundError:
+            pass
+        except AttributeError:
+            pass  # interpreter shutdown
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._id})"
+
+    def __hash__(self):
+        return hash(self._id)
+
+    def __reduce__(self):
+        return (type(self), (self._id,))
+
+    @property
+    def id(self):
+        """The queue's id, the same in every interpreter."""
+        return self._id
+
+    @property
+    def maxsize(self):
+        """The bound given at creation (0 or less: unbounded)."""
+        return _ll._queue_info(self._id)[0]
+
+    @property
+    def unbounditems(self):
+        """The default rule for items whose interpreter is destroyed."""
+        return _RULE_OF[_ll._queue_info(self._id)[1]]
+
+    def empty(self):
+        """Whether nothing is queued now."""
+        return _ll._queue_qsize(self._id) == 0
+
+    def full(self):
+        """Whether the queue is bounded and holds ``maxsize`` items now."""
+        maxsize = _ll._queue_info(self._id)[0]
+        return maxsize > 0 and _ll._queue_qsize(self._id) >= maxsize
+
+    def qsize(self):
+        """How many items are queued now."""
+        return _ll._queue_qsize(self._id)
+
+    def put(self, obj, block=True, timeout=None, *, unbounditems=None):
+        """Add ``obj`` at the end of the queue.
+
+        With room it returns at once. Full and ``block`` true: wait until there is room, at
+        most ``timeout`` seconds (a float; None waits as long as it takes), then raise
+        :class:`QueueFull`. ``block`` false: raise :class:`QueueFull` at once.
+        ``unbounditems`` overrides the queue's rule for this item.
+        """
+        flag = 0 if unbounditems is None else _flag(unbounditems)
+        _ll._queue_put(self._id, obj, flag, block, timeout)
+
+    def put_nowait(self, obj, *, unbounditems=None):
+        """``put(obj, block=False)``."""
+        flag = 0 if unbounditems is None else _flag(unbounditems)
+        _ll._queue_put(self._id, obj, flag, False, None)
+
+    def get(self, block=True, timeout=None):
+        """Remove and return the oldest item.
+
+        Empty and ``block`` true: wait for an item, at most ``timeout`` seconds (a float; None
+        waits as long as it takes), then raise :class:`QueueEmpty`. ``block`` false: raise
+        :class:`QueueEmpty` at once. An item whose interpreter was destroyed gives ``UNBOUND``
+        or raises :class:`ItemInterpreterDestroyed`, as its rule says.
+        """
+        obj, unbound = _ll._queue_get(self._id, block, timeout)
+        if unbound is not None:
+            return UNBOUND
+        return obj
+
+    def get_nowait(self):
+        """``get(block=False)``."""
+        obj, unbound = _ll._queue_get(self._id, False, None)
+        if unbound is not None:
+            return UNBOUND
+        return obj
+
+
+def _register():
+    from . import NotShareableError
+
+    _ll._queue_register(
+        Queue,
+        QueueError,
+        QueueNotFoundError,
+        QueueEmpty,
+        QueueFull,
+        ItemInterpreterDestroyed,
+        NotShareableError,
+    )

@@ -1,0 +1,274 @@
+"""subinterpreters.interpreters queues: values, blocking, timeouts, handles, unbound items, bad
+input. On 3.14+ the cases that describe shared behaviour also run against concurrent.interpreters.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import threading
+import time
+
+import pytest
+
+ours = pytest.importorskip("subinterpreters.interpreters")
+
+IMPLS = [ours]
+if sys.version_info >= (3, 14):
+    from concurrent import interpreters as stdlib
+
+    IMPLS.append(stdlib)
+
+
+@pytest.fixture(params=IMPLS, ids=lambda m: m.__name__.split(".")[0])
+def impl(request):  # noqa: N802 - reads like the module it stands for
+    return request.param
+
+
+@pytest.fixture
+def sub():
+    interp = ours.create()
+    yield interp
+    interp.close()
+
+
+VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**100,
+    -(2**90) + 7,
+    1.5,
+    float("inf"),
+    "",
+    "text \u20ac \U0001f600",
+    b"",
+    b"\x00bytes",
+    (),
+    (1, ("nested", b"x"), None, 2.5),
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_shareable_values_round_trip(impl, value):
+    q = impl.create_queue()
+    q.put(value)
+    got = q.get()
+    assert got == value
+    assert type(got) is type(value)
+
+
+def test_other_values_cross_by_pickle(impl):
+    q = impl.create_queue()
+    item = {"a": [1, 2], "b": {3}}
+    q.put(item)
+    got = q.get()
+    assert got == item and got is not item
+
+
+def test_unpicklable_value_raises_not_shareable_and_queues_nothing():
+    q = ours.create_queue()
+    with pytest.raises(ours.NotShareableError) as info:
+        q.put(lambda: 1)
+    assert "does not support cross-interpreter data" in str(info.value)
+    assert isinstance(info.value.__cause__, pickle.PicklingError | AttributeError | TypeError)
+    assert q.qsize() == 0
+
+
+def test_fifo_sizes_and_flags(impl):
+    q = impl.create_queue(maxsize=3)
+    assert (q.maxsize, q.qsize(), q.empty(), q.full()) == (3, 0, True, False)
+    for i in range(3):
+        q.put_nowait(i)
+    assert (q.qsize(), q.empty(), q.full()) == (3, False, True)
+    with pytest.raises(impl.QueueFull):
+        q.put_nowait(3)
+    assert [q.get_nowait() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(impl.QueueEmpty):
+        q.get_nowait()
+
+
+def test_queue_errors_are_stdlib_queue_errors(impl):
+    import queue
+
+    q = impl.create_queue(maxsize=1)
+    q.put(1)
+    with pytest.raises(queue.Full):
+        q.put(2, block=False)
+    q.get()
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+
+
+def test_get_timeout_honours_fractions_of_a_second():
+    q = ours.create_queue()
+    start = time.monotonic()
+    with pytest.raises(ours.QueueEmpty, match=r"^queue \d+ is empty$"):
+        q.get(timeout=0.2)
+    elapsed = time.monotonic() - start
+    assert 0.2 <= elapsed < 1.0  # 3.14's queues round a timeout to whole seconds
+
+
+def test_put_timeout_on_a_full_queue():
+    q = ours.create_queue(maxsize=1)
+    q.put(1)
+    start = time.monotonic()
+    with pytest.raises(ours.QueueFull, match=r"^queue \d+ is full$"):
+        q.put(2, timeout=0.15)
+    assert 0.15 <= time.monotonic() - start < 1.0
+    assert q.qsize() == 1
+
+
+def test_negative_timeout_is_refused(impl):
+    q = impl.create_queue()
+    with pytest.raises(ValueError, match="timeout value must be non-negative"):
+        q.get(timeout=-1)
+    with pytest.raises(ValueError, match="timeout value must be non-negative"):
+        q.put(1, timeout=-1)
+
+
+def test_blocked_get_wakes_at_once_on_put():
+    q = ours.create_queue()
+    got = []
+    t = threading.Thread(target=lambda: got.append((q.get(), time.monotonic())))
+    t.start()
+    time.sleep(0.1)
+    sent = time.monotonic()
+    q.put("x")
+    t.join(5)
+    assert got and got[0][0] == "x"
+    assert got[0][1] - sent < 0.05  # no polling interval
+
+
+def test_blocked_put_wakes_when_room_is_made():
+    q = ours.create_queue(maxsize=1)
+    q.put(0)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (q.put(1), done.set()))
+    t.start()
+    time.sleep(0.1)
+    assert not done.is_set()
+    assert q.get() == 0
+    assert done.wait(5)
+    assert q.get() == 1
+    t.join()
+
+
+def test_round_trips_through_another_interpreter(sub):
+    requests, replies = ours.create_queue(), ours.create_queue()
+    sub.prepare_main(requests=requests, replies=replies)
+    worker = sub.call_in_thread(
+        exec,
+        "while (item := requests.get()) is not None:\n    replies.put((item, item * 2))",
+    )
+    try:
+        for i in range(500):
+            requests.put(i)
+            assert replies.get(timeout=10) == (i, 2 * i)
+    finally:
+        requests.put(None)
+        worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_queue_crosses_as_the_same_queue(sub):
+    outer, inner = ours.create_queue(), ours.create_queue()
+    outer.put(inner)
+    assert outer.get() is inner
+    sub.prepare_main(outer=outer)
+    outer.put(inner)
+    sub.exec("q = outer.get(timeout=5)\nq.put(('from sub', q.id))")
+    assert inner.get(timeout=5) == ("from sub", inner.id)
+
+
+def test_one_handle_per_id_and_pickling(impl):
+    q = impl.create_queue()
+    assert impl.Queue(q.id) is q
+    assert pickle.loads(pickle.dumps(q)) is q
+    assert hash(q) == hash(q.id)
+    assert repr(q) == f"Queue({q.id})"
+
+
+def test_unknown_and_bad_ids(impl):
+    with pytest.raises(TypeError):
+        impl.Queue("1")
+    with pytest.raises(impl.QueueNotFoundError):
+        impl.Queue(10**9)
+
+
+def test_queue_is_destroyed_with_its_last_handle():
+    q = ours.create_queue()
+    qid = q.id
+    q.put("left behind")
+    del q
+    with pytest.raises(ours.QueueNotFoundError, match=f"^queue {qid} not found$"):
+        ours.Queue(qid)
+
+
+def test_items_of_a_destroyed_interpreter_follow_their_rule():
+    q = ours.create_queue()
+    interp = ours.create()
+    interp.prepare_main(q=q)
+    interp.exec(
+        "from subinterpreters import interpreters as I\n"
+        "q.put('replace')\n"
+        "q.put('remove', unbounditems=I.UNBOUND_REMOVE)\n"
+        "q.put('error', unbounditems=I.UNBOUND_ERROR)\n"
+    )
+    q.put("mine")
+    assert q.qsize() == 4
+    interp.close()
+    assert q.qsize() == 3
+    assert q.get() is ours.UNBOUND
+    with pytest.raises(ours.ItemInterpreterDestroyed):
+        q.get()
+    assert q.get() == "mine"
+
+
+def test_bad_unbounditems_is_refused(impl):
+    with pytest.raises(NotImplementedError):
+        impl.create_queue(unbounditems="nope")
+    q = impl.create_queue()
+    with pytest.raises(NotImplementedError):
+        q.put(1, unbounditems=object())
+    assert q.qsize() == 0
+
+
+def test_unbound_constants_are_exported():
+    assert ours.create_queue().unbounditems is ours.UNBOUND
+    q = ours.create_queue(unbounditems=ours.UNBOUND_ERROR)
+    assert q.unbounditems is ours.UNBOUND_ERROR
+    assert {"UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"} <= set(ours.__all__)
+
+
+def test_many_threads_lose_and_duplicate_nothing():
+    q = ours.create_queue(maxsize=16)
+    per, producers = 2000, 4
+    seen = []
+    lock = threading.Lock()
+
+    def consume():
+        while (item := q.get(timeout=10)) is not None:
+            with lock:
+                seen.append(item)
+
+    consumers = [threading.Thread(target=consume) for _ in range(producers)]
+    for t in consumers:
+        t.start()
+    makers = [
+        threading.Thread(target=lambda p=p: [q.put((p, i)) for i in range(per)])
+        for p in range(producers)
+    ]
+    for t in makers:
+        t.start()
+    for t in makers:
+        t.join()
+    for _ in consumers:
+        q.put(None)
+    for t in consumers:
+        t.join(30)
+    assert sorted(seen) == [(p, i) for p in range(producers) for i in range(per)]
