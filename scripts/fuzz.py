@@ -486,6 +486,17 @@ SIGNATURE_PATTERNS = [
 ]
 
 
+# faulthandler's "Fatal Python error: <name>" for a signal; sometimes it gets no chance to print
+# (the process dies of the signal all the same), so these are reported as the signal.
+FAULTHANDLER_SIGNALS = {
+    "Segmentation fault": "SIGSEGV",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Floating point exception": "SIGFPE",
+    "Illegal instruction": "SIGILL",
+}
+
+
 @dataclasses.dataclass
 class Result:
     failed: bool
@@ -506,8 +517,11 @@ def classify(rc, stderr: str, timed_out: bool) -> tuple[bool, str]:
         return True, "hang"
     for kind, pat in SIGNATURE_PATTERNS[:-1]:
         m = pat.search(stderr)
-        if m:
+        if m and not (kind == "fatal" and m.group(1).strip() in FAULTHANDLER_SIGNALS):
             return True, f"{kind}: {normalize(m.group(1))}"
+    m = SIGNATURE_PATTERNS[2][1].search(stderr)  # faulthandler's name for the signal
+    if m and m.group(1).strip() in FAULTHANDLER_SIGNALS:
+        return True, f"signal {FAULTHANDLER_SIGNALS[m.group(1).strip()]}"
     if rc is not None and rc < 0:
         try:
             return True, f"signal {signal.Signals(-rc).name}"
