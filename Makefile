@@ -1,5 +1,5 @@
 # One command surface for people, the README and CI. See scripts/dev.sh for what each step does.
-.PHONY: test demo lint rust-test bench
+.PHONY: test demo lint rust-test bench fuzz
 test:        ## everything: lint, core tests, build + pytest + CPython's suite on 3.11 to 3.15
 	scripts/dev.sh test
 demo:        ## the demo on every version: N interpreters vs N threads
@@ -10,3 +10,5 @@ rust-test:
 	scripts/dev.sh rust-test
 bench:       ## ours vs CPython's module on 3.11-3.15 -> BENCHMARKS.md; BENCH_ARGS="--quick --only send_recv"
 	scripts/dev.sh bench $(BENCH_ARGS)
+fuzz:        ## random API programs, each in a fresh process, on 3.11-3.15; FUZZ_ARGS="--seconds 1800"
+	scripts/dev.sh fuzz $(FUZZ_ARGS)

@@ -5,9 +5,13 @@
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest) and CPython's own 3.11 suite on that version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
-#   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer)
+#   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer),
+#                                 plus a short fuzz run (20 s, fixed seed) per version
 #   scripts/dev.sh demo           build and run the demo on every version
 #   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
+#   scripts/dev.sh fuzz [ARGS]    build, run scripts/fuzz.py ARGS on every version (default: 60 s
+#                                 each); the long run: make fuzz FUZZ_ARGS="--seconds 1800".
+#                                 Shrunk reproducers go to fuzz-failures/py3XX/seed-N.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -117,8 +121,26 @@ cmd_test() {
     for v in $VERSIONS; do
         cmd_build "$v"
         cmd_pytest "$v"
+        run_fuzz "$v" --seconds 20 --seed 1 --shrink-seconds 90 --quiet
     done
     log "all tests passed on: $VERSIONS"
+}
+
+# scripts/fuzz.py ARGS with version $1's venv; reproducers under fuzz-failures/py3XX.
+run_fuzz() {
+    local v=$1; shift
+    log "fuzz on CPython $v: scripts/fuzz.py $*"
+    "$(venv_dir "$v")/bin/python" "$ROOT/scripts/fuzz.py" --out "$ROOT/fuzz-failures/py${v//./}" "$@"
+}
+
+cmd_fuzz() {
+    local v failed=""
+    for v in $VERSIONS; do
+        cmd_build "$v"
+        run_fuzz "$v" "$@" || failed="$failed $v"
+    done
+    [ -z "$failed" ] || { log "fuzz failures on:$failed (see fuzz-failures/)"; exit 1; }
+    log "fuzz: no failures on $VERSIONS"
 }
 
 cmd_demo() {
@@ -144,7 +166,7 @@ cmd_bench() {
 sub=${1:-}; shift || true
 case "$sub" in
     venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
-    lint|test|demo|bench) "cmd_$sub" "$@" ;;
+    lint|test|demo|bench|fuzz) "cmd_$sub" "$@" ;;
     rust-test) cmd_rust_test ;;
-    *) sed -n '2,11p' "$0"; exit 2 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
