@@ -136,7 +136,7 @@ def interp_worker(mod, rec, n, barrier, made, destroyed):
         barrier.abort()
     finally:
         if interp is not None:
-            mod.destroy(interp)  # same thread that created it (see SPEC section 15)
+            mod.destroy(interp)  # same thread that created it (see CPython gh-122517)
             destroyed.append(int(interp))
 
 

@@ -20,7 +20,7 @@ one (a watchdog dumps the stacks and exits) is recorded and the others still run
 that create+destroy leaks on 3.12+ (CPython gh-110411) does not leak into the next benchmark.
 
 On 3.11, CPython's module deadlocks when an interpreter is destroyed from another thread than the
-one that created it (SPEC section 15), so every interpreter here is created and destroyed on the
+one that created it (CPython gh-122517), so every interpreter here is created and destroyed on the
 main thread; worker threads only run code in them.
 """
 
@@ -270,8 +270,8 @@ def bench_send_recv(s: Settings, impl: dict[str, adapters.Adapter], only_payload
 
 # The subinterpreter's side of the round trip: echo n items from `req` to `rep`. Receiving polls
 # (the low-level recv never blocks, on any version); os.sched_yield() between polls releases the
-# GIL, which the shared GIL of 3.11 needs (SPEC section 17: a waiter of another interpreter
-# starves), without time.sleep(0)'s 50 us of timer slack.
+# GIL, which the shared GIL of 3.11 needs (docs/threads.md#the-shared-gil-on-311: a waiter of
+# another interpreter starves), without time.sleep(0)'s 50 us of timer slack.
 ECHO_SCRIPT = """\
 {sub_import}
 import os as _os
@@ -588,7 +588,7 @@ def bench_cpu(s: Settings, impl: dict[str, adapters.Adapter]) -> dict:
                 "3.11, observed: interpreters of either module ran one after another (overlap "
                 f"at most {max(ovl):.2f}), unlike threads, which share the GIL every 5 ms: a "
                 "thread waiting for the GIL asks its own interpreter to drop it, and a busy "
-                "thread of another interpreter never sees the request (SPEC section 17)."
+                "thread of another interpreter never sees the request (docs/threads.md)."
             )
     return {"rows": rows, "cpu_table": table, "iterations": n, "notes": notes}
 

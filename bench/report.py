@@ -266,7 +266,7 @@ def render(runs: list[dict]) -> str:
         "blocking=False)`, `recv(...)[0]`); ns per pair; GB/s = payload bytes / pair time. "
         "For large bytes CPython copies once: its cross-interpreter data keeps a reference to "
         "the sender's object and copies at recv. Ours copies twice, at send into memory owned "
-        "by Rust (so that items outlive their sender, SPEC section 14) and at recv, so about 2× "
+        "by Rust (so that items outlive their sender, see docs/values.md) and at recv, so about 2× "
         "is the floor of that design at 1 MiB.",
     ]
     out += [f"- {n}" for n in notes(runs)]

@@ -22,12 +22,12 @@ channels (NEEDS_CHANNELS below).
 
 `--against-cpython` runs the file unmodified against CPython's own `_xxsubinterpreters` (3.11 and
 3.12 only; 3.13 renamed it `_interpreters` with another API), for comparison. It excludes the
-three tests that hang with CPython's module on our machines (CPYTHON_HANGS, SPEC section 15): a
+three tests that hang with CPython's module on our machines (CPYTHON_HANGS, CPython gh-122517): a
 `.pth` file makes every 3.11 subinterpreter import `threading` while it is created, and
 `Py_EndInterpreter` then deadlocks when the interpreter is destroyed from another OS thread. (On
 3.12.1 they pass: nothing imports `threading` in a new interpreter there. The exclusion is applied
 on both, since the trigger is the machine's site-packages; `--include-cpython-hangs` runs them.)
-Our module is expected to pass them (it applies the section 15 workaround), so they are not
+Our module is expected to pass them (it applies the workaround in docs/threads.md), so they are not
 excluded for it.
 
 Examples:
@@ -91,16 +91,16 @@ NEEDS_CHANNELS = {
 # Tests that hang (deadlock in Py_EndInterpreter) with CPython's own module on our machines.
 CPYTHON_HANGS = {
     "CreateTests.test_in_thread": (
-        "hangs with CPython's module (SPEC section 15): created in a thread, destroyed from main"
+        "hangs with CPython's module (CPython gh-122517): created in a thread, destroyed from main"
     ),
     "DestroyTests.test_from_other_thread": (
-        "hangs with CPython's module (SPEC section 15): destroyed from another thread"
+        "hangs with CPython's module (CPython gh-122517): destroyed from another thread"
     ),
     # Found by this script: id2 is created inside id1 from a worker thread; when the test method
     # returns, the last InterpreterID of id1 dies, id1 is finalized, its __main__ drops id2's last
     # InterpreterID, and id2 is finalized from the main thread: the same deadlock.
     "CreateTests.test_in_threaded_subinterpreter": (
-        "hangs with CPython's module (SPEC section 15): created in a thread, destroyed from main "
+        "hangs with CPython's module (CPython gh-122517): created in a thread, destroyed from main "
         "when the test's InterpreterIDs die"
     ),
 }

@@ -1,5 +1,5 @@
 """Helpers for the channel tests (test_chan_*.py): run channel operations in named interpreters,
-and a small Python model of SPEC.md section 9.
+and a small Python model of the channel rules in docs/channels.md.
 
 The ``mod`` fixture and interpreter cleanup come from conftest.py. On 3.12 and 3.13 CPython's
 channel functions live in another module with other names and wording, so the channel tests run
@@ -105,7 +105,7 @@ class Interps:
     ``do(name, expr)`` evaluates ``expr`` (see ``_DO_SOURCE`` for the aliases) in that
     interpreter and returns ``("ok", value)`` or ``(exception name, message)``. Use as a context
     manager: on exit the channel is destroyed *before* the subinterpreters are (destroying a
-    CPython 3.11 sender with items still queued leaves stray exceptions, SPEC 10).
+    CPython 3.11 sender with items still queued leaves stray exceptions).
     """
 
     def __init__(self, mod, subs=("a", "b"), *, isolated=True):
@@ -144,11 +144,11 @@ class Interps:
         self.interps.clear()
 
 
-# -- a model of SPEC 9 -----------------------------------------------------------------------------
+# -- a model of the channel rules (docs/channels.md) -----------------------------------------------
 
 
 class ModelChannel:
-    """One channel as SPEC 9 describes it.
+    """One channel per docs/channels.md.
 
     ``ends[send][interp] = open``; ``closed`` is None, "close" (by close or drain) or "release"
     (by the "open for everyone" rule, 9.4); ``closing`` is set by a deferred send-end close.
@@ -167,7 +167,7 @@ class ModelChannel:
 
 
 class Model:
-    """The channel registry of SPEC 9 for one process, to check random operation sequences.
+    """The channel registry (docs/channels.md) for one process, to check random operation sequences.
 
     Every method returns ("ok", value) or (exception class name, message), like ``Interps.do``.
     ``who`` names the calling interpreter. Values must be shareable and compare as plain data.
@@ -314,7 +314,8 @@ def run_scenario(mod, steps, *, isolated=True):
 # -- many senders and receivers at once ------------------------------------------------------------
 
 # Subinterpreter loops sleep briefly now and then: on 3.11 one GIL is shared, and a thread of one
-# interpreter spinning never yields to a waiter from another (SPEC 17).
+# interpreter spinning never yields to a waiter from another
+# (docs/threads.md#the-shared-gil-on-311).
 SENDER = """
 import time
 import {name} as m

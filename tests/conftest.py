@@ -6,7 +6,7 @@ Every test that takes the ``mod`` fixture runs once per implementation of the 3.
 * ``cpython``: CPython's own ``_xxsubinterpreters`` (3.11 and 3.12 only; 3.13 removed it).
 
 Running the same case against both shows where we diverge. Cases where we differ from CPython on
-purpose (SPEC.md, "Our decisions where 3.11 is buggy"), or that would crash or hang CPython's
+purpose (docs/differences.md), or that would crash or hang CPython's
 module, carry ``@pytest.mark.ours_only`` and are never generated for ``cpython``.
 
 While ``subinterpreters.lowlevel`` is not built yet the ``ours`` cases are skipped with a
@@ -37,8 +37,8 @@ PY311 = sys.version_info[:2] == (3, 11)
 PY312_PLUS = sys.version_info >= (3, 12)
 PY314_PLUS = sys.version_info >= (3, 14)
 
-# Attributes of our RunFailedError carrying the remote exception as data (STYLE.md, Errors).
-# Kept here so a rename touches one place.
+# Attributes of our RunFailedError carrying the remote exception as data (see
+# docs/module.md#exceptions). Kept here so a rename touches one place.
 RUNFAILED_TYPE_NAME = "type_name"
 RUNFAILED_TRACEBACK = "traceback"
 

@@ -1,6 +1,7 @@
 """The channel functions, ChannelID and the channel exceptions in one interpreter: surface,
-argument errors, ID conversion (SPEC.md 1-3), shareable values (7), ChannelID construction and
-protocols (8.1, 8.2), the object count (8.3) and the other channel functions (9.7).
+argument errors, ID conversion, shareable values, ChannelID construction and
+protocols, the object count and the other channel functions. The rules: docs/module.md,
+docs/values.md and docs/channels.md.
 
 Rules that need several interpreters are table-driven in test_chan_rules.py; lifetime and
 sharing across interpreters are in test_chan_interp.py.
@@ -52,7 +53,7 @@ FUNCTIONS = [
 ]
 
 
-# -- surface and exceptions (SPEC 1, 2) ------------------------------------------------------------
+# -- surface and exceptions (docs/module.md) -------------------------------------------------------
 
 
 def test_channel_functions_exist(mod):
@@ -93,7 +94,7 @@ def test_channel_id_type(mod):
     assert mod.ChannelID.__module__ == mod.__name__
 
 
-# -- argument counts and keywords (SPEC 1) ---------------------------------------------------------
+# -- argument counts and keywords (docs/module.md#argument-parsing) --------------------------------
 
 # How CPython refuses `ChannelID.__new__(ChannelID)` for a type that cannot be instantiated: its
 # wording changed in 3.14 (the type's own refusal is reported, not object.__new__'s).
@@ -374,7 +375,7 @@ def test_boolean_keywords_use_truthiness_true(mod, value):
         mod.channel_recv(c)
 
 
-# -- channel ID conversion (SPEC 3) ----------------------------------------------------------------
+# -- channel ID conversion (docs/interpreters.md#id-arguments) -------------------------------------
 
 
 def _id_calls(m):
@@ -561,7 +562,7 @@ def test_lookup_comes_before_default(mod):
         mod.channel_recv(UNKNOWN, None)
 
 
-# -- shareable values and round trips (SPEC 7) -----------------------------------------------------
+# -- shareable values and round trips (docs/values.md) ---------------------------------------------
 
 ROUND_TRIP = [
     b"",
@@ -680,7 +681,7 @@ def test_unshareable_values(mod, value, text):
         mod.channel_send(c, value)
     assert type(info.value) is ValueError
     assert str(info.value) == f"{text} does not support cross-interpreter data"
-    # nothing queued, sender not associated (SPEC 7, last line)
+    # nothing queued, sender not associated (docs/values.md#failed-sends)
     assert mod.channel_recv(c, "empty") == "empty"
     assert mod.channel_list_interpreters(c, send=True) == []
 
@@ -729,7 +730,7 @@ def test_ints_beyond_64_bits(mod, value):
     assert mod.channel_list_interpreters(c, send=True) == []
 
 
-# -- channel_create / channel_list_all / channel_destroy (SPEC 9.7) --------------------------------
+# -- channel_create / channel_list_all / channel_destroy (docs/channels.md) ------------------------
 
 
 def test_create_gives_increasing_ids_with_end_both(mod):
@@ -800,7 +801,7 @@ def test_registry_is_separate_from_cpythons(mod):
     assert listed() == theirs_before
 
 
-# -- send / recv basics (SPEC 9.7) -----------------------------------------------------------------
+# -- send / recv basics (docs/channels.md#other-channel-functions) ---------------------------------
 
 
 def test_fifo(mod):
@@ -840,7 +841,7 @@ def test_many_items(mod):
     assert drain(mod, c) == list(range(10_000))
 
 
-# -- _channel_id (SPEC 8.1) ------------------------------------------------------------------------
+# -- _channel_id (docs/channels.md#channelid-construction) -----------------------------------------
 
 END_TABLE = [
     ({}, "both"),
@@ -907,7 +908,7 @@ def test_resolve_is_invisible(mod):
     assert r.recv.end == "recv"
 
 
-# -- ChannelID protocols (SPEC 8.2) ----------------------------------------------------------------
+# -- ChannelID protocols (docs/channels.md#channelid-protocols) ------------------------------------
 
 
 def test_repr_str_int_index_float(mod):
@@ -1058,7 +1059,7 @@ def test_cannot_subclass(mod):
     assert str(info.value) == f"type '{mod.__name__}.ChannelID' is not an acceptable base type"
 
 
-# -- the object count in one interpreter (SPEC 8.3) ------------------------------------------------
+# -- the object count in one interpreter (docs/channels.md#object-count) ---------------------------
 
 
 def test_dropping_the_last_id_removes_the_channel(mod):
@@ -1142,8 +1143,8 @@ def test_destroying_the_holder_frees_a_queued_last_id(mod):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("how", ["force-close", "drop-holder", "drop-closed-holder"])
 def test_freeing_a_queued_last_id_does_not_deadlock(mod, how):
-    # README difference 6: CPython 3.11-3.13 hang here (SPEC 11). Run in a child, so a hang
-    # shows as a stack dump instead of stopping the suite.
+    # README difference 6: CPython 3.11-3.13 hang here (docs/channels.md#concurrency). Run in a
+    # child, so a hang shows as a stack dump instead of stopping the suite.
     proc = run_python(
         f"""
         import {mod.__name__} as m
@@ -1201,7 +1202,7 @@ def test_forced_id_of_a_destroyed_channel_is_inert(mod):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("kind", ["unknown", "destroyed"])
 def test_sending_a_forced_id_of_a_missing_channel(mod, kind):
-    # README difference 10. `.send`/`.recv` are built forced (SPEC 8.2).
+    # README difference 10. `.send`/`.recv` are built forced (docs/channels.md#channelid-protocols).
     c = mod.channel_create()
     if kind == "unknown":
         missing, n = mod._channel_id(UNKNOWN, force=True), UNKNOWN

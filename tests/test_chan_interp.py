@@ -1,6 +1,7 @@
 """Channels across interpreters: round trips through subinterpreters, the process-global registry
-(SPEC.md 9.1), sharing ChannelIDs (8.4), the object count across interpreters (8.3), interpreter
-destruction (10), and several interpreters and threads on shared channels at once (11).
+and sharing ChannelIDs, the object count across interpreters, interpreter
+destruction, and several interpreters and threads on shared channels at once. The rules are
+in docs/channels.md.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def test_hop_through_a_chain_of_interpreters(mod):
     assert drain(mod, chans[3]) == [i + 3 for i in range(50)] + ["stop"]
 
 
-# -- one registry for every interpreter (SPEC 9.1) -------------------------------------------------
+# -- one registry for every interpreter (docs/channels.md#the-registry) ----------------------------
 
 
 def test_a_channel_made_in_a_sub_gets_the_next_global_id(mod):
@@ -126,7 +127,7 @@ def test_closing_from_a_sub_is_seen_everywhere(mod):
         mod.channel_recv(c)
 
 
-# -- sharing a ChannelID (SPEC 8.4) ----------------------------------------------------------------
+# -- sharing a ChannelID (docs/channels.md#sharing-a-channelid) ------------------------------------
 
 
 @pytest.mark.parametrize("end", ["both", "send", "recv"])
@@ -167,7 +168,7 @@ def test_channel_id_sent_to_a_sub_keeps_id_and_end(mod, end):
 
 
 def _resolved_class_name(end):
-    """What 3.11 turns a `_resolve=True` send/recv ID into when it arrives (SPEC 8.4)."""
+    """What 3.11 turns a `_resolve=True` send/recv ID into when it arrives (docs/channels.md)."""
     for name in ("interpreters", "test.support.interpreters"):
         try:
             module = importlib.import_module(name)
@@ -210,7 +211,7 @@ def test_resolve_is_not_carried_onward(mod):
     assert type(got) is mod.ChannelID  # no _resolve: never resolved
 
 
-# -- the object count across interpreters (SPEC 8.3) -----------------------------------------------
+# -- the object count across interpreters (docs/channels.md#object-count) --------------------------
 
 
 def test_an_id_held_in_a_sub_keeps_the_channel(mod):
@@ -281,7 +282,8 @@ def test_counts_from_several_interpreters_add_up(mod):
 
 
 def test_listed_interpreter_ids_count_on_their_interpreter(mod):
-    # channel_list_interpreters returns real InterpreterIDs: they keep a sub alive (SPEC 4.2).
+    # channel_list_interpreters returns real InterpreterIDs: they keep a sub alive
+    # (docs/interpreters.md#counted-lifetime).
     c = mod.channel_create()
     sub = mod.create()
     n = int(sub)
@@ -335,7 +337,7 @@ def test_channel_error_escaping_a_sub(mod):
     assert str(info.value) == expected
 
 
-# -- interpreter destruction (SPEC 10) -------------------------------------------------------------
+# -- interpreter destruction (docs/channels.md#destroyed-interpreters-and-channels) ----------------
 
 DESTRUCTION = {
     # A destroyed interpreter is never listed; in 3.11 its association stays "open", so a channel
@@ -426,7 +428,8 @@ def test_a_queued_id_of_a_destroyed_sender_still_counts(mod):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("how", ["force-close", "destroy", "drop-last-id", "recv-and-drop"])
 def test_freeing_items_of_a_destroyed_sender_is_clean(mod, how):
-    # 3.11 leaves a stray RuntimeError that surfaces in an unrelated later call (SPEC 10).
+    # 3.11 leaves a stray RuntimeError that surfaces in an unrelated later call
+    # (docs/channels.md#destroyed-interpreters-and-channels).
     c = mod.channel_create()
     n = int(c)
     sub = mod.create()
@@ -452,7 +455,8 @@ def test_freeing_items_of_a_destroyed_sender_is_clean(mod, how):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "legacy"])
 def test_destroying_a_sender_of_a_queued_channel_id_does_not_hang(mod, isolated):
-    # CPython 3.12 and 3.13.0 hang here (SPEC 12); run in a child so a hang cannot stop pytest.
+    # CPython 3.12 and 3.13.0 hang here (docs/channels.md#destroyed-interpreters-and-channels); run
+    # in a child so a hang cannot stop pytest.
     proc = run_python(
         f"""
         import {mod.__name__} as m
@@ -485,7 +489,7 @@ def test_a_channel_outlives_all_its_users(mod):
     assert mod.channel_list_interpreters(c, send=True) == []
 
 
-# -- threads and interpreters at once (SPEC 11) ----------------------------------------------------
+# -- threads and interpreters at once (docs/channels.md#concurrency) -------------------------------
 
 
 def test_senders_and_receivers_in_several_interpreters(mod):

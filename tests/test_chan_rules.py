@@ -1,6 +1,6 @@
-"""The channel rules of SPEC.md section 9 as data tables: association (9.2), list_interpreters
-(9.3), the "open for everyone" release rule (9.4), the close decision table and CLOSING (9.5),
-operations on closed channels (9.6) and destroy (9.7).
+"""The channel rules of docs/channels.md as data tables: association, list_interpreters,
+the "open for everyone" release rule, the close decision table and CLOSING,
+operations on closed channels and destroy.
 
 Each scenario is a list of steps ``(interpreter, expression, expected)`` run in order against one
 fresh channel; "main" is the main interpreter, "a" and "b" are subinterpreters made for the

@@ -1,6 +1,6 @@
 """Channel stress: many messages through many interpreters and threads at once, memory that stays
 flat over a million send/recv pairs, and long random operation sequences checked against a model
-of SPEC.md section 9.
+of the channel rules in docs/channels.md.
 
 Memory is measured in child processes (a clean start, and a crash cannot take pytest down).
 """
@@ -56,7 +56,7 @@ def test_subinterpreters_only(mod, isolated):
 
 def test_closing_the_send_end_mid_stream_loses_nothing(mod):
     # channel_close(send=True) with items queued defers (CLOSING): senders are refused at once,
-    # receivers drain everything, and the last recv closes the channel (SPEC 9.5).
+    # receivers drain everything, and the last recv closes the channel (docs/channels.md#closing).
     sent, received = exchange(
         mod, sub_senders=2, sub_receivers=2, main_senders=1, main_receivers=1, stop="close"
     )
@@ -262,7 +262,8 @@ def random_run(mod, seed: int, steps: int):
                         live.remove(cid)
                         env.do("main", f"_kept.pop({cid}, None)")
                 elif op == "drop" and cid in live:
-                    # main holds the only ChannelID: dropping it removes the channel (SPEC 8.3)
+                    # main holds the only ChannelID: dropping it removes the channel
+                    # (docs/channels.md#object-count)
                     check("main", f"_kept.pop({cid}) and None", ("ok", None))
                     model.destroy(cid)
                     live.remove(cid)
@@ -399,7 +400,7 @@ def test_random_concurrent_operations_never_crash(mod):
     # Three subinterpreters and three main threads hammer the same channels with random
     # operations while a seventh thread keeps creating channels: every operation must succeed
     # or raise a ChannelError; nothing may crash or hang. (Against CPython's module no forced
-    # IDs and no queued ChannelIDs: SPEC 8.3 and 11.)
+    # IDs and no queued ChannelIDs: docs/channels.md#object-count and #concurrency.)
     steps = 20_000
     code = _CHAOS.format(name=mod.__name__, ours=is_ours(mod), steps=steps)
     proc = run_python(code, timeout=100)

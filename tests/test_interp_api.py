@@ -1,5 +1,5 @@
 """The interpreter functions and InterpreterID: surface, argument errors, ID conversion, protocols,
-reference-count lifetime (SPEC.md sections 1-5)."""
+reference-count lifetime (docs/module.md, docs/interpreters.md)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_interpreter_id_is_the_type_of_every_returned_id(mod):
     assert all(type(i) is mod.InterpreterID for i in mod.list_all())
 
 
-# -- argument-count and argument-type errors (SPEC 1) ---------------------------------------------
+# -- argument-count and argument-type errors (docs/module.md#argument-parsing) --------------------
 
 ARG_ERRORS = [
     # (call, exception, message); {mod} is the implementing module's name.
@@ -194,7 +194,7 @@ def test_keyword_names(mod):
     assert int(sub) not in ids(mod)
 
 
-# -- ID conversion (SPEC 3) -----------------------------------------------------------------------
+# -- ID conversion (docs/interpreters.md#id-arguments) --------------------------------------------
 
 
 def _lookup_calls(m):
@@ -270,7 +270,7 @@ def test_interpreter_id_of_an_interpreter_id(mod):
     assert int(sub) not in ids(mod)
 
 
-# -- InterpreterID construction (SPEC 4.1) ------------------------------------------------------
+# -- InterpreterID construction (docs/interpreters.md#interpreterid-construction) ---------------
 
 
 def test_interpreter_id_unknown_raises(mod):
@@ -299,7 +299,7 @@ def test_interpreter_id_max_forced(mod):
     assert repr(mod.InterpreterID(2**63 - 1, force=True)) == "InterpreterID(9223372036854775807)"
 
 
-# -- InterpreterID protocols (SPEC 4.3) -------------------------------------------------------
+# -- InterpreterID protocols (docs/interpreters.md#interpreterid-protocols) -------------------
 
 
 def test_id_repr_str_int_index_float(mod):
@@ -353,7 +353,7 @@ def test_id_equality(mod):
 def type_name(tp) -> str:
     """The name CPython's messages use for the ID type (its tp_name).
 
-    3.11's InterpreterID is named plain "InterpreterID" in every message (SPEC §4.3); ours keeps
+    3.11's InterpreterID is named plain "InterpreterID" in every message; ours keeps
     that wording although its ``__module__`` is ``subinterpreters.lowlevel``.
     """
     assert tp.__qualname__ == "InterpreterID"
@@ -419,7 +419,8 @@ def test_id_is_not_shareable(mod):
 
 @pytest.mark.ours_only
 def test_id_subclass_is_forbidden_or_safe(mod):
-    # CPython 3.11/3.12 allow the subclass and then segfault when an instance is freed (SPEC 4.3).
+    # CPython 3.11/3.12 allow the subclass and then segfault when an instance is freed
+    # (docs/interpreters.md#interpreterid-protocols).
     proc = run_python(
         f"""
         import gc
@@ -446,7 +447,7 @@ def test_id_subclass_is_forbidden_or_safe(mod):
     assert proc.stdout.strip() in ("forbidden", "safe"), proc.stdout
 
 
-# -- reference-count lifetime (SPEC 4.2) ------------------------------------------------------
+# -- reference-count lifetime (docs/interpreters.md#counted-lifetime) -------------------------
 
 
 def test_dropping_the_only_id_destroys_the_interpreter(mod):
@@ -539,7 +540,8 @@ def test_destroy_then_drop_is_harmless(mod):
 @pytest.mark.ours_only
 def test_forced_id_for_unknown_interpreter_is_inert(mod):
     # CPython: a forced object for an id that did not exist yet still decrements the count of the
-    # interpreter that later gets that id, destroying it under a live reference (SPEC 4.2).
+    # interpreter that later gets that id, destroying it under a live reference
+    # (docs/interpreters.md#counted-lifetime).
     marker = mod.create()
     future = int(marker) + 1
     forced = mod.InterpreterID(future, force=True)
@@ -572,7 +574,7 @@ def test_interpreter_holding_its_own_id_can_be_destroyed(mod):
     assert_clean_exit(proc, expect_stdout="ok")
 
 
-# -- list_all / get_current / get_main (SPEC 5.3, 5.4) --------------------------------------------
+# -- list_all / get_current / get_main (docs/interpreters.md#list_all-get_current-get_main) -------
 
 
 def test_get_main_and_get_current_in_main(mod):
@@ -610,7 +612,7 @@ def test_current_and_main_inside_a_subinterpreter(mod):
     assert out == f"InterpreterID({int(sub)}) InterpreterID(0) {ids(mod)}"
 
 
-# -- is_running (SPEC 5.5) --------------------------------------------------------------------
+# -- is_running (docs/interpreters.md#is_running) ---------------------------------------------
 
 
 def test_is_running_main_from_main(mod):
@@ -633,11 +635,11 @@ def test_is_running_main_while_another_thread_exists(mod):
     sub = mod.create()
     with busy(mod, sub):
         if PY311:
-            # 3.11: main has two thread states now (SPEC 5.5).
+            # 3.11: main has two thread states now (docs/interpreters.md#is_running).
             with pytest.raises(RuntimeError, match="^interpreter has more than one thread$"):
                 mod.is_running(0)
         elif is_ours(mod):
-            # Not pinned by SPEC for ours on 3.12+: 3.11's error or 3.12's answer are both fine.
+            # Left open for ours on 3.12+: 3.11's error or 3.12's answer are both fine.
             try:
                 assert mod.is_running(0) is True
             except RuntimeError as exc:
@@ -660,7 +662,7 @@ def test_is_running_after_destroy(mod):
         mod.is_running(sub)
 
 
-# -- destroy (SPEC 5.2) -----------------------------------------------------------------------
+# -- destroy (docs/interpreters.md#destroy) ---------------------------------------------------
 
 
 def test_destroy(mod):
@@ -736,7 +738,8 @@ def test_destroy_finalizes_the_interpreter(mod):
 
 def test_destroy_of_interpreter_with_an_extra_thread(mod):
     # A legacy (shared-GIL on 3.12+, non-isolated on 3.11) interpreter that leaves a thread
-    # blocked behind: 3.11 refuses every operation while it lives (SPEC 5.5, 6.4).
+    # blocked behind: 3.11 refuses every operation while it lives
+    # (docs/interpreters.md#threads-and-run_string).
     sub = mod.create(isolated=False)
     r, w = os.pipe()
     try:
@@ -776,7 +779,7 @@ def test_destroy_of_interpreter_with_an_extra_thread(mod):
     assert int(sub) not in ids(mod)
 
 
-# -- is_shareable (SPEC 5.6, 7) ---------------------------------------------------------------
+# -- is_shareable (docs/values.md) ------------------------------------------------------------
 
 
 class BytesSub(bytes):

@@ -127,7 +127,7 @@ def test_every_function_with_odd_values(mod):
         _call(mod.run_string, sub, "pass", v)
         _call(mod.run_string, sub, "pass", {"k": v})
         # A failing key makes CPython's module free uninitialised memory (random segfaults,
-        # SPEC 6.2 note in test_interp_run), so keys are only fuzzed on ours.
+        # see the note in test_interp_run.py), so keys are only fuzzed on ours.
         if is_ours(mod):
             try:
                 hash(v)

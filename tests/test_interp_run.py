@@ -1,4 +1,4 @@
-"""run_string: validation order, shared, execution, failures and output (SPEC.md section 6)."""
+"""run_string: validation order, shared, execution, failures and output (docs/interpreters.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from conftest import (
     speaks_311,
 )
 
-# -- validation order (SPEC 6.1) --------------------------------------------------------------
+# -- validation order (docs/interpreters.md#validation-order) ---------------------------------
 
 
 def test_script_type_is_checked_before_the_id(mod):
@@ -121,7 +121,7 @@ def test_running_check_order_against_shared(mod):
                 mod.run_string(sub, "pass", {"x": [1]})
 
 
-# -- shared (SPEC 6.2) ------------------------------------------------------------------------
+# -- shared (docs/interpreters.md#shared-values) ----------------------------------------------
 
 
 @pytest.mark.parametrize("shared", [None, {}], ids=["None", "empty"])
@@ -303,7 +303,7 @@ def test_non_dict_shared(mod, shared):
     assert evaluate(mod, sub, "[n for n in ('a', 'ran') if n in globals()]") == "[]"
 
 
-# -- execution (SPEC 6.3) ---------------------------------------------------------------------
+# -- execution (docs/interpreters.md#execution) -----------------------------------------------
 
 
 def test_state_persists_across_calls_and_failures(mod):
@@ -367,7 +367,7 @@ def test_failure_prints_nothing(mod, capfd):
     assert capfd.readouterr() == ("", "")
 
 
-# -- RunFailedError messages (SPEC 6.3) -------------------------------------------------------
+# -- RunFailedError messages (docs/interpreters.md#failures) ----------------------------------
 
 SYNTAX_311 = (
     "<class 'SyntaxError'>: (\"'(' was never closed\", "
@@ -432,7 +432,7 @@ def test_run_failed_message(mod, script, msg311, msg312):
 
 
 def test_run_failed_message_with_nul(mod):
-    # CPython cuts the message at the NUL (it goes through a C string); SPEC does not pin this.
+    # CPython cuts the message at the NUL (it goes through a C string); our docs leave this open.
     sub = mod.create()
     with pytest.raises(mod.RunFailedError) as info:
         mod.run_string(sub, "raise ValueError('x\\0y')")
@@ -526,7 +526,8 @@ def test_run_failed_traceback_shows_the_frames(mod):
 
 @pytest.mark.ours_only
 def test_exception_whose_str_fails(mod):
-    # CPython 3.11 aborts ("double free or corruption"); SPEC 6.3 gives the intended text.
+    # CPython 3.11 aborts ("double free or corruption"); ours gives 3.11's intended text
+    # (docs/interpreters.md#failures).
     proc = run_python(
         f"""
         import {mod.__name__} as m
@@ -548,7 +549,8 @@ def test_exception_whose_str_fails(mod):
 
 @pytest.mark.ours_only
 def test_exception_whose_type_cannot_be_formatted(mod):
-    # CPython 3.11 aborts, 3.12 raises an empty MemoryError; SPEC 6.3 (source) gives this text.
+    # CPython 3.11 aborts, 3.12 raises an empty MemoryError; ours gives 3.11's intended text
+    # (docs/interpreters.md#failures).
     proc = run_python(
         f"""
         import {mod.__name__} as m
@@ -573,7 +575,7 @@ def test_exception_whose_type_cannot_be_formatted(mod):
 
 @pytest.mark.ours_only
 def test_exception_message_with_surrogates(mod):
-    # CPython 3.11 aborts (munmap_chunk), 3.12 raises an empty MemoryError. Not pinned by SPEC:
+    # CPython 3.11 aborts (munmap_chunk), 3.12 raises an empty MemoryError. Left open by our docs:
     # ours must raise RunFailedError with the 3.11 prefix and stay alive.
     proc = run_python(
         f"""
@@ -592,7 +594,7 @@ def test_exception_message_with_surrogates(mod):
     assert proc.stdout.startswith("ok "), proc.stdout
 
 
-# -- restrictions of isolated interpreters follow the running CPython (SPEC 5.1, 12) ---------
+# -- restrictions of isolated interpreters follow the running CPython (docs/interpreters.md) ---
 
 THREAD = "import threading\nt = threading.Thread(target=int)\nt.start()\nt.join()"
 DAEMON = "import threading\nt = threading.Thread(target=int, daemon=True)\nt.start()\nt.join()"

@@ -2,8 +2,8 @@
 
 Each run happens in a fresh child process, so a crash or hang cannot take pytest down and the
 resident-set growth is measured from a clean start. On 3.12/3.13 CPython itself leaks about
-1.7 MB per isolated create+destroy (SPEC 17), so memory is compared with CPython's own module on
-the same version (`_interpreters` on 3.13), never with zero.
+1.7 MB per isolated create+destroy (docs/threads.md#memory), so memory is compared with
+CPython's own module on the same version (`_interpreters` on 3.13), never with zero.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def test_cycles_from_four_threads(mod, isolated):
 @pytest.mark.ours_only
 @pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "legacy"])
 def test_memory_growth_no_worse_than_cpython(mod, isolated):
-    # Legacy interpreters leak far less in CPython (SPEC 17), so that case is the sensitive one.
+    # Legacy interpreters leak far less in CPython (docs/threads.md#memory), so that case is the
+    # sensitive one.
     ours = _stress(mod.__name__, isolated=isolated)
     reference = _stress(_reference_module(), isolated=isolated)
     assert ours["done"] == reference["done"] == CYCLES

@@ -119,7 +119,7 @@ def test_other_interpreters_work_while_one_is_busy(mod):
         assert in_thread(capture, mod, int(c), "emit('c works')") == "c works"
 
 
-# -- cross-thread create/destroy: CPython deadlocks here (SPEC 15), ours must not --------------
+# -- cross-thread create/destroy: CPython deadlocks here (CPython gh-122517), ours must not ----
 #
 # Each case runs in a child process so that a deadlock fails the test (the child is killed at the
 # timeout) instead of hanging pytest. The interpreter imports `threading`, which is what makes
@@ -228,8 +228,8 @@ print("ok", flush=True)
 
 @pytest.mark.ours_only
 def test_dropping_last_id_of_a_running_interpreter(mod):
-    # CPython finalizes on the spot and aborts ("thread still has a frame"); SPEC says ours
-    # finalizes it once the run has ended.
+    # CPython finalizes on the spot and aborts ("thread still has a frame");
+    # docs/interpreters.md#counted-lifetime says ours finalizes it once the run has ended.
     _cross_thread(
         mod,
         """

@@ -1,5 +1,5 @@
 //! One channel's state machine: its FIFO queue, the interpreters associated with each end, and
-//! the close/release rules of CPython 3.11 (SPEC §9).
+//! the close/release rules of CPython 3.11 (docs/channels.md#close-and-release).
 //!
 //! Plain data and methods: no globals and no locking. The registry serialises access, and every
 //! method that takes values out of the channel hands them back to the caller instead of dropping
@@ -11,7 +11,7 @@ use crate::error::ChannelError;
 use crate::ids::{ChannelId, End, InterpId};
 use crate::value::Value;
 
-/// Where a channel is in its life, in the terms of SPEC §9.5.
+/// Where a channel is in its life, in the terms of docs/channels.md#close-and-release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChannelState {
     /// Accepting sends and receives.
@@ -47,7 +47,8 @@ pub enum CloseOutcome {
     Closed(VecDeque<Value>),
 }
 
-/// How a closed channel got closed; the difference decides `close`'s error (SPEC §9.5).
+/// How a closed channel got closed; the difference decides `close`'s error
+/// (docs/channels.md#close).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClosedBy {
     Close,
@@ -245,7 +246,7 @@ impl Channel {
     /// Takes the oldest item for `interp`, associating it with the receive end even when the
     /// queue is empty (`Ok(None)`).
     ///
-    /// On a closing channel, taking the last item closes the channel (SPEC §9.5).
+    /// On a closing channel, taking the last item closes the channel (docs/channels.md#closing).
     pub fn recv(&mut self, interp: InterpId) -> Result<Option<Value>, ChannelError> {
         self.check_not_closed()?;
         self.recv_side.associate(interp)?;
@@ -259,7 +260,7 @@ impl Channel {
         Ok(item)
     }
 
-    /// `channel_close` for everyone, by the decision table of SPEC §9.5.
+    /// `channel_close` for everyone, by the decision table of docs/channels.md#close.
     ///
     /// `end` is what the flags selected ([`End::from_flags`]). The order of the checks is
     /// CPython's: closed-by-close, then the closing + send-only case, then closed-by-release,

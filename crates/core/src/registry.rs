@@ -28,7 +28,8 @@
 //! here reaches the map only through `with_registry`, which gives the closure a `Garbage`
 //! bin and drops the bin after the guard. The bin takes handles apart itself, one generation of
 //! freed channels per lock acquisition, so a chain of channels each holding the last handle of
-//! the next is freed in a loop rather than by recursion. CPython 3.11 deadlocks here (SPEC §11).
+//! the next is freed in a loop rather than by recursion. CPython 3.11 deadlocks here
+//! (docs/channels.md#concurrency).
 //!
 //! Handles for ids that are not registered are never made ([`forced_ref`] returns `None`), and
 //! ids are never reused, so a handle outliving its channel decrements nothing when dropped.
@@ -49,9 +50,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 
 /// A counted handle on a registered channel, plus the end it designates.
 ///
-/// Each live handle adds one to its channel's object count (SPEC §8.3); when the last one is
-/// dropped the channel is freed, open or not. A handle made for a channel that is no longer
-/// registered counts nothing and decrements nothing.
+/// Each live handle adds one to its channel's object count (docs/channels.md#object-count); when
+/// the last one is dropped the channel is freed, open or not. A handle made for a channel that is
+/// no longer registered counts nothing and decrements nothing.
 #[derive(Debug)]
 pub struct ChannelRef {
     id: ChannelId,
@@ -239,7 +240,7 @@ pub fn recv(id: ChannelId, interp: InterpId) -> Result<Option<Value>, ChannelErr
     with_registry(|reg, _| reg.channel_mut(id)?.recv(interp))
 }
 
-/// `channel_close`: closes the channel for everyone by the table of SPEC §9.5.
+/// `channel_close`: closes the channel for everyone by the table of docs/channels.md#close.
 ///
 /// `send`/`recv` select the end as [`End::from_flags`] does. Items discarded by `force` are
 /// dropped after the lock is released.

@@ -1,6 +1,6 @@
-//! The close/release decision table of SPEC §9.4–§9.6 as data: each row names a starting state
-//! (built by setup operations on a fresh channel), one operation, the result it must give, and
-//! the state the channel must be left in.
+//! The close/release decision table of docs/channels.md#close-and-release as data: each row names a
+//! starting state (built by setup operations on a fresh channel), one operation, the result it must
+//! give, and the state the channel must be left in.
 //!
 //! Rows whose operation is a `close` list the ends and `force` values they cover; the runner
 //! tries every combination on its own fresh channel, so "any end / any force" rows are checked
@@ -126,7 +126,7 @@ const BELOW_ZERO: &[Op] = &[
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
-    // §9.5 channel_close, one row per line of the table.
+    // docs/channels.md#close: one row per line of the table.
     row("close: not registered", DESTROYED, Op::Close(ANY_END, Force::Any), Expect::NotFound, Then::Gone),
     row("close: closed by close", CLOSED_BY_CLOSE, Op::Close(ANY_END, Force::Any), Expect::Closed, Then::Is(ClosedByClose, 0)),
     row("close: closed by draining", CLOSED_BY_DRAIN, Op::Close(ANY_END, Force::Any), Expect::Closed, Then::Is(ClosedByClose, 0)),
@@ -145,7 +145,7 @@ const ROWS: &[Row] = &[
     row("close: closing then released, send force", CLOSING_THEN_RELEASED, Op::Close(SEND_END, Force::Yes), Expect::AlreadyClosed, Then::Is(ClosedByRelease, 1)),
     row("close: closing then released, both/recv", CLOSING_THEN_RELEASED, Op::Close(RECV_OR_BOTH, Force::Any), Expect::AlreadyClosed, Then::Is(ClosedByRelease, 1)),
 
-    // §9.5 behaviour while closing.
+    // docs/channels.md#closing: behaviour while closing.
     row("closing: send from the sender", CLOSING, Op::Send(0), Expect::Closed, Then::Is(Closing, 2)),
     row("closing: send from a new interpreter", CLOSING, Op::Send(5), Expect::Closed, Then::Is(Closing, 2)),
     row("closing: check_send", CLOSING, Op::CheckSend(5), Expect::Closed, Then::Is(Closing, 2)),
@@ -158,7 +158,7 @@ const ROWS: &[Row] = &[
     row("closing: receiver releases, sender still open", &[Op::Recv(1), Op::Send(0), CLOSE_SEND], release(1, false, true), Expect::Ok, Then::Is(Closing, 1)),
     row("closing: released caller cannot recv", &[Op::Recv(1), Op::Send(0), Op::Send(0), CLOSE_SEND, release(1, false, true)], Op::Recv(1), Expect::AlreadyClosed, Then::Is(Closing, 2)),
 
-    // §9.4 release and the "open for everyone" rule.
+    // docs/channels.md#release: release and the "open for everyone" rule.
     row("release: never used, send", OPEN_EMPTY, release(0, true, false), Expect::Ok, Then::Is(ClosedByRelease, 0)),
     row("release: never used, recv", OPEN_EMPTY, release(0, false, true), Expect::Ok, Then::Is(ClosedByRelease, 0)),
     row("release: never used, no flag", OPEN_EMPTY, release(0, false, false), Expect::Ok, Then::Is(ClosedByRelease, 0)),
@@ -191,7 +191,8 @@ const ROWS: &[Row] = &[
     row("release: last open association", &[Op::Recv(1), Op::Send(0), release(0, true, false)], release(1, false, true), Expect::Ok, Then::Is(ClosedByRelease, 1)),
     row("release: check_send ignores own release", &[Op::Recv(1), Op::Send(0), release(0, true, false)], Op::CheckSend(0), Expect::Ok, Then::Is(Open, 1)),
 
-    // §9.6 every other operation on a closed channel, of either kind.
+    // docs/channels.md#operations-on-a-closed-channel: every other operation on a closed channel,
+    // of either kind.
     row("closed by close: send", CLOSED_BY_CLOSE, Op::Send(0), Expect::Closed, Then::Is(ClosedByClose, 0)),
     row("closed by close: check_send", CLOSED_BY_CLOSE, Op::CheckSend(0), Expect::Closed, Then::Is(ClosedByClose, 0)),
     row("closed by close: recv", CLOSED_BY_CLOSE, Op::Recv(0), Expect::Closed, Then::Is(ClosedByClose, 0)),
@@ -209,7 +210,7 @@ const ROWS: &[Row] = &[
     row("closed by release: count", RELEASED_WITH_ITEMS, Op::Count, Expect::Count(1), Then::Is(ClosedByRelease, 1)),
     row("closed by release: destroy", RELEASED_WITH_ITEMS, Op::Destroy, Expect::Ok, Then::Gone),
 
-    // §9.3 list_interpreters and §9.2 association.
+    // list_interpreters and association (docs/channels.md).
     row("list: open send associations", &[Op::Send(2), Op::Send(0), Op::Recv(1), release(2, true, false)], Op::List { send: true }, Expect::Interps(&[0]), Then::Is(Open, 1)),
     row("list: open recv associations, ascending", &[Op::Recv(3), Op::Recv(1), Op::Send(0)], Op::List { send: false }, Expect::Interps(&[1, 3]), Then::Is(Open, 1)),
     row("associate: recv on empty associates", &[Op::Recv(3)], Op::List { send: false }, Expect::Interps(&[3]), Then::Is(Open, 0)),
@@ -217,7 +218,7 @@ const ROWS: &[Row] = &[
     row("associate: check_send does not associate", &[Op::CheckSend(4)], Op::List { send: true }, Expect::Interps(&[]), Then::Is(Open, 0)),
     row("associate: fifo across senders", &[Op::Send(0), Op::Send(1)], Op::Recv(2), Expect::Item(Some(1)), Then::Is(Open, 1)),
 
-    // §9.7 destroy.
+    // docs/channels.md#other-channel-functions: destroy.
     row("destroy: open with items", OPEN_ITEMS, Op::Destroy, Expect::Ok, Then::Gone),
     row("destroy: closing", CLOSING, Op::Destroy, Expect::Ok, Then::Gone),
     row("destroy: twice", DESTROYED, Op::Destroy, Expect::NotFound, Then::Gone),

@@ -1,6 +1,6 @@
-//! Object-count lifetime (SPEC §8.3) and the deliberate differences from CPython around it:
-//! no deadlock when a queue holds another channel's last handle, no stack overflow on long
-//! chains of such queues, and inert handles for ids that are not registered.
+//! Object-count lifetime (docs/channels.md#object-count) and the deliberate differences from
+//! CPython around it: no deadlock when a queue holds another channel's last handle, no stack
+//! overflow on long chains of such queues, and inert handles for ids that are not registered.
 //!
 //! Tests in this binary run in parallel on one global registry, so each looks only at the
 //! channels it created, and none calls `list_all` (which briefly adds a count to every channel
@@ -51,7 +51,7 @@ fn every_handle_counts() {
     drop(found);
     drop(forced);
     drop(copy);
-    // A channel kept only by a send-end handle stays alive (SPEC §8.3).
+    // A channel kept only by a send-end handle stays alive (docs/channels.md#object-count).
     assert_eq!(objects(&send_end), 1);
     assert!(registry::is_registered(id));
     drop(send_end);
@@ -233,8 +233,8 @@ fn forced_ref_for_an_unknown_id_is_inert() {
 
 #[test]
 fn forced_ref_for_the_next_id_does_not_count_against_that_channel() {
-    // CPython's bug (SPEC §8.3): a forced object made before channel N exists decrements N
-    // when it dies. Here no handle can exist for an id that is not registered yet.
+    // CPython's bug (docs/channels.md#object-count): a forced object made before channel N exists
+    // decrements N when it dies. Here no handle can exist for an id that is not registered yet.
     let probe = registry::create();
     let next = probe.id() + 1;
     let early = registry::forced_ref(next, End::Both);

@@ -1,7 +1,7 @@
 //! Model-based test: random operation sequences run against the real registry and against a
-//! small reference model of SPEC §8.3 and §9, written separately from the implementation and
-//! kept as plain as possible. Every result, every channel's bookkeeping and every queue is
-//! compared after every step.
+//! small reference model of docs/channels.md (object count, close and release), written separately
+//! from the implementation and kept as plain as possible. Every result, every channel's bookkeeping
+//! and every queue is compared after every step.
 //!
 //! On a mismatch the panic message carries the seed and the operations so far; rerun one
 //! sequence with `MODEL_SEED=<seed> cargo test -p subinterpreters-core --test model`. Set
@@ -197,7 +197,7 @@ impl Model {
         Ok(Some(item))
     }
 
-    /// SPEC §9.5, read row by row.
+    /// docs/channels.md#close, read row by row.
     fn close(&mut self, id: ChannelId, send: bool, recv: bool, force: bool) -> Result<(), Fail> {
         let send_only = send && !recv;
         let c = self.chans.get_mut(&id).ok_or(Fail::NotFound)?;

@@ -90,9 +90,10 @@ pub unsafe extern "C" fn tp_hash(obj: *mut ffi::PyObject) -> ffi::Py_hash_t {
     }
 }
 
-/// Equality shared by both ID types (SPEC §4.3, §8.2): against an exact int compare values
-/// (never raising), against other numbers delegate to `int(self) == other`, otherwise
-/// `NotImplemented`. `same_type` handles two instances of the ID type itself.
+/// Equality shared by both ID types (docs/interpreters.md#interpreterid-protocols,
+/// docs/channels.md#channelid-protocols): against an exact int compare values (never raising),
+/// against other numbers delegate to `int(self) == other`, otherwise `NotImplemented`. `same_type`
+/// handles two instances of the ID type itself.
 ///
 /// # Safety
 /// GIL held; `id` is `self`'s id; `other` live.

@@ -1,6 +1,6 @@
-//! The `ChannelID` type (SPEC §8): an int-like handle on a channel and one of its ends. Each
-//! instance owns a counted [`ChannelRef`], so the channel lives while any instance does, in any
-//! interpreter (or inside any queued item).
+//! The `ChannelID` type (docs/channels.md#channelid): an int-like handle on a channel and one of
+//! its ends. Each instance owns a counted [`ChannelRef`], so the channel lives while any instance
+//! does, in any interpreter (or inside any queued item).
 
 use std::ffi::{c_int, c_void};
 
@@ -22,7 +22,7 @@ struct ChanIdObject {
     head: IdHeader,
     end: End,
     /// Set by `_channel_id(..., _resolve=True)`: a receiver turns this ID into the high-level
-    /// channel end if it can (SPEC §8.4).
+    /// channel end if it can (docs/channels.md#sharing-a-channelid).
     resolve: bool,
     /// `None` for a forced ID of a channel that was not registered: such an ID counts nothing.
     handle: Option<ChannelRef>,
@@ -114,12 +114,12 @@ pub unsafe fn channel_object(handle: ChannelRef, state: Option<&ModState>) -> Re
     }
 }
 
-/// The resolution of a `_resolve=True` ID on arrival (SPEC §8.4): `SendChannel(cid)` or
-/// `RecvChannel(cid)` from our high-level channel module, or `None` (error cleared) if there is
-/// none. 3.11 looks in `interpreters`/`test.support.interpreters`, whose classes drive CPython's
-/// own channel registry, not ours; resolving into them would hand out ends of other channels.
-/// So only our own module counts, and until it exists the ID itself arrives, which is also what
-/// 3.11 gives when it cannot resolve.
+/// The resolution of a `_resolve=True` ID on arrival (docs/channels.md#sharing-a-channelid):
+/// `SendChannel(cid)` or `RecvChannel(cid)` from our high-level channel module, or `None` (error
+/// cleared) if there is none. 3.11 looks in `interpreters`/`test.support.interpreters`, whose
+/// classes drive CPython's own channel registry, not ours; resolving into them would hand out ends
+/// of other channels. So only our own module counts, and until it exists the ID itself arrives,
+/// which is also what 3.11 gives when it cannot resolve.
 ///
 /// # Safety
 /// GIL held.
@@ -317,7 +317,8 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
         name: c"subinterpreters.lowlevel.ChannelID".as_ptr(),
         basicsize: std::mem::size_of::<ChanIdObject>() as c_int,
         itemsize: 0,
-        // Built only by _channel_id() and the channel functions; not subclassable (SPEC §8.1).
+        // Built only by _channel_id() and the channel functions; not subclassable
+        // (docs/channels.md#channelid-construction).
         flags: (ffi::Py_TPFLAGS_DEFAULT
             | ffi::Py_TPFLAGS_IMMUTABLETYPE
             | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,

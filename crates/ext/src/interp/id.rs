@@ -1,5 +1,5 @@
 //! The `InterpreterID` type: an int-like handle whose live instances keep an interpreter made by
-//! `create()` alive (SPEC §4).
+//! `create()` alive (docs/interpreters.md#counted-lifetime).
 
 use std::ffi::{c_int, c_void};
 
@@ -143,7 +143,8 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         name: c"subinterpreters.lowlevel.InterpreterID".as_ptr(),
         basicsize: std::mem::size_of::<InterpIdObject>() as c_int,
         itemsize: 0,
-        // Not subclassable: CPython 3.11 crashes deallocating subclass instances (SPEC §4.3).
+        // Not subclassable: CPython 3.11 crashes deallocating subclass instances
+        // (docs/interpreters.md#interpreterid-protocols).
         flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
         slots: slots.as_mut_ptr(),
     };

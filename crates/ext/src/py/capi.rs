@@ -1,6 +1,7 @@
 //! C-API declarations that `pyo3-ffi` lacks, gated by the versions that export them.
 //!
-//! All are exported by libpython on the versions that use them (checked with `nm -D`, SPEC §14).
+//! All are exported by libpython on the versions that use them (checked with `nm -D`, see
+//! docs/threads.md#build-and-c-api-notes).
 
 #[cfg(not(Py_3_12))]
 use std::ffi::c_int;

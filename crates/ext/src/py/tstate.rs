@@ -133,8 +133,8 @@ pub unsafe fn new_interpreter(
     isolated: bool,
     register: impl FnOnce(InterpPtr, TStatePtr),
 ) -> Result<(InterpPtr, TStatePtr)> {
-    // SAFETY: (whole body) the sequence of SPEC §17 for this version; `save` is the caller's
-    // thread state and is current again on both paths.
+    // SAFETY: (whole body) the sequence of docs/threads.md#switching-interpreters for this version;
+    // `save` is the caller's thread state and is current again on both paths.
     unsafe {
         let save = ffi::PyThreadState_Get();
         let _list = lock_interp_list(true, false);
@@ -197,7 +197,8 @@ pub unsafe fn enter<R>(
     keep: bool,
     body: impl FnOnce(TStatePtr) -> R,
 ) -> R {
-    // SAFETY: the SPEC §17 "run code" sequence; the guard undoes it on every path.
+    // SAFETY: the "run code" sequence of docs/threads.md#switching-interpreters; the guard undoes
+    // it on every path.
     let visit = unsafe {
         let caller = ffi::PyThreadState_Get();
         let visitor = version::switch_to(interp.0, reuse.map(|ts| ts.0));
@@ -440,12 +441,13 @@ unsafe fn run_in_fresh_namespace(code: &std::ffi::CStr) -> Option<*mut ffi::PyOb
     }
 }
 
-/// Works around CPython gh-122517 (SPEC §15). `threading._shutdown()`, which finalization calls,
-/// expects to run on the OS thread that imported `threading` in this interpreter, holding the
-/// `_main_thread` lock that thread's state owns; from any other thread (or after the importing
-/// thread state is gone) it waits forever on that lock, or trips an assertion. We make the
-/// current thread the interpreter's "main thread" with a fresh lock of its own, so `_shutdown`
-/// takes its normal path: releases that lock, then still joins the non-daemon threads.
+/// Works around CPython gh-122517 (docs/threads.md#destroying-from-another-thread).
+/// `threading._shutdown()`, which finalization calls, expects to run on the OS thread that imported
+/// `threading` in this interpreter, holding the `_main_thread` lock that thread's state owns; from
+/// any other thread (or after the importing thread state is gone) it waits forever on that lock, or
+/// trips an assertion. We make the current thread the interpreter's "main thread" with a fresh lock
+/// of its own, so `_shutdown` takes its normal path: releases that lock, then still joins the
+/// non-daemon threads.
 ///
 /// # Safety
 /// The interpreter to finalize must be current, holding its GIL.

@@ -1,5 +1,5 @@
-//! Conversions at the boundary: ID arguments (SPEC §3) and shareable values (SPEC §7) between
-//! Python objects and the core's owned [`Value`]s.
+//! Conversions at the boundary: ID arguments (docs/interpreters.md#id-arguments) and shareable
+//! values (docs/values.md) between Python objects and the core's owned [`Value`]s.
 
 use std::ffi::{c_char, CStr};
 
@@ -103,8 +103,8 @@ unsafe fn bytes_slice<'a>(b: *mut ffi::PyObject) -> &'a [u8] {
     }
 }
 
-/// Converts an ID argument per SPEC §3: our ID objects give their id, anything with `__index__`
-/// its value (non-negative, below 2**63), everything else a `TypeError`.
+/// Converts an ID argument per docs/interpreters.md#id-arguments: our ID objects give their id,
+/// anything with `__index__` its value (non-negative, below 2**63), everything else a `TypeError`.
 ///
 /// # Safety
 /// `obj` must be a live object; GIL held.
