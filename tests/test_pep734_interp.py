@@ -11,6 +11,7 @@ import gc
 import importlib
 import os
 import pickle
+import sys
 import threading
 import time
 
@@ -628,3 +629,21 @@ def test_owned_interpreters_die_with_their_process():
         """
     )
     assert_clean_exit(proc, expect_stdout="ok")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="CPython records whence from 3.13")
+def test_whence_of_an_interpreter_made_elsewhere():
+    import _interpreters
+
+    from subinterpreters import interpreters as ours
+
+    made = _interpreters.create()
+    try:
+        assert ours.Interpreter(made).whence == "_interpreters module"
+    finally:
+        _interpreters.destroy(made)
+    assert ours.get_main().whence == "runtime init"
+    mine = ours.create()
+    assert mine.whence == "_interpreters module"
+    mine.close()
+    assert mine.whence == "_interpreters module"  # kept after close, as 3.14 does

@@ -274,3 +274,37 @@ def test_many_threads_lose_and_duplicate_nothing():
     for t in consumers:
         t.join(30)
     assert sorted(seen) == [(p, i) for p in range(producers) for i in range(per)]
+
+
+@pytest.mark.parametrize("call", ["q.get()", "q.put(2)"])
+def test_ctrl_c_interrupts_a_blocked_call_in_the_main_thread(call):
+    import signal
+    import subprocess
+
+    script = (
+        "import sys, time\n"
+        "from subinterpreters import interpreters as I\n"
+        "q = I.create_queue(maxsize=1)\n"
+        f"{'q.put(1)' if 'put' in call else 'pass'}\n"
+        "print('blocking', flush=True)\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        f"    {call}\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', round(time.monotonic() - start, 3), flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "blocking"
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        latency = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert out.startswith("interrupted"), (out, err)
+    assert proc.returncode == 0, err
+    assert latency < 2.0  # the wait checks for signals every 100 ms

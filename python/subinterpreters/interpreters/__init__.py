@@ -64,6 +64,16 @@ __all__ = [
 # -- exceptions ---------------------------------------------------------------------------------
 
 
+_WHENCE_NAMES = {
+    0: "unknown",
+    1: "runtime init",
+    2: "legacy C-API",
+    3: "C-API",
+    4: "cross-interpreter C-API",
+    5: "_interpreters module",
+}
+
+
 class InterpreterError(Exception):
     """An operation on an interpreter failed."""
 
@@ -238,9 +248,6 @@ class Interpreter:
     (in every interpreter) the interpreter is destroyed.
     """
 
-    _WHENCE_MAIN = "runtime init"
-    _WHENCE_OURS = "_interpreters module"
-
     def __new__(cls, id, /, _whence=None, _ownsref=None):
         if not isinstance(id, (int, _ll.InterpreterID)):
             raise TypeError(f"id must be an int, got {id!r}")
@@ -268,6 +275,7 @@ class Interpreter:
             # A counted lowlevel handle keeps an interpreter we own alive while we exist.
             self._ownsref = n != _MAIN_ID
             self._handle = handle if self._ownsref else n
+            self._whence = None
             _known[n] = self
         return self
 
@@ -287,8 +295,16 @@ class Interpreter:
 
     @property
     def whence(self):
-        """How the interpreter was created: "runtime init" (main) or "_interpreters module"."""
-        return self._WHENCE_MAIN if self._id == _MAIN_ID else self._WHENCE_OURS
+        """How the interpreter was created: "runtime init" (main), "_interpreters module" (made
+        by :func:`create`), or what CPython recorded for others ("legacy C-API", "C-API",
+        "cross-interpreter C-API"; "unknown" before 3.13, which does not record it)."""
+        if self._whence is None:  # asked once: it cannot change, and survives close()
+            try:
+                code = _ll._whence(self._id)
+            except RuntimeError:
+                code = 0
+            self._whence = _WHENCE_NAMES.get(code, "unknown")
+        return self._whence
 
     def is_running(self):
         """Return whether the interpreter is running code right now (in any thread)."""

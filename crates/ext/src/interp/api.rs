@@ -522,3 +522,27 @@ unsafe fn interrupt(id: i64, interp: InterpPtr, runner: std::ffi::c_ulong) {
         });
     }
 }
+
+/// How an interpreter came to be, in the numbering of CPython 3.14's `_interpreters.WHENCE_*`:
+/// 0 unknown, 1 runtime init (main), 2 legacy C-API, 3 C-API, 4 cross-interpreter C-API,
+/// 5 the stdlib module (ours report this: we play that module's part).
+const WHENCE_RUNTIME: i64 = 1;
+const WHENCE_STDLIB: i64 = 5;
+
+kw_entry!(
+    /// `_whence(id) -> int`, for `subinterpreters.interpreters.Interpreter.whence`.
+    whence, |state, args, kwds| {
+        let [id_obj] = args::objects(args, kwds, c"O:_whence", &[c"id"])?;
+        let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+        let code = if id == 0 {
+            WHENCE_RUNTIME
+        } else if registry::is_created(id) {
+            WHENCE_STDLIB
+        } else {
+            let _list = tstate::lock_interp_list(false, false);
+            let interp = existing(id)?;
+            version::whence(interp.0)
+        };
+        Ok(ffi::PyLong_FromLongLong(code))
+    }
+);

@@ -24,6 +24,10 @@ extern "C" {
     #[cfg(Py_3_12)]
     pub fn _PyInterpreterState_IsRunningMain(interp: *mut PyInterpreterState) -> std::ffi::c_int;
 
+    /// How the interpreter was created (`_PyInterpreterState_WHENCE_*`), 3.13+.
+    #[cfg(Py_3_13)]
+    pub fn _PyInterpreterState_GetWhence(interp: *mut PyInterpreterState) -> std::ffi::c_long;
+
     /// The current thread state or NULL, without the fatal error of `PyThreadState_Get`.
     #[cfg(not(Py_3_13))]
     #[link_name = "_PyThreadState_UncheckedGet"]

@@ -342,3 +342,22 @@ pub(crate) unsafe fn restore_exception(fetched: Fetched) {
         }
     }
 }
+
+/// How CPython says an interpreter we did not make came to be (`_interpreters.WHENCE_*`
+/// numbering); 3.11 and 3.12 do not record it (0, unknown).
+///
+/// # Safety
+/// GIL held; `interp` alive.
+pub(crate) unsafe fn whence(interp: *mut ffi::PyInterpreterState) -> i64 {
+    // `c_long` is 32 bits on some platforms, so the conversion is not always the identity.
+    #[cfg(Py_3_13)]
+    #[allow(clippy::useless_conversion)]
+    // SAFETY: a read of a field CPython sets at creation; `interp` alive (contract).
+    let code = i64::from(unsafe { capi::_PyInterpreterState_GetWhence(interp) });
+    #[cfg(not(Py_3_13))]
+    let code = {
+        let _ = interp;
+        0
+    };
+    code
+}
