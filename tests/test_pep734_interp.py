@@ -634,7 +634,6 @@ def test_owned_interpreters_die_with_their_process():
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="CPython records whence from 3.13")
 def test_whence_of_an_interpreter_made_elsewhere():
     import _interpreters
-
     from subinterpreters import interpreters as ours
 
     made = _interpreters.create()
