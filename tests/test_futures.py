@@ -424,6 +424,7 @@ def test_map_exception_in_chunk(pool):
 
 
 def test_map_timeout(pool):
+    list(pool.map(sleep_and_return, [0.05, 0.05], [0, 0]))  # both workers made
     results = []
     with pytest.raises(FuturesTimeout):
         for r in pool.map(sleep_and_return, [0, 0, 3], ["a", "b", "c"], timeout=0.5):

@@ -471,8 +471,12 @@ class InterpreterPoolExecutor(_base.Executor):
             self._stop_collector()
 
     def _stop_collector(self):
-        if self._sink.qid is not None and self._collector is not None:
+        if self._sink.qid is None:
+            return
+        if self._collector is not None:
             _ll._queue_put(self._sink.qid, None, 0, False, None)
+        else:
+            self._sink.close()
 
     def _worker_finished(self, worker):
         with self._lock:
