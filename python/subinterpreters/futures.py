@@ -102,11 +102,15 @@ def _function_data(fn):
             _fdata_cache[key] = data
         return data
     try:
-        return _pickle().dumps(fn, 5)
+        return _dumps(fn)
     except Exception as exc:
         raise _interp.NotShareableError(
             f"{_safe_repr(fn)} does not support cross-interpreter data"
         ) from exc
+
+
+def _dumps(obj):
+    return _pickle().dumps(obj, 5)
 
 
 def _safe_repr(obj):
@@ -128,7 +132,7 @@ def _encode(fn, args, kwargs):
             if tp is str or (tp is int and _INT_MIN <= arg <= _INT_MAX):
                 return fdata, _w.ARGS_ONE, arg
     try:
-        return fdata, _w.ARGS_PICKLED, _pickle().dumps((args, kwargs), 5)
+        return fdata, _w.ARGS_PICKLED, _dumps((args, kwargs))
     except Exception as exc:
         raise _interp.NotShareableError("args not shareable") from exc
 
