@@ -148,7 +148,7 @@ use crate::chan::api as ch;
 
 use crate::queues::api as qu;
 
-static mut METHODS: [ffi::PyMethodDef; 31] = [
+static mut METHODS: [ffi::PyMethodDef; 33] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -176,6 +176,8 @@ static mut METHODS: [ffi::PyMethodDef; 31] = [
     fast_method!(c"_queue_get", qu::queue_get, c"_queue_get(id, block, timeout) -> (obj, unbound) (private)."),
     fast_method!(c"_queue_qsize", qu::queue_qsize, c"_queue_qsize(id) -> int (private)."),
     fast_method!(c"_queue_info", qu::queue_info, c"_queue_info(id) -> (maxsize, unbound, fallback) (private)."),
+    fast_method!(c"_queue_add_fd_waker", crate::queues::fd_waker::queue_add_fd_waker, c"_queue_add_fd_waker(id, fd) -> token (private)."),
+    fast_method!(c"_queue_remove_waker", crate::queues::fd_waker::queue_remove_waker, c"_queue_remove_waker(id, token) -> bool (private)."),
     noargs_method!(c"_queue_list_all", qu::queue_list_all, c"_queue_list_all() -> [(id, unbound, fallback)] (private)."),
     kw_method!(c"_whence", it::whence, c"_whence(id) -> int (private): how the interpreter was created."),
     fast_method!(c"_xi_is_shareable", qu::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),

@@ -378,6 +378,12 @@ class Interpreter:
         """
         return self._call(callable, args, kwargs)
 
+    async def call_async(self, callable, /, *args, **kwargs):
+        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`)."""
+        from subinterpreters import aio
+
+        return await aio.call(self, callable, *args, **kwargs)
+
     def call_in_thread(self, callable, /, *args, **kwargs):
         """Start a thread that makes the call in the interpreter, and return the thread.
 

@@ -109,6 +109,8 @@ class Interpreter:
         """Run source text, a code object, or a function in the interpreter's ``__main__``."""
     def call(self, callable: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
         """Call ``callable(*args, **kwargs)`` in the interpreter and return its result."""
+    async def call_async(self, callable: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
+        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`)."""
     def call_in_thread(
         self, callable: Callable[..., object], /, *args: Any, **kwargs: Any
     ) -> threading.Thread:

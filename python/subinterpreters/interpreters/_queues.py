@@ -238,6 +238,18 @@ class Queue:
             return UNBOUND
         return obj
 
+    async def get_async(self):
+        """Await the oldest item, without blocking the event loop (see subinterpreters.aio)."""
+        from subinterpreters import aio
+
+        return await aio.queue_get(self)
+
+    async def put_async(self, obj, *, unbounditems=None):
+        """Await room, then put ``obj``, without blocking the event loop."""
+        from subinterpreters import aio
+
+        return await aio.queue_put(self, obj, unbounditems=unbounditems)
+
     def get_nowait(self):
         """``get(block=False)``."""
         obj, unbound = _ll._queue_get(self._id, False, None)

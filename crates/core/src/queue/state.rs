@@ -38,6 +38,18 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WakerId(u64);
 
+impl WakerId {
+    /// The number behind this id (to hand to code outside Rust as a token).
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// The id whose number is `raw` (a token from [`WakerId::to_raw`]).
+    pub fn from_raw(raw: u64) -> WakerId {
+        WakerId(raw)
+    }
+}
+
 /// One queue, shared by the registry and every handle.
 pub(crate) struct Shared {
     pub(crate) id: QueueId,

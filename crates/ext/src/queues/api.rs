@@ -23,7 +23,7 @@ use crate::values::xi::{from_xi, is_shareable, to_xi};
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The positional arguments of a private function, `min..=max` of them, no keywords.
-fn positional<'a>(
+pub(super) fn positional<'a>(
     fa: &'a FastArgs,
     name: &str,
     min: usize,
@@ -40,7 +40,7 @@ fn positional<'a>(
 ///
 /// # Safety
 /// GIL held.
-unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
+pub(super) unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
     // SAFETY: GIL held; reading an int.
     unsafe {
         if ffi::PyLong_Check(obj) == 0 {

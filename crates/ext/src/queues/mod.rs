@@ -3,3 +3,4 @@
 //! with the caller's GIL released.
 
 pub(crate) mod api;
+pub(crate) mod fd_waker;

@@ -1,0 +1,143 @@
+"""The half of :mod:`subinterpreters.futures` that runs inside each worker interpreter.
+
+A worker's OS thread enters its interpreter once and stays in :func:`serve`, which takes tasks
+from the worker's own queue (a Rust queue: the wait happens with this interpreter's GIL
+released) and puts each reply on the queue the task names. Nothing here touches the main
+interpreter; the pool reads the replies.
+
+A task is ``(tid, reply_qid, fdata, akind, adata)``:
+
+* ``fdata``: the callable, as NUL + marshalled code (a function that needs no state, bound to
+  ``__main__`` as :meth:`Interpreter.call` does) or as a pickle;
+* ``akind``: ``ARGS_NONE`` (no arguments), ``ARGS_ONE`` (``adata`` is the only argument, a str or
+  an int), ``ARGS_PICKLED`` (``adata`` pickles ``(args, kwargs)``) or ``ARGS_CHUNK`` (``adata``
+  pickles a list of argument tuples; the result is the list of results, for ``map``).
+
+A reply is ``(tid, status, payload, seconds)``: ``OK`` (``payload`` is the result, crossed
+natively), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
+tuple)``), ``NOT_SHAREABLE`` (``(message, cause text)``: the task or its result could not
+cross). ``seconds`` is how long the call took, for the pool's dispatch depth.
+"""
+
+from subinterpreters import lowlevel as _ll
+
+ARGS_NONE, ARGS_ONE, ARGS_PICKLED, ARGS_CHUNK = 0, 1, 2, 3
+OK, PICKLED, RAISED, NOT_SHAREABLE, DEAD = 0, 1, 2, 3, 4
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_NATIVE = frozenset({type(None), bool, float, str, bytes})
+
+# Set by tests (through a task) to make the serve loop fail as a damaged interpreter would.
+_damaged = False
+
+
+def damage():
+    """Make this worker's serve loop fail after the current task (for tests)."""
+    global _damaged
+    _damaged = True
+
+
+def _safe_str(obj):
+    try:
+        return str(obj)
+    except BaseException:
+        return f"<{type(obj).__name__} object>"
+
+
+def serve(tq, count=-1):
+    """Run tasks from queue ``tq`` until a ``None`` task arrives (or ``count`` tasks ran)."""
+    import pickle
+    from time import perf_counter
+
+    from subinterpreters.interpreters import _remote
+
+    get = _ll._queue_get
+    put = _ll._queue_put
+    loads = pickle.loads
+    dumps = pickle.dumps
+    function_of = _remote._function
+    functions = {}  # pickled function -> function (plain functions only: they hold no state)
+    function_types = (type(serve), type(len))
+    while count:
+        count -= 1
+        task = get(tq, True, None)[0]
+        if task is None:
+            return
+        tid, rq, fdata, akind, adata = task
+        start = perf_counter()
+        try:
+            func = functions.get(fdata)
+            if func is None:
+                if fdata[:1] == b"\0":
+                    func = function_of(fdata)
+                else:
+                    func = loads(fdata)
+                    if type(func) in function_types:
+                        if len(functions) >= 256:
+                            functions.clear()
+                        functions[fdata] = func
+            if akind == ARGS_PICKLED or akind == ARGS_CHUNK:
+                adata = loads(adata)
+        except BaseException as exc:
+            reply = (tid, NOT_SHAREABLE, ("args not shareable", _unpickle_reason(exc)), 0.0)
+            put(rq, reply, 0, False, None)
+            continue
+        res = None
+        try:
+            if akind == ARGS_NONE:
+                res = func()
+            elif akind == ARGS_ONE:
+                res = func(adata)
+            elif akind == ARGS_PICKLED:
+                res = func(*adata[0], **adata[1])
+            else:
+                res = [func(*args) for args in adata]
+        except BaseException as exc:
+            reply = (tid, RAISED, _raised(exc, dumps), perf_counter() - start)
+        else:
+            seconds = perf_counter() - start
+            tp = type(res)
+            if tp in _NATIVE or (tp is int and _INT_MIN <= res <= _INT_MAX):
+                reply = (tid, OK, res, seconds)
+            else:
+                try:
+                    reply = (tid, PICKLED, dumps(res, 5), seconds)
+                except BaseException as exc:
+                    reason = (
+                        f"{_safe_repr(res)} does not support cross-interpreter data",
+                        f"{type(exc).__name__}: {_safe_str(exc)}",
+                    )
+                    reply = (tid, NOT_SHAREABLE, reason, seconds)
+        del res, func, adata
+        put(rq, reply, 0, False, None)
+        if _damaged:
+            raise SystemError("worker interpreter damaged")
+
+
+def _unpickle_reason(exc):
+    return f"object could not be unpickled: {type(exc).__name__}: {_safe_str(exc)}"
+
+
+def _safe_repr(obj):
+    try:
+        return repr(obj)
+    except BaseException:
+        return f"<{type(obj).__name__} object>"
+
+
+def _raised(exc, dumps):
+    """(pickled exception or None, excinfo) for an exception a task raised."""
+    from subinterpreters.interpreters import _remote
+
+    tb = exc.__traceback__
+    if tb is not None:  # our own frame (serve) is not the user's business
+        exc.__traceback__ = tb.tb_next
+    try:
+        info = _remote._excinfo(exc)[1:]
+    except BaseException:
+        info = ("Exception", "Exception", "builtins", "", "Exception: ", "")
+    try:
+        data = dumps(exc, 5)
+    except BaseException:
+        data = None
+    return (data, info)

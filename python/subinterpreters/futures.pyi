@@ -1,0 +1,30 @@
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.thread import BrokenThreadPool
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+__all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
+
+class BrokenInterpreterPool(BrokenThreadPool): ...
+
+class InterpreterPoolExecutor(Executor):
+    BROKEN: type[BrokenInterpreterPool]
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None: ...
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]: ...
+    def map(
+        self,
+        fn: Callable[..., _T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> Iterator[_T]: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...

@@ -1,0 +1,264 @@
+"""asyncio: aio.call on pools and interpreters, Queue.get_async/put_async, run_in_executor;
+waiting through a readiness descriptor (no polling, no thread per waiter), clean cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+aio = pytest.importorskip("subinterpreters.aio")
+from subinterpreters import interpreters, lowlevel  # noqa: E402
+from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def mul(x, y):
+    return x * y
+
+
+def current_id():
+    import subinterpreters.lowlevel as ll
+
+    return int(ll.get_current())
+
+
+def fail(msg):
+    raise ValueError(msg)
+
+
+def sleep_span(seconds):
+
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+def sleep_and_return(seconds, value):
+
+    time.sleep(seconds)
+    return value
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with InterpreterPoolExecutor(2) as p:
+        yield p
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_fd_waker_signals_puts_and_can_be_removed():
+    import os
+
+    q = interpreters.create_queue()
+    fd = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+        token = lowlevel._queue_add_fd_waker(q.id, fd)
+        q.put(1)
+        assert os.eventfd_read(fd) == 1
+        q.get()  # room freed: signalled too
+        assert os.eventfd_read(fd) >= 1
+        assert lowlevel._queue_remove_waker(q.id, token) is True
+        assert lowlevel._queue_remove_waker(q.id, token) is False
+        q.put(2)
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(fd)
+    finally:
+        os.close(fd)
+
+
+def test_fd_waker_bad_input():
+    q = interpreters.create_queue()
+    with pytest.raises(ValueError):
+        lowlevel._queue_add_fd_waker(q.id, -1)
+    with pytest.raises(TypeError):
+        lowlevel._queue_add_fd_waker(q.id, "3")
+    with pytest.raises(interpreters.QueueNotFoundError):
+        lowlevel._queue_add_fd_waker(999_999, 0)
+    with pytest.raises(ValueError):
+        lowlevel._queue_remove_waker(q.id, -5)
+
+
+def test_call_on_pool(pool):
+    async def main():
+        a = await aio.call(pool, mul, 6, 7)
+        b = await aio.call(pool, current_id)
+        many = await asyncio.gather(*(aio.call(pool, mul, i, i) for i in range(200)))
+        return a, b, many
+
+    a, b, many = run(main())
+    assert a == 42 and b != 0
+    assert many == [i * i for i in range(200)]
+
+
+def test_call_on_pool_raises_original_exception(pool):
+    async def main():
+        await aio.call(pool, fail, "boom")
+
+    with pytest.raises(ValueError, match="boom") as info:
+        run(main())
+    assert isinstance(info.value.__cause__, interpreters.ExecutionFailed)
+
+
+def test_call_not_shareable(pool):
+    x = 1
+
+    async def main():
+        await aio.call(pool, lambda: x)
+
+    with pytest.raises(interpreters.NotShareableError):
+        run(main())
+
+
+def test_call_async_on_interpreter():
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            return await interp.call_async(mul, 3, 4), await aio.call(interp, current_id)
+
+        assert run(main()) == (12, interp.id)
+    finally:
+        interp.close()
+
+
+def test_call_bad_target():
+    with pytest.raises(TypeError):
+        run(aio.call(object(), mul, 1, 2))
+
+
+def test_calls_run_concurrently_without_blocking_the_loop(pool):
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        t = asyncio.create_task(ticker())
+        res = await asyncio.gather(aio.call(pool, sleep_span, 0.3), aio.call(pool, sleep_span, 0.3))
+        t.cancel()
+        return res, ticks
+
+    # warm both workers first
+    list(pool.map(sleep_and_return, [0.05, 0.05], [0, 0]))
+    ((a0, a1), (b0, b1)), ticks = run(main())
+    assert max(a0, b0) < min(a1, b1)  # the two calls overlapped
+    assert ticks >= 3  # the loop kept running meanwhile
+
+
+def test_cancelled_call_leaves_nothing_behind(pool):
+    async def main():
+        task = asyncio.create_task(aio.call(pool, sleep_and_return, 0.2, 1))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.4)  # the reply arrives and is dropped
+        sink = aio._sinks[asyncio.get_running_loop()]
+        return dict(sink.works), await aio.call(pool, mul, 2, 2)
+
+    works, after = run(main())
+    assert works == {} and after == 4
+
+
+def test_run_in_executor(pool):
+    async def main():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, mul, 5, 5), await loop.run_in_executor(
+            pool, current_id
+        )
+
+    value, ident = run(main())
+    assert value == 25 and ident != 0
+
+
+def test_queue_get_async_waits_for_a_put_from_another_interpreter():
+    q = interpreters.create_queue()
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            getter = asyncio.create_task(q.get_async())
+            await asyncio.sleep(0.05)
+            assert not getter.done()
+            threads_before = threading.active_count()
+            interp.prepare_main(q=q)
+            interp.exec("q.put(('from', 'sub'))")
+            got = await getter
+            return got, threads_before
+
+        got, threads_before = run(main())
+        assert got == ("from", "sub")
+        assert threading.active_count() <= threads_before
+    finally:
+        interp.close()
+
+
+def test_queue_get_async_immediate_and_many_waiters():
+    q = interpreters.create_queue()
+    q.put(1)
+
+    async def main():
+        first = await q.get_async()
+        waiters = [asyncio.create_task(aio.queue_get(q)) for _ in range(20)]
+        await asyncio.sleep(0.01)
+        for i in range(20):
+            q.put(i)
+        return first, sorted(await asyncio.gather(*waiters))
+
+    first, rest = run(main())
+    assert first == 1 and rest == list(range(20))
+
+
+def test_queue_put_async_waits_for_room():
+    q = interpreters.create_queue(1)
+    q.put("a")
+
+    async def main():
+        putter = asyncio.create_task(q.put_async("b"))
+        await asyncio.sleep(0.05)
+        assert not putter.done()
+        assert q.get() == "a"
+        await putter
+        return q.get_nowait()
+
+    assert run(main()) == "b"
+
+
+def test_cancelled_get_async_loses_no_item_and_removes_its_waker():
+    q = interpreters.create_queue()
+
+    async def main():
+        getter = asyncio.create_task(q.get_async())
+        await asyncio.sleep(0.05)
+        getter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await getter
+        q.put("kept")
+        await asyncio.sleep(0.01)
+        return q.get_nowait()
+
+    assert run(main()) == "kept"
+    assert lowlevel._queue_remove_waker(q.id, 0) is False  # nothing registered any more
+
+
+def test_get_async_on_destroyed_queue_raises():
+    q = interpreters.create_queue()
+
+    async def main():
+        getter = asyncio.create_task(q.get_async())
+        await asyncio.sleep(0.05)
+        lowlevel._queue_destroy(q.id)
+        await getter
+
+    with pytest.raises(interpreters.QueueNotFoundError):
+        run(main())

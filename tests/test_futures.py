@@ -1,0 +1,553 @@
+"""subinterpreters.futures.InterpreterPoolExecutor: 3.14's InterpreterPoolExecutor behaviour
+(Lib/test/test_concurrent_futures/test_interpreter_pool.py and the executor tests it inherits)
+on every version."""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import threading
+import time
+from concurrent.futures import CancelledError, Executor, as_completed, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
+
+import pytest
+from conftest import assert_clean_exit, run_python
+
+futures = pytest.importorskip("subinterpreters.futures")
+interpreters = pytest.importorskip("subinterpreters.interpreters")
+
+Pool = futures.InterpreterPoolExecutor
+pytestmark = pytest.mark.timeout(60)
+
+
+def mul(x, y):
+    return x * y
+
+
+def ident(x):
+    return x
+
+
+def current_id():
+    import subinterpreters.lowlevel as ll
+
+    return int(ll.get_current())
+
+
+def fail(exctype, msg=None):
+    raise exctype(msg)
+
+
+def sleep_span(seconds):
+
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+def sleep_and_return(seconds, value):
+
+    time.sleep(seconds)
+    return value
+
+
+def get_name():
+    return __name__
+
+
+def thread_name():
+    import _thread
+
+    return _thread._get_name()
+
+
+class CustomError(Exception):
+    pass
+
+
+class PickleShenanigans:
+    """Pickles, but does not unpickle."""
+
+    def __init__(self, value):
+        if value == 1:
+            raise RuntimeError("gotcha")
+
+    def __reduce__(self):
+        return (self.__class__, (1,))
+
+
+INIT_STATE = "uninitialized"
+
+
+def init_state(value):
+    global INIT_STATE
+    INIT_STATE = value
+
+
+def read_state():
+    return INIT_STATE
+
+
+@pytest.fixture
+def pool():
+    with Pool(2) as p:
+        yield p
+
+
+# -- basics -------------------------------------------------------------------------------------
+
+
+def test_is_an_executor_and_not_named_like_a_thread_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert issubclass(Pool, Executor)
+    assert not issubclass(Pool, ThreadPoolExecutor)
+    assert "ThreadPoolExecutor" not in Pool.__name__
+    assert "ThreadPoolExecutor" not in str(Pool)
+
+
+def test_submit_runs_in_another_interpreter(pool):
+    assert pool.submit(mul, 6, 7).result() == 42
+    assert pool.submit(current_id).result() != 0
+    assert pool.submit(mul, "ab", 2).result() == "abab"
+    assert pool.submit(ident, [1, {2: 3}]).result() == [1, {2: 3}]
+    assert pool.submit(ident, 2**100).result() == 2**100
+    assert pool.submit(sorted, [3, 1, 2], reverse=True).result() == [3, 2, 1]
+
+
+def test_lambda_and_stateless_functions_cross_as_code(pool):
+    assert pool.submit(lambda: 5).result() == 5
+    assert pool.submit(lambda x, y: x + y, 1, y=1).result() == 2
+
+
+def test_function_with_globals_crosses_by_reference(pool):
+    assert pool.submit(get_name).result() == __name__
+
+
+def test_interpreters_are_reused():
+    with Pool(1) as p:
+        ids = {p.submit(current_id).result() for _ in range(20)}
+        assert len(ids) == 1
+        assert len(p._threads) == 1
+
+
+def test_idle_worker_is_reused_rather_than_a_new_one_made():
+    with Pool() as p:
+        for _ in range(3):
+            p.submit(mul, 2, 3).result()
+        assert len(p._threads) == 1
+
+
+def test_saturation_creates_max_workers():
+    blocker = interpreters.create_queue()
+    p = Pool(4)
+    for _ in range(15 * 4):
+        p.submit(blocker.get)
+    assert len(p._threads) == 4
+    for _ in range(15 * 4):
+        blocker.put_nowait(None)
+    p.shutdown(wait=True)
+
+
+def test_blocking_tasks_with_limited_workers():
+    ready = interpreters.create_queue()
+    blocker = interpreters.create_queue()
+
+    def run(taskid, ready, blocker):
+        ready.put_nowait(taskid)
+        blocker.get()
+
+    with Pool(4) as p:
+        fs = [p.submit(run, i, ready, blocker) for i in range(10)]
+        pending = 10
+        while pending:
+            done = 0
+            for _ in range(pending):
+                try:
+                    ready.get(timeout=1)
+                except interpreters.QueueEmpty:
+                    pass
+                else:
+                    done += 1
+            pending -= done
+            for _ in range(done):
+                blocker.put_nowait(None)
+    assert all(f.done() for f in fs)
+
+
+def test_runs_in_parallel():
+    # Proven by overlap, not by wall time (the machine may be busy): the two tasks' running
+    # intervals, taken on the process-wide monotonic clock inside the workers, intersect.
+    with Pool(2) as p:
+        [f.result() for f in [p.submit(sleep_and_return, 0.05, i) for i in range(2)]]  # warm
+        spans = [f.result() for f in [p.submit(sleep_span, 0.3) for _ in range(2)]]
+    (a0, a1), (b0, b1) = spans
+    assert max(a0, b0) < min(a1, b1), spans
+
+
+def test_thread_name_prefix():
+    with Pool(1, thread_name_prefix="spam") as p:
+        assert p.submit(current_id).result()
+        assert [t.name for t in p._threads] == ["spam_0"]
+    with Pool(1) as p:
+        assert p._thread_name_prefix.startswith("InterpreterPoolExecutor-")
+
+
+@pytest.mark.skipif(not hasattr(_thread, "_get_name"), reason="no _thread._get_name (< 3.14)")
+def test_os_thread_name_seen_inside_the_interpreter():
+    with Pool(1) as p:
+        assert p.submit(thread_name).result().startswith("InterpreterPoolExecutor-"[:15])
+
+
+def test_works_from_many_threads(pool):
+    results = []
+
+    def client(n):
+        results.append(sum(pool.submit(mul, i, n).result() for i in range(50)))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted(sum(i * n for i in range(50)) for n in range(8))
+
+
+def test_as_completed_and_wait(pool):
+    fs = [pool.submit(sleep_and_return, 0.01 * (5 - i), i) for i in range(5)]
+    assert sorted(f.result() for f in as_completed(fs, timeout=10)) == list(range(5))
+    done, not_done = wait(fs, timeout=10)
+    assert len(done) == 5 and not not_done
+
+
+def test_future_callbacks_run(pool):
+    got = []
+    event = threading.Event()
+
+    def cb(f):
+        got.append(f.result())
+        event.set()
+
+    pool.submit(mul, 3, 3).add_done_callback(cb)
+    assert event.wait(10)
+    assert got == [9]
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_max_workers_must_be_positive(n):
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        Pool(n)
+
+
+def test_initializer_must_be_callable():
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        Pool(initializer=5)
+
+
+def test_closure_task_is_not_shareable(pool):
+    spam = True
+
+    def task():
+        return spam
+
+    fut = pool.submit(task)
+    with pytest.raises(interpreters.NotShareableError):
+        fut.result()
+
+
+def test_local_class_and_bound_method_are_not_shareable(pool):
+    class Spam:
+        def run(self):
+            return True
+
+    with pytest.raises(interpreters.NotShareableError):
+        pool.submit(Spam).result()
+    with pytest.raises(interpreters.NotShareableError):
+        pool.submit(Spam().run).result()
+
+
+def test_unpicklable_argument_is_not_shareable(pool):
+    fut = pool.submit(ident, threading.Lock())
+    with pytest.raises(interpreters.NotShareableError, match="args not shareable"):
+        fut.result()
+
+
+def test_unpicklable_result_is_not_shareable(pool):
+    def make_lock():
+        import threading
+
+        return threading.Lock()
+
+    with pytest.raises(interpreters.NotShareableError):
+        pool.submit(make_lock).result()
+
+
+def test_pickle_errors_propagate(pool):
+    fut = pool.submit(PickleShenanigans(0))
+    with pytest.raises(interpreters.NotShareableError, match="args not shareable") as info:
+        fut.result()
+    assert "unpickled" in str(info.value.__cause__)
+
+
+def test_not_callable_raises_type_error_remotely(pool):
+    with pytest.raises(TypeError, match="not callable"):
+        pool.submit(5).result()
+
+
+# -- exceptions ---------------------------------------------------------------------------------
+
+
+def test_exception_keeps_type_and_cause(pool):
+    fut = pool.submit(fail, ValueError, "spam")
+    with pytest.raises(ValueError, match="spam") as info:
+        fut.result()
+    assert type(info.value) is ValueError
+    cause = info.value.__cause__
+    assert type(cause) is interpreters.ExecutionFailed
+    assert cause.excinfo.type.__name__ == "ValueError"
+    assert cause.excinfo.msg == "spam"
+    assert "Uncaught in the interpreter" in str(cause)
+    assert "in fail" in cause.excinfo.errdisplay
+
+
+def test_custom_exception_class(pool):
+    with pytest.raises(CustomError, match="x") as info:
+        pool.submit(fail, CustomError, "x").result()
+    assert info.value.__cause__.excinfo.type.__qualname__ == "CustomError"
+
+
+def test_base_exceptions_do_not_kill_the_worker():
+    with Pool(1) as p:
+        before = p.submit(current_id).result()
+        with pytest.raises(SystemExit):
+            p.submit(fail, SystemExit, 3).result()
+        with pytest.raises(KeyboardInterrupt):
+            p.submit(fail, KeyboardInterrupt).result()
+        assert p.submit(current_id).result() == before
+
+
+def test_unpicklable_exception_gives_execution_failed(pool):
+    def raise_local():
+        class Local(Exception):
+            pass
+
+        raise Local("inner")
+
+    with pytest.raises(interpreters.ExecutionFailed, match="inner"):
+        pool.submit(raise_local).result()
+
+
+# -- initializer --------------------------------------------------------------------------------
+
+
+def test_initializer_runs_in_each_worker():
+    with Pool(2, initializer=init_state, initargs=("initialized",)) as p:
+        assert p.submit(read_state).result() == "initialized"
+    assert INIT_STATE == "uninitialized"
+
+
+def test_failing_initializer_breaks_the_pool(caplog):
+    with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+        p = Pool(2, initializer=fail, initargs=(Exception, "spam"))
+        fut = p.submit(mul, 1, 2)
+        with pytest.raises(futures.BrokenInterpreterPool):
+            fut.result(timeout=30)
+        with pytest.raises(futures.BrokenInterpreterPool):
+            p.submit(mul, 1, 2)
+        p.shutdown(wait=True)
+    text = caplog.text
+    assert "Exception in initializer" in text
+    assert "ExecutionFailed: Exception: spam" in text
+    assert "Uncaught in the interpreter:" in text
+
+
+def test_unshareable_initializer_breaks_the_pool(caplog):
+    count = 0
+
+    def init():
+        assert count == 0
+
+    with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+        with Pool(initializer=init) as p:
+            fut = p.submit(lambda: None)
+    assert "NotShareableError" in caplog.text
+    with pytest.raises(futures.BrokenInterpreterPool):
+        fut.result()
+
+
+def test_broken_pool_is_a_broken_thread_pool():
+    from concurrent.futures.thread import BrokenThreadPool
+
+    assert issubclass(futures.BrokenInterpreterPool, BrokenThreadPool)
+
+
+# -- map ----------------------------------------------------------------------------------------
+
+
+def test_map(pool):
+    assert list(pool.map(mul, range(10), range(10))) == [i * i for i in range(10)]
+    assert list(pool.map(mul, [], [])) == []
+
+
+@pytest.mark.parametrize("chunksize", [1, 2, 3, 7, 100])
+def test_map_chunksize(pool, chunksize):
+    assert list(pool.map(mul, range(20), range(20), chunksize=chunksize)) == [
+        i * i for i in range(20)
+    ]
+
+
+def test_map_chunksize_with_lambda(pool):
+    assert list(pool.map(lambda x: x + 1, range(10), chunksize=4)) == list(range(1, 11))
+
+
+def test_map_bad_chunksize(pool):
+    with pytest.raises(ValueError):
+        pool.map(mul, [1], [2], chunksize=0)
+
+
+def test_map_buffersize(pool):
+    assert list(pool.map(ident, range(30), buffersize=3)) == list(range(30))
+    with pytest.raises(ValueError):
+        pool.map(ident, [1], buffersize=0)
+    with pytest.raises(TypeError):
+        pool.map(ident, [1], buffersize=1.5)
+
+
+def test_map_exception(pool):
+    it = pool.map(fail, [ValueError, KeyError], ["a", "b"])
+    with pytest.raises(ValueError):
+        next(it)
+
+
+def test_map_exception_in_chunk(pool):
+    it = pool.map(lambda x: 1 // x, [1, 0, 2], chunksize=3)
+    with pytest.raises(ZeroDivisionError):
+        list(it)
+
+
+def test_map_timeout(pool):
+    list(pool.map(sleep_and_return, [0.05, 0.05], [0, 0]))  # both workers made
+    results = []
+    with pytest.raises(FuturesTimeout):
+        for r in pool.map(sleep_and_return, [0, 0, 3], ["a", "b", "c"], timeout=0.5):
+            results.append(r)
+    assert results == ["a", "b"]
+
+
+# -- shutdown -----------------------------------------------------------------------------------
+
+
+def test_submit_after_shutdown_raises():
+    p = Pool(1)
+    p.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        p.submit(mul, 1, 2)
+
+
+def test_shutdown_waits_for_pending_work():
+    p = Pool(2)
+    fs = [p.submit(sleep_and_return, 0.05, i) for i in range(6)]
+    p.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in fs] == list(range(6))
+    assert not any(t.is_alive() for t in p._threads)
+
+
+def test_shutdown_no_wait_still_completes():
+    p = Pool(1)
+    fs = [p.submit(sleep_and_return, 0.05, i) for i in range(3)]
+    p.shutdown(wait=False)
+    assert [f.result(timeout=10) for f in fs] == [0, 1, 2]
+
+
+def test_shutdown_cancel_futures():
+    p = Pool(2)
+    fs = [p.submit(sleep_and_return, 0.1, i) for i in range(50)]
+    p.shutdown(cancel_futures=True)
+    cancelled = [f for f in fs if f.cancelled()]
+    assert len(cancelled) > 20
+    for f in fs:
+        if not f.cancelled():
+            assert f.result(timeout=0) in range(50)
+    with pytest.raises(CancelledError):
+        cancelled[0].result()
+
+
+def test_cancel_a_pending_future():
+    blocker = interpreters.create_queue()
+    with Pool(1) as p:
+        first = p.submit(blocker.get)
+        more = [p.submit(mul, i, 1) for i in range(20)]
+        assert more[-1].cancel()
+        blocker.put(None)
+        assert more[-1].cancelled()
+        assert [f.result() for f in more[:-1]] == list(range(19))
+        first.result()
+
+
+def test_context_manager_shuts_down():
+    with Pool(1) as p:
+        p.submit(mul, 1, 1).result()
+    assert p._shutdown
+    assert not any(t.is_alive() for t in p._threads)
+
+
+def test_interpreters_are_closed_after_shutdown():
+    before = {i.id for i in interpreters.list_all()}
+    with Pool(2) as p:
+        list(p.map(sleep_and_return, [0.05, 0.05], [1, 2]))
+    after = {i.id for i in interpreters.list_all()}
+    assert after <= before
+
+
+def test_garbage_collected_pool_stops_its_workers():
+    import gc
+
+    p = Pool(1)
+    p.submit(mul, 1, 1).result()
+    threads = list(p._threads)
+    del p
+    gc.collect()
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+
+
+# -- damaged worker -----------------------------------------------------------------------------
+
+
+def damage_worker():
+    import subinterpreters._pool_worker as w
+
+    w.damage()
+    return "damaged"
+
+
+def test_damaged_worker_is_replaced():
+    with Pool(1) as p:
+        before = p.submit(current_id).result()
+        assert p.submit(damage_worker).result() == "damaged"
+        after = p.submit(current_id).result()
+        assert after != before
+        assert p.submit(mul, 2, 21).result() == 42
+        assert len(p._threads) == 1
+
+
+# -- exit ---------------------------------------------------------------------------------------
+
+
+def test_pool_left_open_at_exit():
+    proc = run_python(
+        """
+        from subinterpreters.futures import InterpreterPoolExecutor
+        def f(x):
+            return x * 2
+        pool = InterpreterPoolExecutor(2)
+        futs = [pool.submit(f, i) for i in range(100)]
+        print(sum(f.result() for f in futs))
+        """
+    )
+    assert_clean_exit(proc, expect_stdout=str(sum(i * 2 for i in range(100))))
