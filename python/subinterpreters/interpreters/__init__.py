@@ -177,7 +177,26 @@ def create():
     any interpreter) does, or until close() is called.
     """
     handle = _ll.create()
+    if _PY311:
+        # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
+        _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
     return Interpreter._make(int(handle), handle)
+
+
+_PY311 = __import__("sys").version_info < (3, 12)
+_SYS_PATH_0 = """\
+import sys
+if path0 is not None and path0 not in sys.path:
+    sys.path.insert(0, path0)
+del sys, path0
+"""
+
+
+def _main_path0():
+    import sys
+
+    path = getattr(sys, "path", None)
+    return path[0] if path and type(path[0]) is str else None
 
 
 def list_all():
