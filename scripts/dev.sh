@@ -91,7 +91,7 @@ cmd_pytest() {
         log "stubtest: the .pyi against the compiled module and the PEP 734 module"
         [ -x "$dir/bin/stubtest" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check mypy
         (cd /tmp && "$dir/bin/python" -m mypy.stubtest subinterpreters.lowlevel \
-            subinterpreters.interpreters subinterpreters.interpreters._queues)
+            subinterpreters.interpreters)
     fi
 }
 

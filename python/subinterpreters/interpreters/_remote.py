@@ -332,7 +332,7 @@ def _invoke_template():
         return compile('"\\0S".append("\\0F"(*"\\0A", **"\\0K"))', _INVOKE_FILE, "exec")
 
 
-_invoke_code = []  # the template, compiled on first use
+_invoke_code: list = []  # the template, compiled on first use
 
 
 def _invoke(ns, func, args, kwargs):
