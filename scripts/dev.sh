@@ -2,7 +2,8 @@
 # The project's command surface, called by the Makefile (and so by the README and CI).
 #   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the dev tools
 #   scripts/dev.sh build 3.12     build the extension (release) and install the wheel into that venv
-#   scripts/dev.sh pytest 3.12    run tests/ (pytest) and CPython's own 3.11 suite on that version
+#   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
+#                                 test_interpreters (PEP 734) on that version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer);
@@ -84,10 +85,13 @@ cmd_pytest() {
     (cd "$ROOT/tests" && SUBINTERPRETERS_REQUIRE_OURS=1 "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
     log "CPython's own 3.11 suite on CPython $v"
     "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
+    log "CPython 3.14's test_interpreters (PEP 734) on CPython $v"
+    "$dir/bin/python" "$ROOT/scripts/run_cpython_pep734_suite.py" --timeout 120
     if [ "$v" = 3.12 ]; then
-        log "stubtest: the .pyi against the compiled module"
+        log "stubtest: the .pyi against the compiled module and the PEP 734 module"
         [ -x "$dir/bin/stubtest" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check mypy
-        (cd /tmp && "$dir/bin/python" -m mypy.stubtest subinterpreters.lowlevel)
+        (cd /tmp && "$dir/bin/python" -m mypy.stubtest subinterpreters.lowlevel \
+            subinterpreters.interpreters)
     fi
 }
 
@@ -171,5 +175,5 @@ case "$sub" in
     venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
     lint|test|demo|bench|fuzz) "cmd_$sub" "$@" ;;
     rust-test) cmd_rust_test ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

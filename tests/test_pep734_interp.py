@@ -11,6 +11,7 @@ import gc
 import importlib
 import os
 import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -646,3 +647,142 @@ def test_whence_of_an_interpreter_made_elsewhere():
     assert mine.whence == "_interpreters module"
     mine.close()
     assert mine.whence == "_interpreters module"  # kept after close, as 3.14 does
+
+
+# -- behaviour pinned by CPython 3.14's own test_interpreters (scripts/run_cpython_pep734_suite.py)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="3.11's isolated interpreters cannot start threads"
+)
+def test_close_runs_threading_atexit_callbacks_before_joining(interps, interp, tmp_path):
+    # A thread that waits for a threading._register_atexit callback: close() must run the
+    # callbacks first, as finalization does, or it would wait forever.
+    flag = tmp_path / "done"
+    interp.exec(
+        f"""if True:
+        import threading, time
+        done = False
+        def fini():
+            global done
+            done = True
+            t.join()
+        threading._register_atexit(fini)
+        def task():
+            while not done:
+                time.sleep(0.01)
+            open({str(flag)!r}, "w").close()
+        t = threading.Thread(target=task)
+        t.start()
+        """
+    )
+    interp.close()
+    assert flag.exists()
+
+
+def test_call_builtins_see_the_target_main(interps, interp):
+    names = ["__builtins__", "__doc__", "__loader__", "__name__", "__package__", "__spec__"]
+    if not PY314_PLUS:  # lazy annotations (PEP 649): no __annotations__ in a fresh __main__
+        names.append("__annotations__")
+    assert interp.call(dir) == sorted(names)
+    assert interp.call(eval, "__name__") == "__main__"
+    for func in (globals, locals, vars):  # __main__'s dict holds a module: not shareable
+        with pytest.raises(interps.NotShareableError):
+            interp.call(func)
+    interp.prepare_main(spam=42)
+    assert "spam" in interp.call(dir)
+
+
+def _make_nested():
+    def nested(x):
+        return x * 2
+
+    return nested
+
+
+def test_stateless_functions_cross_as_code_both_ways(interps, interp):
+    nested = _make_nested()  # not picklable: only its code can cross
+    back = interp.call(answer_arg, nested)
+    assert back is not nested
+    assert back.__code__.co_code == nested.__code__.co_code
+    assert back(21) == 42
+
+
+def answer_arg(arg):
+    return arg
+
+
+def test_memoryview_arguments_and_results(interps, interp):
+    res = interp.call(answer_arg, memoryview(b"spam!"))
+    assert type(res) is memoryview
+    assert res == memoryview(b"spam!")
+
+
+def test_a_function_using_dunder_name_is_not_stateless(interps, tmp_path):
+    # __name__ is a global of the function's module, not the builtin: it crosses by pickle and
+    # runs in the caller's main script run again as "<fake __main__>".
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "import importlib\n"
+        f"interpreters = importlib.import_module({interps.__name__!r})\n"
+        "def spam():\n"
+        "    return __name__\n"
+        "if __name__ == '__main__':\n"
+        "    print(interpreters.create().call(spam))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "<fake __main__>"
+
+
+def test_function_missing_from_the_callers_main_is_not_shareable(interps, interp):
+    import __main__
+
+    source = "def _pep734_dynamic():\n    return __name__\n"
+    exec(source, vars(__main__))
+    try:
+        with pytest.raises(interps.NotShareableError):
+            interp.call(answer_arg, __main__._pep734_dynamic)
+    finally:
+        del __main__._pep734_dynamic
+
+
+def test_list_all_does_not_resurrect_a_collected_interpreter(interps):
+    interp = interps.create()
+    interpid = interp.id
+    cycle = [interp]
+    cycle.append(cycle)
+    gc.disable()
+    try:
+        del interp, cycle
+    finally:
+        gc.enable()
+    old = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        ids = [i.id for i in interps.list_all()]
+    finally:
+        gc.set_threshold(*old)
+    assert interpid not in ids
+
+
+def test_exec_failure_is_raised_from_exec(interps, interp):
+    with pytest.raises(interps.ExecutionFailed) as info:
+        interp.exec("raise RuntimeError('uh-oh!')")
+    assert info.value.__context__ is None
+    assert info.traceback[-1].name == "exec"
+
+
+def test_remaining_interpreters_warn_at_exit(interps):
+    proc = run_python(
+        f"""
+        import importlib
+        interpreters = importlib.import_module({interps.__name__!r})
+        keep = interpreters.create()
+        """
+    )
+    assert_clean_exit(proc)
+    assert (
+        "RuntimeWarning: remaining subinterpreters; close them with Interpreter.close()"
+        in proc.stderr
+    )

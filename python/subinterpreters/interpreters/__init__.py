@@ -187,15 +187,36 @@ def create():
     any interpreter) does, or until close() is called.
     """
     handle = _ll.create()
+    if _PY311:
+        # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
+        _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
     return Interpreter._make(int(handle), handle)
+
+
+_PY311 = __import__("sys").version_info < (3, 12)
+_SYS_PATH_0 = """\
+import sys
+if path0 is not None and path0 not in sys.path:
+    sys.path.insert(0, path0)
+del sys, path0
+"""
+
+
+def _main_path0():
+    import sys
+
+    path = getattr(sys, "path", None)
+    return path[0] if path and type(path[0]) is str else None
 
 
 def list_all():
     """Return every existing interpreter, in ascending order of id."""
     found = []
-    for n in _ll.list_all():
+    # Plain ints: the lowlevel handles would keep alive an interpreter whose last Interpreter
+    # the garbage collector frees meanwhile.
+    for n in [int(i) for i in _ll.list_all()]:
         try:
-            found.append(Interpreter(int(n)))
+            found.append(Interpreter(n))
         except InterpreterNotFoundError:  # closed since it was listed
             pass
     return found
@@ -213,6 +234,26 @@ def get_main():
 
 _MAIN_ID = int(_ll.get_main())
 
+
+def _warn_remaining():
+    """At exit, as CPython 3.14's finalization does: warn about interpreters still alive."""
+    if len(_ll.list_all()) > 1:
+        import warnings
+
+        warnings.warn_explicit(
+            "remaining subinterpreters; close them with Interpreter.close()",
+            RuntimeWarning,
+            "<sys>",
+            0,
+        )
+
+
+if int(_ll.get_current()) == _MAIN_ID:
+    import atexit
+
+    # Registered after lowlevel's exit cleanup, so it runs before it.
+    atexit.register(_warn_remaining)
+
 # One Interpreter per id, while anyone holds it.
 _known = weakref.WeakValueDictionary()
 
@@ -222,6 +263,28 @@ _channels = _local()
 _RUN_EXEC = f"__import__({_remote.__name__!r}, None, None, ['_']).run_exec()"
 _RUN_CALL = f"__import__({_remote.__name__!r}, None, None, ['_']).run_call()"
 _RUN_PREPARE = f"__import__({_remote.__name__!r}, None, None, ['_']).run_prepare()"
+
+
+# Run in an interpreter before it is destroyed: the first half of `threading._shutdown`, which
+# CPython's finalization runs before joining the non-daemon threads (lowlevel's destroy() joins
+# them first, so a thread that waits for such a callback would never end). Each callback runs
+# once: `_SHUTTING_DOWN` refuses new ones and the list is emptied for finalization's own call.
+_THREADING_SHUTDOWN = """\
+import sys as _s
+_t = _s.modules.get('threading')
+if _t is not None and not getattr(_t, '_SHUTTING_DOWN', True):
+    _t._SHUTTING_DOWN = True
+    _c = list(_t._threading_atexits)
+    _t._threading_atexits.clear()
+    for _f in reversed(_c):
+        try:
+            _f()
+        except BaseException:
+            print('Exception ignored on threading shutdown:', file=_s.stderr)
+            __import__('traceback').print_exc()
+    del _c, _f
+del _s, _t
+"""
 
 
 def _translate(exc, n, action):
@@ -318,8 +381,17 @@ class Interpreter:
             raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
 
     def close(self):
-        """Destroy the interpreter (finalizing it). Refused for the current one."""
+        """Destroy the interpreter (finalizing it). Refused for the current one.
+
+        As CPython's finalization does, the callbacks registered with
+        ``threading._register_atexit`` run first, then the non-daemon threads are waited for.
+        """
         self._check_ours("cannot destroy")
+        if self._id != int(_ll.get_current()):
+            try:
+                _ll.run_string(self._handle, _THREADING_SHUTDOWN)
+            except (RuntimeError, _ll.RunFailedError):
+                pass  # running, gone, ...: destroy() below says so
         try:
             _ll.destroy(self._handle)
         except RuntimeError as exc:
@@ -368,7 +440,11 @@ class Interpreter:
         """
         src = _script(code)
         self._check_ours("cannot exec code for")
-        self._run(_RUN_EXEC, {_remote.SRC: src}, False)
+        _, excinfo = self._run(_RUN_EXEC, {_remote.SRC: src}, False)
+        if excinfo is not None:
+            if isinstance(excinfo, BaseException):
+                raise excinfo
+            raise ExecutionFailed(excinfo)
 
     def call(self, callable, /, *args, **kwargs):
         """Call ``callable(*args, **kwargs)`` in the interpreter and return its result.
@@ -398,57 +474,83 @@ class Interpreter:
     def _call(self, func, args, kwargs):
         self._check_ours("cannot make a call in")
         fdata = _callable_data(func)
+        pickled = fdata[:1] != b"\0"
         if not kwargs and len(args) == 1 and _native_arg(args[0]):
             adata = args[0]
         elif args or kwargs:
             try:
-                adata = _pickle().dumps((args, kwargs), 5)
+                adata = _remote.dumps((args, kwargs))
             except Exception as exc:
                 bad = next((a for a in (*args, *kwargs.values()) if not _picklable(a)), args)
                 raise _not_shareable(bad) from exc
+            pickled = True
         else:
             adata = None
-        reply = self._run(_RUN_CALL, {_remote.FUNC: fdata, _remote.ARGS: adata}, True)
+        shared = {_remote.FUNC: fdata, _remote.ARGS: adata}
+        if pickled:
+            shared[_remote.MAINFILE] = _main_file()
+        reply, excinfo = self._run(_RUN_CALL, shared, True)
+        if excinfo is not None:
+            if isinstance(excinfo, BaseException):
+                raise excinfo
+            raise ExecutionFailed(excinfo)
         if type(reply) is not bytes:
             return reply
         message = _pickle().loads(reply)
         if message[0] == "R":
             return message[1]
-        return _raise_reply(message)
+        excinfo = _reply_error(message)
+        if isinstance(excinfo, BaseException):
+            raise excinfo
+        raise ExecutionFailed(excinfo)
 
     def _run(self, script, shared, wait_reply):
-        """Run one of the constant scripts; return the reply for calls, raise for failures."""
+        """Run one of the constant scripts: (the reply for calls, None) or (None, the failure:
+        an excinfo for ExecutionFailed, or an exception to raise)."""
         cid = _channels.__dict__.pop("cid", None)
         if cid is None:
             cid = _ll.channel_create()
         shared[_remote.CHAN] = cid
+        failure = None
         try:
             _ll.run_string(self._handle, script, shared)
         except _ll.RunFailedError as exc:
             message = _ll.channel_recv(cid, None)
-            _channels.cid = cid
             if type(message) is bytes:
-                _raise_reply(_pickle().loads(message))
-            raise ExecutionFailed(_excinfo_from_run_failed(exc)) from None
+                failure = _reply_error(_pickle().loads(message))
+            else:
+                failure = _excinfo_from_run_failed(exc)
         except RuntimeError as exc:
+            failure = _translate(exc, self._id, "run")
+        if failure is not None:
             _channels.cid = cid
-            raise _translate(exc, self._id, "run") from None
+            return None, failure
         reply = _ll.channel_recv(cid) if wait_reply else None
         _channels.cid = cid
-        return reply
+        return reply, None
 
 
-def _raise_reply(message):
+def _main_file():
+    """The file of the calling interpreter's ``__main__``, if it has one (see _remote._loads)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return path if type(path) is str else None
+
+
+def _reply_error(message):
+    """The failure a reply describes: an excinfo (for ExecutionFailed) or an exception."""
     tag = message[0]
     if tag == "E":
-        raise ExecutionFailed(_excinfo(*message[1:]))
+        return _excinfo(*message[1:])
     if tag == "S":
-        raise SyntaxError(*message[1])
+        return SyntaxError(*message[1])
     if tag == "N":
-        raise NotShareableError("object does not support cross-interpreter data") from Exception(
-            f"{__name__}.NotShareableError: {message[1]}"
-        )
-    raise InterpreterError(f"unexpected reply {message!r}")
+        exc = NotShareableError("object does not support cross-interpreter data")
+        exc.__cause__ = Exception(f"{__name__}.NotShareableError: {message[1]}")
+        return exc
+    return InterpreterError(f"unexpected reply {message!r}")
 
 
 def _native_arg(value):
@@ -559,41 +661,12 @@ def _function_reason(func):
     return _code_reason(func.__code__)
 
 
-# Whether a code object uses globals other than builtins; by code object, bounded.
-_uses_globals: dict = {}
-
-
-def _global_names(code):
-    import dis
-
-    names = set()
-    for ins in dis.get_instructions(code):
-        if ins.opname in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"):
-            names.add(ins.argval)
-    for const in code.co_consts:
-        if type(const) is _CodeType:
-            names |= _global_names(const)
-    return names
-
-
-def _stateless_code(code):
-    found = _uses_globals.get(code)
-    if found is None:
-        import builtins
-
-        found = bool(_global_names(code) - set(vars(builtins)))
-        if len(_uses_globals) >= 256:
-            _uses_globals.clear()
-        _uses_globals[code] = found
-    return not found
-
-
 def _callable_data(func):
     """What Interpreter.call() sends for the callable: NUL + marshalled code, or a pickle."""
     if type(func) is _FunctionType:
         reason = _function_reason(func)
         code = func.__code__
-        if reason is None and _stateless_code(code):
+        if reason is None and _remote.uses_only_builtins(func):
             data = _marshalled.get(code)
             return data if data is not None else _marshal_code(code, _marshalled)
     elif not callable(func):

@@ -124,7 +124,7 @@ def list_all():
     return found
 
 
-_known = weakref.WeakValueDictionary()
+_known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 class Queue:

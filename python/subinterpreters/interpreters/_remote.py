@@ -25,6 +25,7 @@ FUNC = "__subinterpreters_func__"
 ARGS = "__subinterpreters_args__"
 CHAN = "__subinterpreters_chan__"
 PREP = "__subinterpreters_prep__"
+MAINFILE = "__subinterpreters_mainfile__"
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
@@ -70,7 +71,9 @@ def _excinfo(exc):
         formatted = f"{module}.{qualname}: {msg}"
     # Drop our own frames (the wrappers below) from the outermost traceback.
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code in _OUR_CODE:
+    while tb is not None and (
+        tb.tb_frame.f_code in _OUR_CODE or tb.tb_frame.f_code.co_filename == _INVOKE_FILE
+    ):
         tb = tb.tb_next
     try:
         lines = traceback.format_exception(tp, exc, tb)
@@ -144,18 +147,24 @@ def run_call():
     fdata = ns.pop(FUNC)
     args = ns.pop(ARGS)
     cid = ns.pop(CHAN)
+    mainfile = ns.pop(MAINFILE, None)
     try:
         if fdata[:1] == b"\0":
             func = _function(fdata)
         else:
-            func = _pickle().loads(fdata)
+            func = _loads(fdata, mainfile)
         if args is None:
-            res = _invoke(ns, func, (), {})
+            a, kw = (), {}
         elif type(args) is bytes:
-            a, kw = _pickle().loads(args)
-            res = _invoke(ns, func, a, kw)
+            a, kw = _loads(args, mainfile)
         else:
-            res = _invoke(ns, func, (args,), {})
+            a, kw = (args,), {}
+    except BaseException as exc:
+        # As in 3.14: what cannot be rebuilt here was not shareable.
+        _send(cid, ("N", f"{_safe_str(exc)}", _safe_str(exc)))
+        return
+    try:
+        res = _invoke(ns, func, a, kw)
     except BaseException as exc:
         try:
             _report(cid, exc)
@@ -166,7 +175,7 @@ def run_call():
         _ll.channel_send(cid, res)
         return
     try:
-        data = _pickle().dumps(("R", res), 5)
+        data = dumps(("R", res))
     except BaseException as exc:
         data = _pickle().dumps(
             ("N", f"{_safe_repr(res)} does not support cross-interpreter data", _safe_str(exc)), 5
@@ -174,25 +183,167 @@ def run_call():
     _ll.channel_send(cid, data)
 
 
-# The call is made from module-level code run with __main__'s dict as globals, so that builtins
-# which look at their caller's frame (eval, exec, globals) see __main__, as in 3.14. Our names
-# live in a separate locals dict, where they cannot shadow the user's.
-_INVOKE_CODE = compile(
-    "__subinterpreters_res__ = "
-    "__subinterpreters_f__(*__subinterpreters_a__, **__subinterpreters_k__)",
-    "<subinterpreters>",
-    "exec",
-)
+# -- values that cross by pickle ------------------------------------------------------------
+
+
+class _StatelessFunction:
+    """Stands for a stateless function in a pickle: it crosses as its code, as in 3.14, and is
+    rebuilt in the receiving interpreter's ``__main__``."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce__(self):
+        return (_function, (self.data,))
+
+
+def _stateless_data(func):
+    """NUL + marshalled code of a function that needs no state, or None."""
+    if func.__closure__ is not None or func.__defaults__ or func.__kwdefaults__:
+        return None
+    code = func.__code__
+    if code.co_freevars or not uses_only_builtins(func):
+        return None
+    import marshal
+
+    return b"\0" + marshal.dumps(code)
+
+
+# The global names a code object (with its nested code) uses; by code object, bounded.
+_global_names_of: dict = {}
+
+
+def _global_names(code):
+    names = _global_names_of.get(code)
+    if names is None:
+        import dis
+
+        found = set()
+        todo = [code]
+        while todo:
+            c = todo.pop()
+            for ins in dis.get_instructions(c):
+                if ins.opname in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME"):
+                    found.add(ins.argval)
+            todo.extend(k for k in c.co_consts if type(k) is type(code))
+        names = frozenset(found)
+        if len(_global_names_of) >= 256:
+            _global_names_of.clear()
+        _global_names_of[code] = names
+    return names
+
+
+def uses_only_builtins(func):
+    """3.14's rule: every global name the function uses resolves to a builtin (a name bound in
+    its module, ``__name__`` included, is a global, not a builtin)."""
+    import builtins
+
+    names = _global_names(func.__code__)
+    if not names:
+        return True
+    module = func.__globals__
+    return all(n not in module and n in vars(builtins) for n in names)
+
+
+def _swap_stateless(obj):
+    """``obj``, or its stand-in when it is a stateless function (top level, or in a tuple)."""
+    tp = type(obj)
+    if tp is type(_swap_stateless):
+        data = _stateless_data(obj)
+        return obj if data is None else _StatelessFunction(data)
+    if tp is tuple:
+        return tuple(_swap_stateless(x) for x in obj)
+    return obj
+
+
+def dumps(obj):
+    """Pickle ``obj`` for another interpreter: stateless functions (at the top level and in
+    tuples) cross as code, as in 3.14; memoryviews cross as copies of their bytes."""
+    obj = _swap_stateless(obj)
+    pickle = _pickle()
+    try:
+        return pickle.dumps(obj, 5)
+    except Exception:
+        import io
+
+        class _Pickler(pickle.Pickler):
+            def reducer_override(self, o):
+                if type(o) is memoryview:
+                    return (memoryview, (o.tobytes(),))
+                return NotImplemented
+
+        buf = io.BytesIO()
+        _Pickler(buf, 5).dump(obj)
+        return buf.getvalue()
+
+
+# Modules made by running the calling interpreter's main script as "<fake __main__>", by file
+# name: 3.14 does this when a pickle refers to a __main__ function this interpreter lacks.
+_fake_mains: dict = {}
+
+
+def _fake_main(filename):
+    mod = _fake_mains.get(filename)
+    if mod is None:
+        import types
+
+        mod = types.ModuleType("<fake __main__>")
+        mod.__file__ = filename
+        mod.__builtins__ = __builtins__
+        with open(filename, "rb") as f:
+            code = compile(f.read(), filename, "exec")
+        exec(code, mod.__dict__)
+        _fake_mains[filename] = mod
+    return mod
+
+
+def _loads(data, mainfile):
+    """Unpickle; if that fails and the caller's main script is known, retry with that script
+    run as ``__main__`` (in a hidden module, the real ``__main__`` untouched)."""
+    pickle = _pickle()
+    try:
+        return pickle.loads(data)
+    except Exception:
+        if not mainfile:
+            raise
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = _fake_main(mainfile)
+    try:
+        return pickle.loads(data)
+    finally:
+        sys.modules["__main__"] = real
+
+
+# The call is made from module-level code run with __main__'s dict as globals and locals, so
+# that builtins which look at their caller's frame (eval, exec, globals, locals, vars, dir) see
+# __main__, as in 3.14. The function, its arguments and a list for the result are constants of
+# the code (a copy of this template per call), so no name of ours shows in __main__.
+_INVOKE_FILE = "<subinterpreters>"
+_INVOKE_KEYS = ("\0S", "\0F", "\0A", "\0K")
+
+
+def _invoke_template():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "'str' object is not callable"
+        return compile('"\\0S".append("\\0F"(*"\\0A", **"\\0K"))', _INVOKE_FILE, "exec")
+
+
+_invoke_code: list = []  # the template, compiled on first use
 
 
 def _invoke(ns, func, args, kwargs):
-    local = {
-        "__subinterpreters_f__": func,
-        "__subinterpreters_a__": args,
-        "__subinterpreters_k__": kwargs,
-    }
-    exec(_INVOKE_CODE, ns, local)
-    return local["__subinterpreters_res__"]
+    if not _invoke_code:
+        _invoke_code.append(_invoke_template())
+    template = _invoke_code[0]
+    sink = []
+    values = dict(zip(_INVOKE_KEYS, (sink, func, args, kwargs), strict=True))
+    consts = tuple(values.get(c, c) if type(c) is str else c for c in template.co_consts)
+    exec(template.replace(co_consts=consts), ns)
+    return sink[0]
 
 
 def _safe_repr(obj):
@@ -209,4 +360,4 @@ def run_prepare():
     ns.update(_pickle().loads(data))
 
 
-_OUR_CODE = frozenset({run_exec.__code__, run_call.__code__, _INVOKE_CODE})
+_OUR_CODE = frozenset({run_exec.__code__, run_call.__code__})
