@@ -24,6 +24,7 @@ from _thread import _local
 from subinterpreters import lowlevel as _ll
 
 from . import _queues, _remote
+from ._handle import IdHandle
 from ._queues import (
     UNBOUND,
     UNBOUND_ERROR,
@@ -297,7 +298,7 @@ def _translate(exc, n, action):
     return InterpreterError(text)
 
 
-class Interpreter:
+class Interpreter(IdHandle):
     """One Python interpreter of this process.
 
     There is one object per interpreter id in each interpreter; ``Interpreter(id)`` returns it.
@@ -341,15 +342,6 @@ class Interpreter:
             self._whence = None
             _known[n] = self
         return self
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self._id})"
-
-    def __hash__(self):
-        return hash(self._id)
-
-    def __reduce__(self):
-        return (type(self), (self._id,))
 
     @property
     def id(self):

@@ -15,6 +15,8 @@ import weakref
 
 from subinterpreters import lowlevel as _ll
 
+from ._handle import IdHandle
+
 __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
@@ -127,7 +129,7 @@ def list_all():
 _known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-class Queue:
+class Queue(IdHandle):
     """A queue that any interpreter of this process can put to and get from.
 
     Items are copied at ``put()`` and rebuilt at ``get()``: None, bool, int, float, str, bytes,
@@ -171,15 +173,6 @@ class Queue:
             pass
         except AttributeError:
             pass  # interpreter shutdown
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self._id})"
-
-    def __hash__(self):
-        return hash(self._id)
-
-    def __reduce__(self):
-        return (type(self), (self._id,))
 
     @property
     def id(self):
