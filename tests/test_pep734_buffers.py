@@ -216,7 +216,8 @@ def test_large_buffer_crosses_without_a_copy(sub):
     back = ours.create_queue()
     sub.prepare_main(q=q, back=back)
     q.put(memoryview(big))
-    run(sub, "view = q.get(); view[-1] = 7; view[size // 2] = 9; back.put(len(view)); del view".replace("size", str(size)))
+    sub.prepare_main(size=size)
+    run(sub, "view = q.get(); view[-1] = 7; view[size // 2] = 9; back.put(len(view)); del view")
     assert back.get() == size
     assert big[-1] == 7 and big[size // 2] == 9
     q.put(memoryview(big))
