@@ -129,6 +129,20 @@ def test_exporter_stays_alive_until_every_view_is_released(sub):
     assert ref() is None
 
 
+def test_item_dropped_in_another_interpreter_is_released_in_the_owner(sub):
+    q = ours.create_queue()
+    exporter = array.array("B", bytes(8))
+    ref = weakref.ref(exporter)
+    q.put(memoryview(exporter))
+    del exporter
+    sub.prepare_main(qid=q.id)
+    # The subinterpreter destroys the queue: the item is dropped there, parked for us.
+    run(sub, "from subinterpreters import lowlevel; lowlevel._queue_destroy(qid)")
+    drain()
+    gc.collect()
+    assert ref() is None
+
+
 @pytest.mark.skipif(not PY312_PLUS, reason="__buffer__/__release_buffer__ are 3.12+")
 def test_release_happens_in_the_owner_interpreter(sub):
     q = ours.create_queue()
