@@ -35,4 +35,4 @@ pub use queue::{
     WakerId,
 };
 pub use registry::{ChannelInfo, ChannelRef};
-pub use value::{ItemSummary, StrKind, Value};
+pub use value::{ItemSummary, OutOfBand, StrKind, Value};

@@ -91,6 +91,30 @@ pub enum ItemSummary {
     },
 }
 
+/// One out-of-band buffer of a pickled object (a `PickleBuffer` that pickle handed out).
+#[derive(Debug)]
+pub enum OutOfBand {
+    /// Copied into Rust memory (the exporter's memory could not be shared as it is).
+    Copied(Payload),
+    /// Shared without copying, owned by an object of the pickling interpreter.
+    Shared(SharedBuffer),
+}
+
+impl OutOfBand {
+    /// The number of bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            OutOfBand::Copied(p) => p.len(),
+            OutOfBand::Shared(b) => b.len(),
+        }
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One shareable value.
 ///
 /// Strings keep CPython's compact storage (kind plus raw code units) so that a copy is one
@@ -128,7 +152,7 @@ pub enum Value {
         /// The pickle stream.
         data: Payload,
         /// The out-of-band buffers (`PickleBuffer`s), in the order the stream refers to them.
-        buffers: Vec<Payload>,
+        buffers: Vec<OutOfBand>,
     },
     /// Memory shared without copying, owned by an object of another interpreter.
     Shared(SharedBuffer),
@@ -221,6 +245,9 @@ impl Value {
         match self {
             Value::Shared(buf) => buf.owner() == interp,
             Value::Tuple(items) => items.iter().any(|v| v.holds_buffer_of(interp)),
+            Value::Pickled { buffers, .. } => buffers
+                .iter()
+                .any(|b| matches!(b, OutOfBand::Shared(s) if s.owner() == interp)),
             _ => false,
         }
     }
@@ -251,7 +278,10 @@ mod tests {
             Value::BigInt(Payload::from_vec(vec![0; 9])),
             Value::Pickled {
                 data: Payload::from_vec(vec![1; 10]),
-                buffers: vec![Payload::from_vec(vec![2; 5]), Payload::from_vec(vec![3; 6])],
+                buffers: vec![
+                    OutOfBand::Copied(Payload::from_vec(vec![2; 5])),
+                    OutOfBand::Copied(Payload::from_vec(vec![3; 6])),
+                ],
             },
             Value::Tuple(vec![Value::Bytes(Payload::from_vec(vec![4; 7]))]),
         ]);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use subinterpreters_core::queue::{self, Fallback, QueueDefaults, UnboundOp, Wait};
 use subinterpreters_core::registry;
 use subinterpreters_core::{
-    ForeignBuffer, InterpId, ItemSummary, Payload, QueueError, QueueRef, QueuedItem, Received,
-    SharedBuffer, Value,
+    ForeignBuffer, InterpId, ItemSummary, OutOfBand, Payload, QueueError, QueueRef, QueuedItem,
+    Received, SharedBuffer, Value,
 };
 
 fn unbounded() -> QueueRef {
@@ -355,14 +355,25 @@ fn items_holding_a_buffer_of_a_destroyed_interpreter_are_unbound() {
     .unwrap();
     q.put(Value::Int(7), PUTTER, Some(UnboundOp::Remove), Wait::NoWait)
         .unwrap();
+    let pickled = Value::Pickled {
+        data: Payload::copy_from(b"\x80\x05."),
+        buffers: vec![
+            OutOfBand::Copied(Payload::copy_from(b"x")),
+            OutOfBand::Shared(shared(EXPORTER, &released)),
+        ],
+    };
+    assert!(pickled.holds_buffer_of(EXPORTER));
+    q.put(pickled, PUTTER, Some(UnboundOp::Replace), Wait::NoWait)
+        .unwrap();
     assert_eq!(released.load(Ordering::SeqCst), 0);
-    assert_eq!(queue::interp_destroyed(EXPORTER), 2);
-    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert_eq!(queue::interp_destroyed(EXPORTER), 3);
+    assert_eq!(released.load(Ordering::SeqCst), 2);
     assert!(matches!(
         q.get(Wait::NoWait).unwrap(),
         Received::InterpreterDestroyed
     ));
     assert_eq!(int_of(q.get(Wait::NoWait).unwrap()), 7);
+    assert!(matches!(q.get(Wait::NoWait).unwrap(), Received::Unbound));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,7 +437,7 @@ fn rich_values_round_trip_through_a_queue() {
         Value::BigInt(Payload::from_vec(vec![0xff; 16])),
         Value::Pickled {
             data: Payload::copy_from(b"\x80\x05."),
-            buffers: vec![Payload::copy_from(b"oob")],
+            buffers: vec![OutOfBand::Copied(Payload::copy_from(b"oob"))],
         },
         Value::Queue(inner),
     ]);

@@ -32,6 +32,8 @@ pub struct ModState {
     pub channel_empty_error: *mut ffi::PyObject,
     /// `ChannelNotEmptyError(ChannelError)`.
     pub channel_not_empty_error: *mut ffi::PyObject,
+    /// `SharedView`: the exporter behind a `memoryview` over another interpreter's memory.
+    pub shared_view_type: *mut ffi::PyObject,
     /// The classes of the PEP 734 layer (`subinterpreters.interpreters`), registered by it with
     /// `_queue_register`; NULL until then.
     pub xi: XiClasses,
@@ -59,7 +61,7 @@ pub struct XiClasses {
 }
 
 impl ModState {
-    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 15] {
+    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 16] {
         [
             self.xi.queue_type.get_mut(),
             self.xi.queue_error.get_mut(),
@@ -76,6 +78,7 @@ impl ModState {
             &mut self.channel_closed_error,
             &mut self.channel_empty_error,
             &mut self.channel_not_empty_error,
+            &mut self.shared_view_type,
         ]
     }
 }
@@ -262,6 +265,7 @@ unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result
         state.interp_id_type = crate::interp::id::create_type(module)?.into_ptr();
         state.channel_id_type =
             crate::chan::id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
+        state.shared_view_type = crate::values::shared::create_type(module)?.into_ptr();
         let names: [(&std::ffi::CStr, *mut ffi::PyObject); 8] = [
             (c"InterpreterID", state.interp_id_type),
             (c"ChannelID", state.channel_id_type),

@@ -66,6 +66,8 @@ macro_rules! kw_entry {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
+                // Buffers this interpreter shared and others dropped are released here.
+                $crate::values::shared::drain_current();
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
@@ -86,6 +88,8 @@ macro_rules! noargs_entry {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
+                // Buffers this interpreter shared and others dropped are released here.
+                $crate::values::shared::drain_current();
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
@@ -110,6 +114,8 @@ macro_rules! fast_entry {
             // argument pointers are valid for the call.
             unsafe {
                 let $state = $crate::module::state_of_module(module);
+                // Buffers this interpreter shared and others dropped are released here.
+                $crate::values::shared::drain_current();
                 let $fa = $crate::py::args::FastArgs::new(args, nargs, kwnames);
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }

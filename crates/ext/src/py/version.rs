@@ -42,6 +42,11 @@ pub(crate) const SINGLE_THREAD_RULE: bool = !cfg!(Py_3_12);
 /// before an interpreter is finalized (CPython gh-122517, fixed in 3.13).
 pub(crate) const THREADING_SHUTDOWN_FIX: bool = !cfg!(Py_3_13);
 
+/// `Py_AddPendingCall` queues its call for the main interpreter's main thread, whichever
+/// interpreter the caller is in (3.12+). On 3.11 it targets the caller's current interpreter, so
+/// it cannot reach the main interpreter from a subinterpreter.
+pub(crate) const PENDING_CALLS_RUN_IN_MAIN: bool = cfg!(Py_3_12);
+
 /// Whether the argument parser words an unknown keyword the 3.13 way (we restore 3.11's).
 pub(crate) const REWORD_UNKNOWN_KEYWORD: bool = cfg!(Py_3_13);
 

@@ -1,5 +1,7 @@
 //! What crosses between interpreters: Python objects to core `Value`s and back (3.11's set in
-//! `convert`, PEP 734's in `xi`), and the conversion of ID arguments.
+//! `convert`, PEP 734's in `xi`, zero-copy buffers in `shared`), and the conversion of ID
+//! arguments.
 
 pub(crate) mod convert;
+pub(crate) mod shared;
 pub(crate) mod xi;

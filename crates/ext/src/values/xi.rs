@@ -1,26 +1,34 @@
 //! The values of the PEP 734 layer (`subinterpreters.interpreters`): CPython 3.14's set of
 //! natively shareable objects (None, bool, int of any size, float, str, bytes, tuples of these,
-//! queues) as core [`Value`]s, and pickle (protocol 5) for everything else.
+//! queues, memoryviews) as core [`Value`]s, and pickle (protocol 5, out-of-band buffers shared
+//! or copied) for everything else. A `memoryview` and out-of-band pickle buffers cross without a
+//! copy (see `shared.rs`).
 //!
 //! The 3.11 API (`run_string`, channels) keeps its own, narrower conversion in `convert.rs`.
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::QueueRef;
-use subinterpreters_core::{Payload, Value};
+use subinterpreters_core::{OutOfBand, Payload, Value};
 
 use crate::error::{Error, Result};
 use crate::module::ModState;
 use crate::py::pyref::PyRef;
-use crate::values::convert;
+use crate::values::{convert, shared};
 
 /// Tuples nested deeper than this are pickled rather than converted (bounds the recursion).
 const MAX_DEPTH: usize = 64;
 
-/// Converts `obj` natively if its type allows; `Ok(None)` if it is not natively shareable.
+/// Converts `obj` natively if its type allows; `Ok(None)` if it is not natively shareable. With
+/// `probe` nothing is exported (a `memoryview` gives a placeholder): only the answer counts.
 ///
 /// # Safety
 /// GIL held; `state` of the current interpreter.
-unsafe fn native(obj: *mut ffi::PyObject, state: &ModState, depth: usize) -> Result<Option<Value>> {
+unsafe fn native(
+    obj: *mut ffi::PyObject,
+    state: &ModState,
+    depth: usize,
+    probe: bool,
+) -> Result<Option<Value>> {
     // SAFETY: (whole body) GIL held; each branch reads `obj` as the exact type it checked.
     unsafe {
         let tp = ffi::Py_TYPE(obj);
@@ -54,12 +62,19 @@ unsafe fn native(obj: *mut ffi::PyObject, state: &ModState, depth: usize) -> Res
             let n = ffi::PyTuple_GET_SIZE(obj);
             let mut items = Vec::with_capacity(n.max(0) as usize);
             for i in 0..n {
-                match native(ffi::PyTuple_GET_ITEM(obj, i), state, depth + 1)? {
+                match native(ffi::PyTuple_GET_ITEM(obj, i), state, depth + 1, probe)? {
                     Some(v) => items.push(v),
                     None => return Ok(None),
                 }
             }
             return Ok(Some(Value::Tuple(items)));
+        }
+        if tp == &raw mut ffi::PyMemoryView_Type {
+            if probe {
+                return Ok(Some(Value::None));
+            }
+            // Not one contiguous block: not shareable (pickle refuses memoryviews too).
+            return Ok(shared::export(obj)?.map(Value::Shared));
         }
         let queue_type = state.xi.queue_type.get();
         if !queue_type.is_null() && ffi::PyObject_TypeCheck(obj, queue_type.cast()) != 0 {
@@ -131,20 +146,23 @@ pub(crate) unsafe fn to_xi(
 ) -> Result<Value> {
     // SAFETY: GIL held (contract).
     unsafe {
-        if let Some(v) = native(obj, state, 0)? {
+        if let Some(v) = native(obj, state, 0, false)? {
             return Ok(v);
         }
         if !pickle_others {
             return Err(not_shareable(obj));
         }
-        match pickle(c"dumps", obj, true) {
-            Ok(data) => match convert::to_value(data.as_ptr(), state)? {
-                Value::Bytes(data) => Ok(Value::Pickled {
-                    data,
-                    buffers: Vec::new(),
-                }),
-                _ => Err(Error::System("pickle.dumps did not return bytes".into())),
-            },
+        match dumps(obj) {
+            Ok((data, raw)) => {
+                let Value::Bytes(data) = convert::to_value(data.as_ptr(), state)? else {
+                    return Err(Error::System("pickle.dumps did not return bytes".into()));
+                };
+                let mut buffers = Vec::with_capacity(raw.len());
+                for pb in raw {
+                    buffers.push(out_of_band(pb.as_ptr())?);
+                }
+                Ok(Value::Pickled { data, buffers })
+            }
             Err(Error::Raised) => {
                 let cause = crate::py::version::fetch_exception();
                 let err = not_shareable(obj);
@@ -171,7 +189,7 @@ pub(crate) unsafe fn to_xi(
 pub(crate) unsafe fn is_shareable(obj: *mut ffi::PyObject, state: &ModState) -> Result<bool> {
     // SAFETY: GIL held (contract); a failed probe (a queue that is gone) answers no.
     unsafe {
-        match native(obj, state, 0) {
+        match native(obj, state, 0, true) {
             Ok(v) => Ok(v.is_some()),
             Err(Error::Queue(_)) => Ok(false),
             Err(e) => Err(e),
@@ -189,28 +207,100 @@ unsafe fn not_shareable(obj: *mut ffi::PyObject) -> Error {
     Error::NotShareable(format!("{name} does not support cross-interpreter data"))
 }
 
-/// `pickle.<func>(arg)`, protocol 5 for `dumps`.
+/// `pickle.<func>(arg, <second>, <keyword>=<value>)` (`dumps(obj, 5, buffer_callback=...)`,
+/// `loads(data, buffers=...)`).
 ///
 /// # Safety
 /// GIL held.
-unsafe fn pickle(func: &std::ffi::CStr, arg: *mut ffi::PyObject, dumps: bool) -> Result<PyRef> {
-    // SAFETY: GIL held; new references owned by PyRef.
+unsafe fn pickle_call(
+    func: &std::ffi::CStr,
+    args: &[*mut ffi::PyObject],
+    keyword: &std::ffi::CStr,
+) -> Result<PyRef> {
+    // SAFETY: GIL held; new references owned by PyRef; the last item of `args` is the value of
+    // the one keyword named in `kwnames`.
     unsafe {
         let module = PyRef::from_owned(ffi::PyImport_ImportModule(c"pickle".as_ptr()))?;
         let f = PyRef::from_owned(ffi::PyObject_GetAttrString(module.as_ptr(), func.as_ptr()))?;
-        if dumps {
-            let proto = PyRef::from_owned(ffi::PyLong_FromLong(5))?;
-            let args = [arg, proto.as_ptr()];
-            PyRef::from_owned(ffi::PyObject_Vectorcall(
-                f.as_ptr(),
-                args.as_ptr(),
-                2,
-                std::ptr::null_mut(),
-            ))
-        } else {
-            PyRef::from_owned(ffi::PyObject_CallOneArg(f.as_ptr(), arg))
-        }
+        let name = PyRef::from_owned(ffi::PyUnicode_FromString(keyword.as_ptr()))?;
+        let kwnames = PyRef::from_owned(ffi::PyTuple_New(1))?;
+        ffi::PyTuple_SET_ITEM(kwnames.as_ptr(), 0, name.into_ptr());
+        PyRef::from_owned(ffi::PyObject_Vectorcall(
+            f.as_ptr(),
+            args.as_ptr(),
+            args.len() - 1,
+            kwnames.as_ptr(),
+        ))
     }
+}
+
+/// `pickle.dumps(obj, 5, buffer_callback=list.append)`: the stream and the `PickleBuffer`s it
+/// left out of band.
+///
+/// # Safety
+/// GIL held.
+unsafe fn dumps(obj: *mut ffi::PyObject) -> Result<(PyRef, Vec<PyRef>)> {
+    // SAFETY: GIL held; new references owned by PyRef; list items are borrowed while the list
+    // lives and taken as new references.
+    unsafe {
+        let list = PyRef::from_owned(ffi::PyList_New(0))?;
+        let append = PyRef::from_owned(ffi::PyObject_GetAttrString(
+            list.as_ptr(),
+            c"append".as_ptr(),
+        ))?;
+        let proto = PyRef::from_owned(ffi::PyLong_FromLong(5))?;
+        let data = pickle_call(
+            c"dumps",
+            &[obj, proto.as_ptr(), append.as_ptr()],
+            c"buffer_callback",
+        )?;
+        let n = ffi::PyList_GET_SIZE(list.as_ptr());
+        let buffers = (0..n)
+            .map(|i| PyRef::from_borrowed(ffi::PyList_GET_ITEM(list.as_ptr(), i)))
+            .collect();
+        Ok((data, buffers))
+    }
+}
+
+/// One out-of-band `PickleBuffer`: shared if its memory is one C-contiguous block, else (a
+/// Fortran-ordered one) copied.
+///
+/// # Safety
+/// GIL held.
+unsafe fn out_of_band(pb: *mut ffi::PyObject) -> Result<OutOfBand> {
+    // SAFETY: GIL held; `view` is filled by a successful PyObject_GetBuffer and released below.
+    unsafe {
+        if let Some(buf) = shared::export(pb)? {
+            return Ok(OutOfBand::Shared(buf));
+        }
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed().assume_init();
+        if ffi::PyObject_GetBuffer(pb, &mut view, ffi::PyBUF_FULL_RO) < 0 {
+            return Err(Error::Raised);
+        }
+        // Pickle hands out only C- or Fortran-contiguous buffers; keep the memory order (what
+        // `PickleBuffer.raw()` gives), so a Fortran-ordered one is copied as it lies.
+        let order = if ffi::PyBuffer_IsContiguous(&view, b'F' as _) != 0 {
+            b'F'
+        } else {
+            b'C'
+        };
+        let mut data = vec![0u8; view.len.max(0) as usize];
+        let rc = ffi::PyBuffer_ToContiguous(data.as_mut_ptr().cast(), &view, view.len, order as _);
+        ffi::PyBuffer_Release(&mut view);
+        if rc < 0 {
+            return Err(Error::Raised);
+        }
+        Ok(OutOfBand::Copied(Payload::from_vec(data)))
+    }
+}
+
+/// This interpreter's `SharedView` type.
+fn view_type(state: &ModState) -> Result<*mut ffi::PyObject> {
+    let tp = state.shared_view_type;
+    if tp.is_null() {
+        return Err(Error::System("SharedView type missing".into()));
+    }
+    Ok(tp)
 }
 
 /// Builds a fresh object in the current interpreter from a PEP 734 value.
@@ -270,10 +360,21 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
                 drop(handle);
                 obj
             }
-            Value::Pickled { data, .. } => {
+            Value::Pickled { data, buffers } => {
                 let bytes = convert::from_value(Value::Bytes(data), None)?;
-                pickle(c"loads", bytes.as_ptr(), false)
+                let list = PyRef::from_owned(ffi::PyList_New(0))?;
+                for buf in buffers {
+                    let obj = match buf {
+                        OutOfBand::Copied(p) => convert::from_value(Value::Bytes(p), None)?,
+                        OutOfBand::Shared(s) => shared::view_of(s, view_type(state)?)?,
+                    };
+                    if ffi::PyList_Append(list.as_ptr(), obj.as_ptr()) < 0 {
+                        return Err(Error::Raised);
+                    }
+                }
+                pickle_call(c"loads", &[bytes.as_ptr(), list.as_ptr()], c"buffers")
             }
+            Value::Shared(s) => shared::view_of(s, view_type(state)?),
             other => convert::from_value(other, Some(state)),
         }
     }

@@ -1,0 +1,472 @@
+//! Zero-copy buffers: a `Py_buffer` held open on an object of the sending interpreter (the
+//! owner), a `memoryview` over the same memory in each receiving interpreter, and the release
+//! of the `Py_buffer` in its owner.
+//!
+//! ```text
+//! Export (core SharedBuffer, Arc)         one PyObject_GetBuffer(PyBUF_FULL_RO) on the owner's
+//! ├── held: Py_buffer                     object; released once, in the owner, by the last drop
+//! ├── owner: InterpId                     the interpreter that was attached at export
+//! └── format, shape, strides              copied into Rust memory at export
+//!
+//! SharedView (heap type, per interpreter) bf_getbuffer over an Export; each instance owns one
+//! └── SharedBuffer                        SharedBuffer clone; memoryviews of it keep it alive
+//!
+//! OWNERS: Mutex<BTreeMap<InterpId, Owner>>
+//! └── Owner::Alive(pending)               Py_buffers dropped while not attached to their owner,
+//!     | Owner::Gone                       released there at the next entry into our module,
+//!                                         (main, 3.12+) from a pending call, and at the owner's
+//!                                         exit (an atexit hook registered at its first export);
+//!                                         Gone: the owner has run that hook; later drops leak
+//! ```
+//!
+//! Rule: a `Py_buffer` is released only by a thread attached to its owner. A drop anywhere else
+//! parks it in `OWNERS`; after the owner's exit hook nothing is released any more: views still
+//! alive elsewhere keep the exporter (leaked, never freed), so their memory stays valid.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyo3_ffi as ffi;
+use subinterpreters_core::{ForeignBuffer, InterpId, SharedBuffer};
+
+use crate::error::{Error, Result};
+use crate::py::capi;
+use crate::py::pyref::PyRef;
+use crate::py::version;
+
+/// A `Py_buffer` taken on an object of the owner interpreter.
+struct Held(ffi::Py_buffer);
+
+// SAFETY: the struct's pointers are only dereferenced by `PyBuffer_Release`, which `release`
+// calls on a thread attached to the owner; elsewhere the struct is moved as plain data. The
+// exported memory (`buf`) is read and written by views in any interpreter, which is the point of
+// sharing it (CPython's own 3.14 memoryview sharing does the same).
+unsafe impl Send for Held {}
+// SAFETY: as above; shared references only read `buf` and `len`.
+unsafe impl Sync for Held {}
+
+/// One exported buffer (the core's [`ForeignBuffer`]).
+pub(crate) struct Export {
+    /// `None` once released or parked.
+    held: Option<Held>,
+    owner: InterpId,
+    buf: usize,
+    len: usize,
+    readonly: bool,
+    itemsize: ffi::Py_ssize_t,
+    format: CString,
+    shape: Vec<ffi::Py_ssize_t>,
+    strides: Vec<ffi::Py_ssize_t>,
+}
+
+impl ForeignBuffer for Export {
+    fn owner(&self) -> InterpId {
+        self.owner
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            release(self.owner, held);
+        }
+    }
+}
+
+/// What is known of an interpreter that exported buffers.
+enum Owner {
+    /// Alive; these buffers were dropped while another interpreter (or none) was attached.
+    Alive(Vec<Held>),
+    /// Its exit hook ran: nothing is released for it any more.
+    Gone,
+}
+
+static OWNERS: Mutex<BTreeMap<InterpId, Owner>> = Mutex::new(BTreeMap::new());
+/// Buffers parked in `OWNERS` (a fast check for `drain_current`).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// A pending call to drain the main interpreter is scheduled and has not run yet.
+static MAIN_CALL_SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+fn owners() -> std::sync::MutexGuard<'static, BTreeMap<InterpId, Owner>> {
+    // Every update leaves the map consistent, so a poisoned lock is still usable.
+    OWNERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The id of the interpreter whose thread state is current (attached) on this thread, if any.
+fn attached_interp() -> Option<InterpId> {
+    // SAFETY: reading this thread's current thread state is allowed with or without a GIL; a
+    // non-NULL one is attached (we and CPython unset it on every detach), so its interpreter is
+    // alive while we read its id.
+    unsafe {
+        let ts = capi::current_tstate_unchecked();
+        if ts.is_null() {
+            return None;
+        }
+        Some(ffi::PyInterpreterState_GetID(
+            ffi::PyThreadState_GetInterpreter(ts),
+        ))
+    }
+}
+
+/// Releases `held` now if this thread is attached to `owner`, else parks it for the owner (or
+/// leaks it if the owner is gone).
+fn release(owner: InterpId, held: Held) {
+    if attached_interp() == Some(owner) {
+        // SAFETY: attached to the owner, so its GIL is held and the exporter is alive (our
+        // Py_buffer holds a reference to it).
+        unsafe { release_now(held) };
+        return;
+    }
+    let mut map = owners();
+    match map.get_mut(&owner) {
+        Some(Owner::Alive(list)) => {
+            list.push(held);
+            PENDING.fetch_add(1, Ordering::SeqCst);
+            drop(map);
+            if owner == 0 {
+                schedule_main_drain();
+            }
+        }
+        // The owner ran its exit hook (or never registered one): the exporter is left alive
+        // forever, so views elsewhere stay valid; its Py_buffer goes as plain data (`Held`
+        // has no Drop: nothing is released).
+        _ => {
+            let _leaked = held;
+        }
+    }
+}
+
+/// Asks the main interpreter to drain its parked buffers soon, where CPython's pending calls
+/// target it (3.12+).
+fn schedule_main_drain() {
+    if !version::PENDING_CALLS_RUN_IN_MAIN || MAIN_CALL_SCHEDULED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: Py_AddPendingCall may be called from any thread without a GIL (3.12+, where it
+    // always queues the call for the main interpreter's main thread).
+    let queued = unsafe { ffi::Py_AddPendingCall(Some(main_drain), std::ptr::null_mut()) };
+    if queued != 0 {
+        // The queue is full: the next entry into our module drains instead.
+        MAIN_CALL_SCHEDULED.store(false, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn main_drain(_arg: *mut c_void) -> c_int {
+    MAIN_CALL_SCHEDULED.store(false, Ordering::SeqCst);
+    // SAFETY: CPython runs pending calls on a thread attached to the main interpreter (3.12+),
+    // with no exception pending; `drain_current` keeps any it meets.
+    unsafe { drain_current() };
+    0
+}
+
+/// Releases one buffer.
+///
+/// # Safety
+/// The current thread must be attached to the buffer's owner.
+unsafe fn release_now(mut held: Held) {
+    // SAFETY: attached to the owner (contract); a pending exception is set aside, since the
+    // release may run Python code (`__release_buffer__`, a dealloc).
+    unsafe {
+        let saved = version::save_exception();
+        ffi::PyBuffer_Release(&mut held.0);
+        version::restore_saved(saved);
+    }
+}
+
+/// Releases the buffers parked for the current interpreter, if any.
+///
+/// # Safety
+/// A thread state must be current, holding its GIL.
+pub(crate) unsafe fn drain_current() {
+    if PENDING.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let Some(me) = attached_interp() else { return };
+    let list = match owners().get_mut(&me) {
+        Some(Owner::Alive(list)) => std::mem::take(list),
+        _ => return,
+    };
+    PENDING.fetch_sub(list.len(), Ordering::SeqCst);
+    for held in list {
+        // SAFETY: attached to `me`, the owner of every buffer parked under it (contract).
+        unsafe { release_now(held) };
+    }
+}
+
+/// The exit hook of an interpreter that exported buffers: queued values holding its buffers are
+/// dropped (the queues' unbound rules, applied now while it can still run code), its parked
+/// buffers released, and it is marked gone.
+unsafe extern "C" fn owner_exit(
+    _slf: *mut ffi::PyObject,
+    _arg: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls atexit hooks attached to the exiting interpreter, the owner.
+    unsafe {
+        crate::py::trampoline::guard_obj(None, || {
+            let Some(me) = attached_interp() else {
+                return Ok(ffi::Py_NewRef(ffi::Py_None()));
+            };
+            // Drops on this thread while attached to `me`: released at once.
+            subinterpreters_core::queue::interp_destroyed(me);
+            let parked = match owners().insert(me, Owner::Gone) {
+                Some(Owner::Alive(list)) => list,
+                _ => Vec::new(),
+            };
+            PENDING.fetch_sub(parked.len(), Ordering::SeqCst);
+            for held in parked {
+                release_now(held);
+            }
+            Ok(ffi::Py_NewRef(ffi::Py_None()))
+        })
+    }
+}
+
+static mut EXIT_HOOK_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
+    ml_name: c"_release_shared_buffers".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunction: owner_exit,
+    },
+    ml_flags: ffi::METH_NOARGS,
+    ml_doc: c"Release the buffers this interpreter shared (registered with atexit).".as_ptr(),
+};
+
+/// Makes sure the current interpreter `me` has its exit hook and an `OWNERS` entry.
+///
+/// # Safety
+/// GIL held, attached to `me`.
+unsafe fn ensure_owner(me: InterpId) -> Result<()> {
+    if owners().contains_key(&me) {
+        return Ok(());
+    }
+    // SAFETY: GIL held; new references owned by PyRef. Two threads of `me` may both get here and
+    // register twice: the second run of the hook finds `Gone` and does nothing.
+    unsafe {
+        let atexit = PyRef::from_owned(ffi::PyImport_ImportModule(c"atexit".as_ptr()))?;
+        let register = PyRef::from_owned(ffi::PyObject_GetAttrString(
+            atexit.as_ptr(),
+            c"register".as_ptr(),
+        ))?;
+        let hook = PyRef::from_owned(ffi::PyCFunction_NewEx(
+            &raw mut EXIT_HOOK_DEF,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ))?;
+        PyRef::from_owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr()))?;
+    }
+    owners()
+        .entry(me)
+        .or_insert_with(|| Owner::Alive(Vec::new()));
+    Ok(())
+}
+
+/// Exports `obj`'s memory for sharing: `Ok(None)` if it is not one contiguous block (indirect
+/// or strided buffers), an error if `obj` refuses to export (a released `memoryview`).
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn export(obj: *mut ffi::PyObject) -> Result<Option<SharedBuffer>> {
+    // SAFETY: (whole body) GIL held; `view` is filled by a successful PyObject_GetBuffer and
+    // released on every path that does not move it into an Export.
+    unsafe {
+        let me = attached_interp().ok_or_else(|| Error::System("no thread state".into()))?;
+        ensure_owner(me)?;
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed().assume_init();
+        if ffi::PyObject_GetBuffer(obj, &mut view, ffi::PyBUF_FULL_RO) < 0 {
+            return Err(Error::Raised);
+        }
+        if !view.suboffsets.is_null() || ffi::PyBuffer_IsContiguous(&view, b'C' as c_char) == 0 {
+            ffi::PyBuffer_Release(&mut view);
+            return Ok(None);
+        }
+        let ndim = view.ndim.max(0) as usize;
+        let copy = |p: *const ffi::Py_ssize_t| -> Vec<ffi::Py_ssize_t> {
+            if p.is_null() || ndim == 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p, ndim).to_vec()
+            }
+        };
+        let shape = copy(view.shape);
+        let mut strides = copy(view.strides);
+        if strides.is_empty() && ndim > 0 {
+            // C-contiguous without strides given: compute them.
+            strides = vec![0; ndim];
+            let mut step = view.itemsize;
+            for i in (0..ndim).rev() {
+                strides[i] = step;
+                step *= shape.get(i).copied().unwrap_or(1);
+            }
+        }
+        let format = if view.format.is_null() {
+            c"B".to_owned()
+        } else {
+            CStr::from_ptr(view.format).to_owned()
+        };
+        let export = Export {
+            owner: me,
+            buf: view.buf as usize,
+            len: view.len.max(0) as usize,
+            readonly: view.readonly != 0,
+            itemsize: view.itemsize,
+            format,
+            shape,
+            strides,
+            held: Some(Held(view)),
+        };
+        Ok(Some(SharedBuffer::new(Arc::new(export))))
+    }
+}
+
+/// Our instances: a buffer-exporting object over shared memory.
+#[repr(C)]
+struct ViewObject {
+    ob_base: ffi::PyObject,
+    /// From `Box::into_raw`; taken back by the dealloc.
+    shared: *mut SharedBuffer,
+}
+
+/// The `SharedView` type for one interpreter's module state.
+///
+/// # Safety
+/// GIL held; `module` our module being initialized.
+pub(crate) unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
+    let mut slots = [
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_dealloc,
+            pfunc: view_dealloc as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_bf_getbuffer,
+            pfunc: view_getbuffer as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_doc,
+            pfunc: c"Memory shared by another interpreter (use memoryview on it).".as_ptr()
+                as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: 0,
+            pfunc: std::ptr::null_mut(),
+        },
+    ];
+    let mut spec = ffi::PyType_Spec {
+        name: c"subinterpreters.lowlevel.SharedView".as_ptr(),
+        basicsize: std::mem::size_of::<ViewObject>() as c_int,
+        itemsize: 0,
+        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held. With no
+    // tp_new slot the type cannot be instantiated from Python, only by `view_of`.
+    unsafe {
+        PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
+            module,
+            &mut spec,
+            std::ptr::null_mut(),
+        ))
+    }
+}
+
+unsafe extern "C" fn view_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: CPython deallocates an instance of our type with the GIL held; `shared` was set by
+    // `view_of` (or is NULL if that failed half-way); the instance is freed with tp_free and its
+    // reference to the heap type dropped.
+    unsafe {
+        let raw = obj.cast::<ViewObject>();
+        let shared = std::mem::replace(&mut (*raw).shared, std::ptr::null_mut());
+        let tp = ffi::Py_TYPE(obj);
+        if let Some(free) = (*tp).tp_free {
+            free(obj.cast());
+        }
+        ffi::Py_DECREF(tp.cast());
+        if !shared.is_null() {
+            // May release the Py_buffer (attached to its owner) or park it.
+            drop(Box::from_raw(shared));
+        }
+    }
+}
+
+unsafe extern "C" fn view_getbuffer(
+    obj: *mut ffi::PyObject,
+    view: *mut ffi::Py_buffer,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: CPython calls bf_getbuffer with the GIL held, `obj` our live instance and `view`
+    // writable. The Export lives as long as `obj` (which the view references), so the pointers
+    // into its format, shape and strides stay valid for the view's life.
+    unsafe {
+        let shared = (*obj.cast::<ViewObject>()).shared;
+        let Some(export) = shared
+            .as_ref()
+            .and_then(|s| s.buffer().as_any().downcast_ref::<Export>())
+        else {
+            ffi::PyErr_SetString(ffi::PyExc_BufferError, c"no shared buffer".as_ptr());
+            return -1;
+        };
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE && export.readonly {
+            ffi::PyErr_SetString(ffi::PyExc_BufferError, c"buffer is not writable".as_ptr());
+            return -1;
+        }
+        let v = &mut *view;
+        v.buf = export.buf as *mut c_void;
+        v.len = export.len as ffi::Py_ssize_t;
+        v.readonly = c_int::from(export.readonly);
+        v.itemsize = export.itemsize;
+        v.format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+            export.format.as_ptr().cast_mut()
+        } else {
+            std::ptr::null_mut()
+        };
+        v.ndim = export.shape.len() as c_int;
+        let ptr = |s: &Vec<ffi::Py_ssize_t>| {
+            if s.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                s.as_ptr().cast_mut()
+            }
+        };
+        v.shape = ptr(&export.shape);
+        v.strides = ptr(&export.strides);
+        // The memory is C-contiguous (checked at export), as memoryview's own getbuffer allows.
+        if flags & ffi::PyBUF_STRIDES != ffi::PyBUF_STRIDES {
+            v.strides = std::ptr::null_mut();
+        }
+        if flags & ffi::PyBUF_ND != ffi::PyBUF_ND {
+            v.ndim = 1;
+            v.shape = std::ptr::null_mut();
+        }
+        v.suboffsets = std::ptr::null_mut();
+        v.internal = std::ptr::null_mut();
+        v.obj = ffi::Py_NewRef(obj);
+        0
+    }
+}
+
+/// A new `memoryview` in the current interpreter over `shared`'s memory.
+///
+/// # Safety
+/// GIL held; `view_type` this interpreter's `SharedView` type.
+pub(crate) unsafe fn view_of(shared: SharedBuffer, view_type: *mut ffi::PyObject) -> Result<PyRef> {
+    if shared.buffer().as_any().downcast_ref::<Export>().is_none() {
+        return Err(Error::System("foreign buffer of an unknown kind".into()));
+    }
+    // SAFETY: GIL held; `view_type` is our heap type, so tp_alloc gives a zeroed ViewObject
+    // whose `shared` field we set before anything can read it.
+    unsafe {
+        let tp = view_type.cast::<ffi::PyTypeObject>();
+        let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+        let obj = PyRef::from_owned(alloc(tp, 0))?;
+        (*obj.as_ptr().cast::<ViewObject>()).shared = Box::into_raw(Box::new(shared));
+        PyRef::from_owned(ffi::PyMemoryView_FromObject(obj.as_ptr()))
+    }
+}
