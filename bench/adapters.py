@@ -10,15 +10,23 @@ benchmarks paste into generated code, with the module's own functions bound in `
 inside a subinterpreter, by ``SUB_IMPORT``). Placeholders: {c} channel, {obj} object, {d} default,
 {i} interpreter, {code} script, {shared} dict.
 
-What each neutral operation calls (3.12 channels live in _xxinterpchannels, 3.13's in
+What each neutral operation calls (3.12 channels live in _xxinterpchannels, 3.13's to 3.15's in
 _interpchannels, without the channel_ prefix):
 
-- create: create() everywhere (3.13: returns an int, never destroys itself).
-- run: run_string(id, code, shared); 3.13 returns None or an excinfo instead of raising.
-- chan_create: channel_create(); 3.12 create(); 3.13 create(3) (unboundop UNBOUND, required).
-- send: channel_send(c, o); 3.12 send(c, o); 3.13 send(c, o, blocking=False), since by default
+- create: create() everywhere (3.13+: returns an int, never destroys itself).
+- run: run_string(id, code, shared); 3.13+ returns None or an excinfo instead of raising.
+- chan_create: channel_create(); 3.12 create(); 3.13 create(3) (unboundop UNBOUND, required);
+  3.14+ create(3, -1) (unboundop, fallback = default: 3.14 added the fallback argument; its
+  list_all() returns (cid, unboundop, fallback) triples instead of ids; the benchmarks do not
+  call it).
+- send: channel_send(c, o); 3.12 send(c, o); 3.13+ send(c, o, blocking=False), since by default
   it waits until the item is received.
-- recv: channel_recv(c[, d]); 3.12 recv(c[, d]); 3.13 recv(c[, d])[0] (it returns (obj, op)).
+- recv: channel_recv(c[, d]); 3.12 recv(c[, d]); 3.13+ recv(c[, d])[0] (it returns (obj, op)).
+
+The PEP 734 benchmarks use a second, smaller pair (``pep734_both()``): the module objects of
+``subinterpreters.interpreters`` (ours) and of ``concurrent.interpreters`` (3.14+, the standard
+library) or PyPI's ``backports.interpreters`` (3.11 to 3.13: pure Python over the private modules),
+which share one API, so the benchmarks call them through the same source.
 
 Every implementation creates its interpreters with its defaults: "isolated", which means an own
 GIL on 3.12+ and a shared GIL on 3.11.
@@ -156,6 +164,14 @@ class Theirs313(Adapter):
         return self.ns["recv"](cid, default)[0]
 
 
+class Theirs314(Theirs313):
+    """3.14 and 3.15: as 3.13, but create(unboundop, fallback); -1 = the default fallback, as
+    test.support.channels.create() passes it."""
+
+    def _chan_create(self):
+        return self.cmod.create(self.UNBOUNDOP, -1)
+
+
 def theirs() -> Adapter:
     """CPython's own module(s) for the running version."""
     v = sys.version_info[:2]
@@ -165,9 +181,44 @@ def theirs() -> Adapter:
         return Theirs312()
     if v == (3, 13):
         return Theirs313()
+    if v in ((3, 14), (3, 15)):
+        return Theirs314()
     raise RuntimeError(f"no adapter for CPython {v[0]}.{v[1]}")
 
 
 def both() -> dict[str, Adapter]:
     """{"ours": ..., "theirs": ...}, in the order the benchmarks start with."""
     return {"ours": Ours(), "theirs": theirs()}
+
+
+class Pep734:
+    """One PEP 734 module (``interpreters``-like): ``mod`` is the module object itself."""
+
+    def __init__(self, key: str, label: str, mod) -> None:
+        self.key, self.label, self.mod = key, label, mod
+        # Which kind of "theirs" this is: the targets differ (see bench.py's PEP734_TARGETS).
+        self.kind = "ours" if key == "ours" else label.split(".")[0]
+
+
+def pep734_theirs() -> tuple[Pep734 | None, str]:
+    """(the module to compare with, "") or (None, why there is none)."""
+    if sys.version_info >= (3, 14):
+        from concurrent import interpreters
+
+        return Pep734("theirs", "concurrent.interpreters", interpreters), ""
+    try:
+        from backports import interpreters
+    except ImportError as exc:
+        return None, f"backports.interpreters is not importable ({exc}); pip install it from PyPI"
+    return Pep734("theirs", "backports.interpreters", interpreters), ""
+
+
+def pep734_both() -> tuple[dict[str, Pep734], str]:
+    """({"ours": ..., "theirs": ...}, "") or ({"ours": ...}, why theirs is missing)."""
+    from subinterpreters import interpreters
+
+    impl = {"ours": Pep734("ours", "subinterpreters.interpreters", interpreters)}
+    th, why = pep734_theirs()
+    if th is not None:
+        impl["theirs"] = th
+    return impl, why

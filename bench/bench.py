@@ -7,7 +7,9 @@ Run with the Python to measure (its venv has our module installed):
     .venv/py312/bin/python bench/bench.py --only send_recv,run_string
     python bench/report.py bench/results/py3*.json -o BENCHMARKS.md
 
-Benchmarks: create_destroy, run_string, send_recv, roundtrip, cpu, memory.
+Benchmarks: create_destroy, run_string, send_recv, roundtrip, pep734, cpu, memory. pep734 compares
+subinterpreters.interpreters with concurrent.interpreters (3.14+) or PyPI's backports.interpreters
+(3.11 to 3.13; skipped, with the reason, where it is not installed).
 
 How it measures. Our machines are shared and noisy, so only ratios measured in one run count:
 every benchmark times ours and CPython's module ("theirs") alternately, batch after batch
@@ -44,7 +46,15 @@ import timeit
 
 import adapters
 
-BENCHMARKS = ("create_destroy", "run_string", "send_recv", "roundtrip", "cpu", "memory")
+BENCHMARKS = (
+    "create_destroy",
+    "run_string",
+    "send_recv",
+    "roundtrip",
+    "pep734",
+    "cpu",
+    "memory",
+)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -59,6 +69,16 @@ TARGETS = {
     "send+recv bytes 1 MiB": 1.0,
 }
 
+# The PEP 734 rows' targets (issue 8): ours / theirs, by which module "theirs" is.
+PEP734_TARGETS = {
+    ("PEP 734 queue put+get, small (int)", "concurrent"): 0.5,
+    ("PEP 734 interp.call(f, 1)", "concurrent"): 0.5,
+    ("PEP 734 interp.call(f, 1)", "backports"): 0.2,
+    ("PEP 734 interp.exec('pass')", "concurrent"): 0.5,
+}
+# And one absolute target: our median round trip main -> sub -> main through two queues, in us.
+PEP734_RT_TARGET_US = 30.0
+
 
 class Settings:
     """Sizes of a run: full (the default) or --quick."""
@@ -70,6 +90,8 @@ class Settings:
         self.cd_rounds = 4 if quick else 12  # create+destroy rounds
         self.cd_batch = 2 if quick else 3  # create+destroy pairs per batch
         self.rt_rounds = 4 if quick else 12  # round-trip rounds
+        self.rt734_s = 0.15 if quick else 0.3  # PEP 734 round trips: time per side per round
+        self.big_rounds = 3 if quick else 6  # 100 MiB transfers per side
         self.cpu_seconds = 0.08 if quick else 0.25  # CPU work per worker
         self.cpu_repeats = 1 if quick else 4
         self.cpu_workers = (1, 2, 4)
@@ -378,6 +400,209 @@ def bench_roundtrip(s: Settings, impl: dict[str, adapters.Adapter]) -> dict:
     return {"rows": [row], "notes": notes, "problems": problems}
 
 
+# ---------------------------------------------------------------------------------------------
+# PEP 734: subinterpreters.interpreters against concurrent.interpreters (3.14+) or PyPI's
+# backports.interpreters (3.11 to 3.13). Both sides have the same API, so one source serves both.
+
+# The subinterpreter's side of the PEP 734 round trip: blocking gets, until None arrives.
+ECHO_734 = """\
+while True:
+    _x = qin.get()
+    if _x is None:
+        break
+    qout.put(_x)
+"""
+# The 100 MiB transfer's receiving side, run by interp.exec() right after the main's put().
+GET_BIG = """\
+_x = q.get()
+assert (type(_x).__name__, len(_x)) == expect, ((type(_x).__name__, len(_x)), expect)
+del _x
+"""
+BIG = 100 * MIB
+
+
+def pep734_rows_targets(row: dict, kind: str) -> dict:
+    row["target"] = PEP734_TARGETS.get((row["name"], kind))
+    row["vs"] = kind  # which module the target is against: "concurrent" or "backports"
+    return row
+
+
+def pep734_roundtrip(s: Settings, impl: dict[str, adapters.Pep734]) -> dict:
+    """Median latency of put(k) to the sub's queue + get() of its echo, per round and side."""
+    sides = {}
+    errors: list[str] = []
+
+    def start(k: str, ad: adapters.Pep734):
+        m = ad.mod
+        interp = m.create()
+        qin, qout = m.create_queue(), m.create_queue()
+        interp.prepare_main(qin=qin, qout=qout)
+
+        def drive() -> None:
+            try:
+                interp.exec(ECHO_734)
+            except BaseException as exc:  # reported below
+                errors.append(f"{k}: the echo loop failed: {exc!r}")
+
+        th = threading.Thread(target=drive)
+        th.start()
+        return interp, qin, qout, th
+
+    def one(k: str, n: int) -> float:
+        _interp, qin, qout, _th = sides[k]
+        perf = time.perf_counter
+        lat = []
+        for j in range(n):
+            t0 = perf()
+            qin.put(j)
+            x = qout.get(timeout=30)
+            lat.append(perf() - t0)
+            if x != j:
+                raise RuntimeError(f"{k}: round trip: sent {j!r}, got back {x!r}")
+        return statistics.median(lat)
+
+    try:
+        for k, ad in impl.items():
+            sides[k] = start(k, ad)
+        sizes = {}
+        for k in impl:
+            one(k, 3)  # warm-up
+            pilot = max(one(k, 5), 1e-6)
+            sizes[k] = max(5, min(5_000, int(s.rt734_s / pilot)))
+        samples = interleave(s.rt_rounds, {k: (lambda k=k: one(k, sizes[k])) for k in impl})
+    finally:
+        for _interp, qin, _qout, th in sides.values():
+            qin.put(None)
+            th.join(60)
+        for interp, _qin, _qout, _th in sides.values():
+            interp.close()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    row = ratio_row(
+        "PEP 734 round trip main -> sub -> main (median)",
+        "us",
+        1e6,
+        samples,
+        batch=sizes["ours"],
+        batch_theirs=sizes["theirs"],
+    )
+    row["target_ours"] = PEP734_RT_TARGET_US  # absolute: our median, in the row's unit
+    return row
+
+
+def pep734_big(s: Settings, impl: dict[str, adapters.Pep734], kind: str) -> tuple[dict, list]:
+    """100 MiB (bytes or a memoryview of bytes) put in main, got in a subinterpreter."""
+    data = bytes(range(256)) * (BIG // 256)
+    obj = data if kind == "bytes" else memoryview(data)
+    problems, sent = [], {}
+    interps, queues = {}, {}
+    try:
+        for k, ad in impl.items():
+            m = ad.mod
+            interps[k], queues[k] = m.create(), m.create_queue()
+            try:
+                queues[k].put(obj)
+            except Exception as exc:
+                # What a user of this side must do instead: send a bytes copy.
+                problems.append(
+                    f"{k} ({ad.label}): put() of a 100 MiB {kind} refused "
+                    f"({type(exc).__name__}: {exc}); timed with put(bytes(mv)) instead"
+                )
+                sent[k] = "bytes(mv)"
+            else:
+                sent[k] = kind
+                queues[k].get()
+            arrives = type(obj).__name__ if sent[k] == kind else "bytes"
+            interps[k].prepare_main(q=queues[k], expect=(arrives, BIG))
+
+        def measure(k: str):
+            interp, q = interps[k], queues[k]
+
+            def once() -> float:
+                t0 = time.perf_counter()
+                q.put(obj if sent[k] == kind else bytes(obj))
+                interp.exec(GET_BIG)
+                return time.perf_counter() - t0
+
+            return once
+
+        funcs = {k: measure(k) for k in impl}
+        for f in funcs.values():
+            f()  # warm-up (the subinterpreter checks what arrived: ExecutionFailed if wrong)
+        samples = interleave(s.big_rounds, funcs)
+    finally:
+        for k in interps:
+            interps[k].close()
+    row = ratio_row(f"PEP 734 queue 100 MiB {kind} to a sub", "ms", 1e3, samples, sent=sent)
+    row["ours_gbps"] = BIG / (row["ours"] / 1e3) / 1e9
+    row["theirs_gbps"] = BIG / (row["theirs"] / 1e3) / 1e9
+    return row, problems
+
+
+def bench_pep734(s: Settings, impl: dict[str, adapters.Pep734], why: str) -> dict:
+    if "theirs" not in impl:
+        progress(f"pep734: skipped: {why}")
+        return {"rows": [], "skipped": why}
+    kind = impl["theirs"].kind
+    import bench_funcs
+
+    rows, problems = [], []
+    interps = {k: ad.mod.create() for k, ad in impl.items()}
+    try:
+        # The small-op rows, each timed alternately in one process.
+        stmts_put, stmts_call, stmts_exec = {}, {}, {}
+        for k, ad in impl.items():
+            i = interps[k]
+            # bench_funcs must be importable over there (a callable crosses by name).
+            i.exec(f"import sys; sys.path.insert(0, {HERE!r})")
+            if i.call(bench_funcs.inc, 1) != 2:
+                problems.append(f"{k}: call(inc, 1) != 2")
+            q = ad.mod.create_queue()
+            q.put(42)
+            if q.get() != 42:
+                problems.append(f"{k}: put(42) + get() did not give 42 back")
+            try:  # (not q.empty(): the backport has no qsize() before 3.13)
+                q.get_nowait()
+            except ad.mod.QueueEmpty:
+                pass
+            else:
+                problems.append(f"{k}: the queue is not empty after one put + one get")
+            stmts_put[k] = ("q.put(obj); q.get()", {"q": q, "obj": 42})
+            stmts_call[k] = ("i.call(f, 1)", {"i": i, "f": bench_funcs.inc})
+            stmts_exec[k] = ("i.exec(code)", {"i": i, "code": "pass"})
+        for name, stmts in (
+            ("PEP 734 queue put+get, small (int)", stmts_put),
+            ("PEP 734 interp.call(f, 1)", stmts_call),
+            ("PEP 734 interp.exec('pass')", stmts_exec),
+        ):
+            rows.append(pep734_rows_targets(timed_rows(s, name, "us", 1e6, stmts), kind))
+            progress(f"{name}: ratio {rows[-1]['ratio']:.2f}")
+    finally:
+        for i in interps.values():
+            i.close()
+    rows.insert(0, pep734_roundtrip(s, impl))
+    progress(f"{rows[0]['name']}: ours {rows[0]['ours']:.1f} us, theirs {rows[0]['theirs']:.1f} us")
+    for what in ("bytes", "memoryview"):
+        row, probs = pep734_big(s, impl, what)
+        rows.append(row)
+        problems += probs
+        progress(f"{row['name']}: ratio {row['ratio']:.2f}")
+    notes = [
+        "PEP 734 rows: ours = `subinterpreters.interpreters`, theirs = `concurrent.interpreters` "
+        "(3.14+) or PyPI's `backports.interpreters` (3.11 to 3.13, pure Python over CPython's "
+        "private modules; on 3.14+ it only re-exports the standard library's). Round trip: the "
+        "subinterpreter runs `while True: x = qin.get(); ...; qout.put(x)` through "
+        "`interp.exec` in a thread; the main puts an int and blocks in `qout.get()`; the "
+        "row is the median latency of one trip (theirs poll: their blocking `get()` sleeps "
+        "10 ms between tries). put+get: one `put(42)` then one `get()` on one queue in the "
+        "main interpreter. call: `interp.call(f, 1)` with `f` a module-level function of "
+        "bench/bench_funcs.py (on the subinterpreter's sys.path). 100 MiB: `q.put(obj)` in the "
+        "main then `interp.exec('x = q.get()...')`, timed together; a side that refuses a "
+        "memoryview is timed with `put(bytes(mv))`, the copy its users would have to make.",
+    ]
+    return {"rows": rows, "problems": problems, "notes": notes}
+
+
 # CPU-bound work, identical in every mode. `n`, `start_at` (a str: floats are not shareable
 # before 3.13) and `_report(line)` are injected.
 WORK_SCRIPT = """\
@@ -652,6 +877,7 @@ RUNNERS = {
     "run_string": bench_run_string,
     "send_recv": bench_send_recv,
     "roundtrip": bench_roundtrip,
+    "pep734": bench_pep734,
     "cpu": bench_cpu,
     "memory": bench_memory,
 }
@@ -666,11 +892,15 @@ def child(name: str, s: Settings, out_path: str, payload: str | None) -> None:
     faulthandler.enable()
     # A hang (in either module) dumps every thread's stack and ends the child.
     faulthandler.dump_traceback_later(s.watchdog_s, exit=True)
-    impl = adapters.both()
     t0 = time.perf_counter()
-    if name == "send_recv":
+    if name == "pep734":
+        impl, why = adapters.pep734_both()
+        result = bench_pep734(s, impl, why)
+    elif name == "send_recv":
+        impl = adapters.both()
         result = bench_send_recv(s, impl, payload)
     else:
+        impl = adapters.both()
         result = RUNNERS[name](s, impl)
     result["seconds"] = time.perf_counter() - t0
     result["measured_at"] = now()

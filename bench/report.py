@@ -18,7 +18,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ORDER = ("create_destroy", "run_string", "send_recv", "roundtrip", "cpu", "memory")
+ORDER = ("create_destroy", "run_string", "send_recv", "roundtrip", "pep734", "cpu", "memory")
+# Benchmarks of subinterpreters.interpreters (PEP 734) rather than of subinterpreters.lowlevel.
+PEP734 = ("pep734",)
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -34,15 +36,42 @@ def fixed(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def rfmt(r: float) -> str:
+    """A ratio: 2 decimals, or 2 significant digits below 0.01 (0.00 says nothing)."""
+    if isinstance(r, float) and math.isnan(r):
+        return "n/a"
+    return f"{r:.2f}" if r >= 0.01 or r == 0 else f"{r:.2g}"
+
+
 def ratio_cell(row: dict) -> str:
-    return f"**{row['ratio']:.2f}** ({row['ratio_q1']:.2f}–{row['ratio_q3']:.2f})"
+    return f"**{rfmt(row['ratio'])}** ({rfmt(row['ratio_q1'])}–{rfmt(row['ratio_q3'])})"
+
+
+def target_text(row: dict) -> str | None:
+    """The row's target in words, or None: a ratio (against whom, for PEP 734 rows) or ours."""
+    if row.get("target_ours") is not None:
+        return f"ours ≤ {row['target_ours']:g} {row['unit']}"
+    if row.get("target") is not None:
+        vs = {"concurrent": " vs stdlib", "backports": " vs backport"}.get(row.get("vs", ""), "")
+        return f"≤ {row['target']}{vs}"
+    return None
+
+
+def met(row: dict) -> bool | None:
+    """Whether the row meets its target (None: it has none)."""
+    if row.get("target_ours") is not None:
+        return row["ours"] <= row["target_ours"]
+    if row.get("target") is not None:
+        return row["ratio"] <= row["target"]
+    return None
 
 
 def status(row: dict) -> str:
     """met / MISSED against the target; else better / worse / even (3% and the IQR)."""
-    r, q1, q3, target = row["ratio"], row["ratio_q1"], row["ratio_q3"], row.get("target")
-    if target is not None:
-        return f"≤ {target}: " + ("met" if r <= target else "**MISSED**")
+    r, q1, q3 = row["ratio"], row["ratio_q1"], row["ratio_q3"]
+    ok = met(row)
+    if ok is not None:
+        return f"{target_text(row)}: " + ("met" if ok else "**MISSED**")
     if r < 0.97 and q3 < 1:
         return "ours better"
     if r > 1.03 and q1 > 1:
@@ -65,17 +94,30 @@ def extra_cell(row: dict) -> str:
     return text
 
 
+def impl_of(data: dict, pep734: bool) -> dict:
+    impl: dict = {}
+    for name, b in data["benchmarks"].items():
+        if (name in PEP734) == pep734:
+            impl.update(b.get("impl", {}))
+    return impl
+
+
 def version_section(data: dict) -> str:
     """The Markdown section for one Python version's JSON."""
     m = data["meta"]
-    impl = {}
-    for b in data["benchmarks"].values():
-        impl.update(b.get("impl", {}))
+    impl = impl_of(data, False)
+    impl734 = impl_of(data, True)
+    p734 = ""
+    if impl734:
+        p734 = (
+            f" PEP 734 rows: ours = `{impl734.get('ours', '?')}`, theirs = "
+            f"`{impl734.get('theirs', 'none')}`."
+        )
     lines = [
         f"### CPython {m['python']}",
         "",
         f"ours = `{impl.get('ours', 'subinterpreters.lowlevel')}`, theirs = "
-        f"`{impl.get('theirs', '?')}`; run {m['date']}"
+        f"`{impl.get('theirs', '?')}`.{p734} Run {m['date']}"
         f"{' (--quick)' if m.get('quick') else ''}, git {m['git']}, our build "
         f"{m.get('ours_build', '?')}, load average "
         f"{m['loadavg_start'][0]:.2f} at start, {m.get('loadavg_end', [float('nan')])[0]:.2f} "
@@ -118,8 +160,10 @@ def version_section(data: dict) -> str:
             continue
         if b.get("error"):
             lines.append(f"- **{name} failed**: {b['error']}")
+        if b.get("skipped"):
+            lines.append(f"- {name} skipped: {b['skipped']}")
         for p in b.get("problems", []):
-            lines.append(f"- **correctness problem** ({name}): {p}")
+            lines.append(f"- **problem** ({name}): {p}")
         # Kept from an earlier run by an --only run.
         old = [r["name"] for r in b.get("rows", []) if r.get("measured_at", m["date"]) < m["date"]]
         if old:
@@ -144,17 +188,48 @@ def summary_table(runs: list[dict]) -> str:
     head = "| benchmark | target | " + " | ".join(f"{d['meta']['python']}" for d in runs) + " |"
     lines = [head, "|---|---|" + "---:|" * len(runs)]
     for name in names:
-        cells, target = [], None
+        cells, targets = [], []
         for d in runs:
             row = next((r for r in rows_of(d) if r["name"] == name), None)
             if row is None:
                 cells.append("–")
                 continue
-            target = row.get("target")
-            mark = " ✗" if target is not None and row["ratio"] > target else ""
-            cells.append(f"{row['ratio']:.2f}{mark}")
-        t = f"≤ {target}" if target is not None else ""
-        lines.append(f"| {name} | {t} | " + " | ".join(cells) + " |")
+            t = target_text(row)
+            if t and t not in targets:
+                targets.append(t)
+            mark = " ✗" if met(row) is False else ""
+            cell = rfmt(row["ratio"])
+            if row.get("target_ours") is not None:
+                cell += f" (ours {num(row['ours'])} {row['unit']})"
+            cells.append(cell + mark)
+        lines.append(f"| {name} | {'; '.join(targets)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets_table(runs: list[dict]) -> str:
+    """Every target (issues 7 and 8), met or missed per version."""
+    keys: list[tuple[str, str]] = []
+    for d in runs:
+        for row in rows_of(d):
+            t = target_text(row)
+            if t and (row["name"], t) not in keys:
+                keys.append((row["name"], t))
+    head = "| target | " + " | ".join(f"{d['meta']['python']}" for d in runs) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for name, t in keys:
+        cells = []
+        for d in runs:
+            row = next((r for r in rows_of(d) if r["name"] == name and target_text(r) == t), None)
+            if row is None:
+                cells.append("–")
+                continue
+            value = (
+                f"{num(row['ours'])} {row['unit']}"
+                if row.get("target_ours") is not None
+                else rfmt(row["ratio"])
+            )
+            cells.append(("met" if met(row) else "**missed**") + f" ({value})")
+        lines.append(f"| {name}: {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -164,7 +239,7 @@ def losses(runs: list[dict]) -> list[str]:
     for d in runs:
         for row in rows_of(d):
             target = row.get("target")
-            missed = target is not None and row["ratio"] > target
+            missed = met(row) is False
             slower = row["ratio"] > 1.05 and row["ratio_q1"] > 1
             if not (missed or slower):
                 continue
@@ -176,10 +251,10 @@ def losses(runs: list[dict]) -> list[str]:
                 how = f"{(row['ratio'] - 1) * 100:.0f}% slower"
             else:
                 how = f"{(1 - row['ratio']) * 100:.0f}% faster, not enough"
-            t = f", target ≤ {target}" if target is not None else ""
+            t = f", target {target_text(row)}" if target_text(row) else ""
             found.append(
                 (
-                    row["ratio"] / (target or 1),
+                    row["ratio"] / (target or 1) if row.get("target_ours") is None else 0,
                     f"- CPython {d['meta']['python']}, **{row['name']}**: ratio "
                     f"{row['ratio']:.2f} (IQR {row['ratio_q1']:.2f}–{row['ratio_q3']:.2f}{t}): "
                     f"{num(row['ours'])} vs {num(row['theirs'])} {row['unit']}, {how}.",
@@ -209,8 +284,11 @@ def render(runs: list[dict]) -> str:
         "<!-- Generated by bench/report.py from bench/results/*.json; do not edit by hand. -->",
         "",
         "`subinterpreters.lowlevel` (ours) against CPython's own module (theirs: 3.11 "
-        "`_xxsubinterpreters`; 3.12 `_xxsubinterpreters` + `_xxinterpchannels`; 3.13 "
-        "`_interpreters` + `_interpchannels`, through `bench/adapters.py`), in the same process "
+        "`_xxsubinterpreters`; 3.12 `_xxsubinterpreters` + `_xxinterpchannels`; 3.13, 3.14 "
+        "and 3.15 `_interpreters` + `_interpchannels`, through `bench/adapters.py`), and "
+        "`subinterpreters.interpreters` (ours, PEP 734) against the standard library's "
+        "`concurrent.interpreters` (3.14, 3.15) or PyPI's pure-Python `backports.interpreters` "
+        "(3.11 to 3.13) in the rows named PEP 734, in the same process "
         "of the same Python, timed alternately batch after batch (A B, B A, ...) after a "
         "warm-up. Each ratio is ours / theirs, the median over rounds of the ratio of two adjacent "
         "batches: **below 1 we are faster**. In brackets, the interquartile range of those "
@@ -235,7 +313,11 @@ def render(runs: list[dict]) -> str:
         "",
         summary_table(runs),
         "",
-        "✗ = target missed.",
+        "✗ = target missed. The PEP 734 round trip's target is our median latency (absolute).",
+        "",
+        "## Targets",
+        "",
+        targets_table(runs),
         "",
         "## Where we lose",
         "",
@@ -248,10 +330,12 @@ def render(runs: list[dict]) -> str:
             b = d["benchmarks"].get(name, {})
             if b.get("error"):
                 problems.append(f"- CPython {d['meta']['python']}, {name}: {b['error']}")
+            if b.get("skipped"):
+                problems.append(f"- CPython {d['meta']['python']}, {name} skipped: {b['skipped']}")
             for p in b.get("problems", []):
                 problems.append(f"- CPython {d['meta']['python']}, {name}: {p}")
     if problems:
-        out += ["", "## Failures and correctness problems seen while benchmarking", ""] + problems
+        out += ["", "## Failures, skips and problems seen while benchmarking", ""] + problems
     out += ["", "## Per version", ""]
     for d in runs:
         out.append(version_section(d))
@@ -259,10 +343,10 @@ def render(runs: list[dict]) -> str:
     out += [
         "- create+destroy: `create()` then `destroy(id)`, each implementation's default "
         "(isolated: an own GIL on 3.12+).",
-        "- run_string: `run_string(id, 'pass')` (3.13: `_interpreters.run_string`, which returns "
+        "- run_string: `run_string(id, 'pass')` (3.13+: `_interpreters.run_string`, which returns "
         "None or an excinfo); the shared variant passes 10 items (ints, str, bytes, None).",
         "- send+recv: one send then one recv on one channel in the main interpreter, the "
-        "module's functions called directly in a `timeit` loop (3.13: `send(..., "
+        "module's functions called directly in a `timeit` loop (3.13+: `send(..., "
         "blocking=False)`, `recv(...)[0]`); ns per pair; GB/s = payload bytes / pair time. "
         "For large bytes CPython copies once: its cross-interpreter data keeps a reference to "
         "the sender's object and copies at recv. Ours copies twice, at send into memory owned "

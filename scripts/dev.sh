@@ -11,6 +11,7 @@
 #                                 until the exit-time crash it finds is fixed; see README)
 #   scripts/dev.sh demo           build and run the demo on every version
 #   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
+#                                 (installs backports.interpreters from PyPI on 3.11-3.13 to compare)
 #   scripts/dev.sh fuzz [ARGS]    build, run scripts/fuzz.py ARGS on every version (default: 60 s
 #                                 each); the long run: make fuzz FUZZ_ARGS="--seconds 1800".
 #                                 Shrunk reproducers go to fuzz-failures/py3XX/seed-N.py
@@ -162,7 +163,15 @@ cmd_bench() {
     local v
     for v in $VERSIONS; do
         cmd_build "$v"
-        log "benchmarks on CPython $v (ours vs CPython's module)"
+        case "$v" in
+            3.11|3.12|3.13)
+                # The PEP 734 rows compare with PyPI's pure-Python backport below 3.14 (3.14+: the
+                # standard library's concurrent.interpreters). Without it they are skipped.
+                "$(venv_dir "$v")/bin/python" -m pip install -q --disable-pip-version-check \
+                    backports.interpreters \
+                    || echo "backports.interpreters did not install on CPython $v: its PEP 734 rows will be skipped" >&2 ;;
+        esac
+        log "benchmarks on CPython $v (ours vs CPython's modules)"
         "$(venv_dir "$v")/bin/python" "$ROOT/bench/bench.py" "$@" \
             --json "$ROOT/bench/results/py${v//./}.json"
     done
