@@ -97,6 +97,12 @@ REWRITES = (
         None,
     ),
     (
+        "test.test_asyncio.utils (via asyncio_utils: Debian-built CPythons lack it)",
+        r"^import test\.test_asyncio\.utils as testasyncio_utils$",
+        "from . import asyncio_utils as testasyncio_utils",
+        ("test_interpreter_pool.py",),
+    ),
+    (
         "import _interpreters",
         r"^import _interpreters$",
         f"import {SHIM_INTERPRETERS} as _interpreters",
@@ -154,6 +160,47 @@ if not hasattr(asyncio.events, "_set_event_loop_policy"):
     asyncio.events._set_event_loop_policy = asyncio.set_event_loop_policy
     SHIMMED.append("asyncio.events._set_event_loop_policy")
 '''
+
+
+# test.test_asyncio.utils where the running Python has it, else the two names the file uses.
+ASYNCIO_UTILS = """\
+try:
+    from test.test_asyncio.utils import TestCase, run_briefly
+except ImportError:
+    import asyncio
+    import unittest
+
+    class TestCase(unittest.TestCase):
+        def set_event_loop(self, loop, *, cleanup=True):
+            asyncio.set_event_loop(None)
+            if cleanup:
+                self.addCleanup(self.close_loop, loop)
+
+        @staticmethod
+        def close_loop(loop):
+            if loop._default_executor is not None:
+                if not loop.is_closed():
+                    loop.run_until_complete(loop.shutdown_default_executor())
+                else:
+                    loop._default_executor.shutdown(wait=True)
+            loop.close()
+
+        def tearDown(self):
+            asyncio.set_event_loop(None)
+            super().tearDown()
+
+    def run_briefly(loop):
+        async def once():
+            pass
+
+        gen = once()
+        t = loop.create_task(gen)
+        t._log_destroy_pending = False
+        try:
+            loop.run_until_complete(t)
+        finally:
+            gen.close()
+"""
 
 
 def generate(testdir, against_cpython):
@@ -219,6 +266,8 @@ def main(argv=None):
                 f.write(text)
         with open(os.path.join(pkgdir, "__init__.py"), "w", encoding="utf-8") as f:
             f.write(PACKAGE_INIT)
+        with open(os.path.join(pkgdir, "asyncio_utils.py"), "w", encoding="utf-8") as f:
+            f.write(ASYNCIO_UTILS)
         with open(os.path.join(tmp, SHIM_INTERPRETERS + ".py"), "w", encoding="utf-8") as f:
             f.write(SHIM_INTERPRETERS_SRC)
         cfg = {
