@@ -3,7 +3,8 @@
 #   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the dev tools
 #   scripts/dev.sh build 3.12     build the extension (release) and install the wheel into that venv
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
-#                                 test_interpreters (PEP 734) on that version
+#                                 test_interpreters (PEP 734) and test_interpreter_pool on that
+#                                 version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer);
@@ -63,6 +64,26 @@ cmd_venv() {
         "$dir/bin/python" -m pip install -q --disable-pip-version-check $TOOLS
         touch "$dir/.tools-ok"
     fi
+    install_dask "$v" "$dir"
+}
+
+# Dask and distributed (no extras) for tests/test_dask.py, where they install: a version on
+# which they do not (too new for their pins, no wheel of a dependency) runs the rest, and
+# test_dask.py skips with the reason. Tried once per venv; rm .venv/py3XX/.dask-* to retry.
+DASK_PACKAGES="dask distributed"
+install_dask() {
+    local v=$1 dir=$2
+    [ -f "$dir/.dask-ok" ] || [ -f "$dir/.dask-failed" ] && return 0
+    log "installing $DASK_PACKAGES into $dir (for tests/test_dask.py)"
+    if "$dir/bin/python" -m pip install -q --disable-pip-version-check \
+            $DASK_PACKAGES >"$dir/.dask-log" 2>&1 \
+        && "$dir/bin/python" -c "import dask, distributed" >>"$dir/.dask-log" 2>&1; then
+        touch "$dir/.dask-ok"
+    else
+        echo "dask/distributed do not install on CPython $v (tests/test_dask.py will skip):"
+        tail -n 3 "$dir/.dask-log" | sed 's/^/    /'
+        touch "$dir/.dask-failed"
+    fi
 }
 
 cmd_build() {
@@ -88,11 +109,15 @@ cmd_pytest() {
     "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
     log "CPython 3.14's test_interpreters (PEP 734) on CPython $v"
     "$dir/bin/python" "$ROOT/scripts/run_cpython_pep734_suite.py" --timeout 120
+    log "CPython 3.14's test_interpreter_pool (InterpreterPoolExecutor) on CPython $v"
+    "$dir/bin/python" "$ROOT/scripts/run_cpython_pool_suite.py" --timeout 60
     if [ "$v" = 3.12 ]; then
         log "stubtest: the .pyi against the compiled module and the PEP 734 module"
         [ -x "$dir/bin/stubtest" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check mypy
+        local dask_stub=""
+        "$dir/bin/python" -c "import distributed" 2>/dev/null && dask_stub=subinterpreters.dask
         (cd /tmp && "$dir/bin/python" -m mypy.stubtest subinterpreters.lowlevel \
-            subinterpreters.interpreters)
+            subinterpreters.interpreters subinterpreters.futures subinterpreters.aio $dask_stub)
     fi
 }
 
@@ -184,5 +209,5 @@ case "$sub" in
     venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
     lint|test|demo|bench|fuzz) "cmd_$sub" "$@" ;;
     rust-test) cmd_rust_test ;;
-    *) sed -n '2,15p' "$0"; exit 2 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

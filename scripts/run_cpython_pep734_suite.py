@@ -375,8 +375,8 @@ def say(*args):
 # obtaining CPython 3.14's test files
 
 
-def _has_suite(testdir):
-    return all(os.path.isfile(os.path.join(testdir, rel)) for rel in SOURCES)
+def _has_suite(testdir, sources=None):
+    return all(os.path.isfile(os.path.join(testdir, rel)) for rel in sources or SOURCES)
 
 
 def _local_candidates():
@@ -461,8 +461,10 @@ def _apt_options(workdir):
     return opts
 
 
-def _from_debian(cache):
-    """Download and unpack Debian's test-suite package into cache; return its Lib/test."""
+def _from_debian(cache, sources=None):
+    """Download and unpack Debian's test-suite package; copy ``sources`` (relative to Lib/test)
+    into cache/VERSION, next to files other runners copied there; return that directory."""
+    sources = sources or SOURCES
     if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
         raise RuntimeError("apt-get/dpkg-deb not available")
     os.makedirs(cache, exist_ok=True)
@@ -482,11 +484,10 @@ def _from_debian(cache):
         unpacked = os.path.join(work, "root")
         subprocess.run(["dpkg-deb", "-x", debs[0], unpacked], check=True, timeout=300)
         src = os.path.join(unpacked, "usr", "lib", "python3.14", "test")
-        if not _has_suite(src):
+        if not _has_suite(src, sources):
             raise RuntimeError(f"{debs[0]} does not contain the expected files")
         dest = os.path.join(cache, version)
-        shutil.rmtree(dest, ignore_errors=True)
-        for rel in SOURCES:
+        for rel in sources:
             os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
             shutil.copy2(os.path.join(src, rel), os.path.join(dest, rel))
         return dest, f"Debian {DEBIAN_PACKAGE} {version} (cached in {cache})"
@@ -494,16 +495,17 @@ def _from_debian(cache):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def find_suite(no_download=False):
-    """Return (Lib/test directory, how it was found) or (None, list of reasons)."""
+def find_suite(no_download=False, sources=None):
+    """Return (Lib/test directory holding ``sources`` (default: SOURCES), how it was found) or
+    (None, list of reasons). Also used by run_cpython_pool_suite.py."""
     tried = []
     for cand in _local_candidates():
-        if _has_suite(cand):
+        if _has_suite(cand, sources):
             return cand, "CPython 3.14 install"
-        tried.append(f"{cand}: no test_interpreters")
+        tried.append(f"{cand}: not there, or lacks some of the test files")
     cache = _cache_dir()
     cached = sorted(
-        (d for d in glob.glob(os.path.join(cache, "*")) if _has_suite(d)),
+        (d for d in glob.glob(os.path.join(cache, "*")) if _has_suite(d, sources)),
         key=lambda d: [int(p) if p.isdigit() else 0 for p in re.split(r"[.\-+~]", d)],
     )
     if cached:
@@ -513,7 +515,7 @@ def find_suite(no_download=False):
         tried.append("download disabled (--no-download)")
         return None, tried
     try:
-        return _from_debian(cache)
+        return _from_debian(cache, sources)
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         tried.append(f"Debian {DEBIAN_PACKAGE}: {exc}")
     return None, tried
@@ -640,7 +642,8 @@ def child_main(cfg_path):
         say("  (build and install it: scripts/dev.sh build 3.X)")
         return 2
     say(f"module under test: {target} from {getattr(mod, '__file__', '?')}")
-    pkg = importlib.import_module(GENERATED)
+    package = cfg.get("package", GENERATED)
+    pkg = importlib.import_module(package)
     if pkg.SHIMMED:
         say(f"test.support stand-ins for this Python: {', '.join(pkg.SHIMMED)}")
 
@@ -651,7 +654,7 @@ def child_main(cfg_path):
     pattern = cfg["pattern"]
     applied, missing = {}, []
     for modname in cfg["test_modules"]:
-        tests = importlib.import_module(f"{GENERATED}.{modname}")
+        tests = importlib.import_module(f"{package}.{modname}")
         for cname, methods in targets.get(modname, {}).items():
             cls = getattr(tests, cname, None)
             if cls is None:
@@ -829,7 +832,8 @@ def run_child(args, cfg, cfg_path, pyver, target):
     env = dict(os.environ)
     # PYTHONPATH: the tests import the generated package inside subinterpreters too.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg["dir"], env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-u", os.path.abspath(__file__), "--child", cfg_path]
+    script = cfg.get("script", os.path.abspath(__file__))
+    cmd = [sys.executable, "-u", script, "--child", cfg_path]
     proc = subprocess.Popen(cmd, cwd=cfg["dir"], env=env, start_new_session=True)
     timed_out = False
     try:
@@ -856,7 +860,8 @@ def run_child(args, cfg, cfg_path, pyver, target):
     except OSError:
         pass
 
-    say(f"\n==> summary: CPython {SUITE_VERSION} test_interpreters against {target} on {pyver}")
+    title = cfg.get("title", "test_interpreters")
+    say(f"\n==> summary: CPython {SUITE_VERSION} {title} against {target} on {pyver}")
     if res:
         for name, why in sorted(res["skipped_methods"].items()):
             say(f"    skipped by this script: {name}: {why}")

@@ -162,8 +162,11 @@ def test_cancelled_call_leaves_nothing_behind(pool):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(0.4)  # the reply arrives and is dropped
         sink = aio._sinks[asyncio.get_running_loop()]
+        for _ in range(1000):  # until the reply arrives and is dropped (bounded, not timed)
+            if not sink.works:
+                break
+            await asyncio.sleep(0.01)
         return dict(sink.works), await aio.call(pool, mul, 2, 2)
 
     works, after = run(main())

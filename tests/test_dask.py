@@ -1,12 +1,16 @@
-"""Dask on InterpreterPoolExecutor: dask.compute(scheduler=pool), and a distributed worker
-whose tasks run in interpreters (Worker(executor=pool)) on a loopback LocalCluster."""
+"""Dask on interpreters: dask.compute(scheduler=pool), and distributed workers whose tasks run in
+interpreters (subinterpreters.dask) on a LocalCluster on the loopback interface."""
 
 from __future__ import annotations
 
 import pytest
 
-dask = pytest.importorskip("dask", reason="dask is not installed for this CPython")
+dask = pytest.importorskip(
+    "dask",
+    reason="dask is not installed for this CPython (scripts/dev.sh installs it where it can)",
+)
 
+from subinterpreters import interpreters  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,6 +30,22 @@ def where():
     return int(ll.get_current())
 
 
+def rendezvous(mine, other):
+    # Each of two tasks signals that it runs, then waits for the other's signal while still
+    # running: both return only if they ran at the same time (no clock, no wall-time bound;
+    # run one after the other, the first times out).
+    mine.put(where())
+    return where(), other.get(timeout=60)
+
+
+class TaskError(Exception):
+    pass
+
+
+def fail(msg):
+    raise TaskError(msg)
+
+
 def test_dask_compute_with_pool_as_scheduler():
     delayed = dask.delayed
     with InterpreterPoolExecutor(2) as pool:
@@ -36,27 +56,64 @@ def test_dask_compute_with_pool_as_scheduler():
     assert all(i != 0 for i in ids)
 
 
-@pytest.mark.xfail(
-    reason="distributed's Worker submits its own apply_function, whose unpickling imports "
-    "distributed and psutil in the worker interpreter; psutil is a single-phase extension that "
-    "isolated interpreters refuse (open: a recipe that submits the task function only)",
-    strict=False,
-)
-def test_distributed_worker_runs_tasks_in_interpreters():
-    distributed = pytest.importorskip("distributed", reason="distributed is not installed")
-    with InterpreterPoolExecutor(2) as pool:
-        with (
-            distributed.LocalCluster(
-                n_workers=1,
-                processes=False,
-                protocol="tcp",
-                host="127.0.0.1",
-                dashboard_address=None,
-                executor=pool,
-            ) as cluster,
-            distributed.Client(cluster, timeout=30) as client,
-        ):
-            fut = client.submit(add, 1, 2)
-            assert fut.result(timeout=30) == 3
-            ids = client.gather(client.map(lambda _: where(), range(4), pure=False))
-    assert all(i != 0 for i in ids)
+@pytest.fixture
+def distributed():
+    return pytest.importorskip(
+        "distributed", reason="distributed is not installed for this CPython"
+    )
+
+
+def local_cluster(distributed, **kwargs):
+    return distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+        **kwargs,
+    )
+
+
+def test_distributed_worker_runs_tasks_in_interpreters(distributed):
+    from subinterpreters.dask import InterpreterTaskExecutor
+
+    executor = InterpreterTaskExecutor(2)
+    with (
+        local_cluster(distributed, executor=executor) as cluster,
+        distributed.Client(cluster, timeout=30) as client,
+    ):
+        one = client.submit(add, 1, 2)
+        two = client.submit(inc, one)  # a dependency, passed by the worker
+        assert two.result(timeout=30) == 4
+        ids = client.gather(client.map(lambda _: where(), range(4), pure=False))
+        assert all(i != 0 for i in ids), ids
+        assert set(executor.task_interpreters.values()) >= set(ids)
+        assert executor.task_interpreters[one.key] != 0
+
+        with pytest.raises(TaskError, match="boom"):
+            client.submit(fail, "boom").result(timeout=30)
+
+        # Both worker threads' tasks run at once, each in its own interpreter.
+        qa, qb = interpreters.create_queue(), interpreters.create_queue()
+        a = client.submit(rendezvous, qa, qb, pure=False)
+        b = client.submit(rendezvous, qb, qa, pure=False)
+        (ida, seen_by_a), (idb, seen_by_b) = client.gather([a, b])
+    assert ida != 0 and idb != 0 and ida != idb
+    assert (seen_by_a, seen_by_b) == (idb, ida)
+    assert executor.pool._shutdown  # the worker shut its executor down
+
+
+def test_distributed_worker_plugin(distributed):
+    from subinterpreters.dask import InterpreterWorkerPlugin
+
+    with (
+        local_cluster(distributed) as cluster,
+        distributed.Client(cluster, timeout=30) as client,
+    ):
+        client.register_plugin(InterpreterWorkerPlugin(executor="interpreters"))
+        with dask.annotate(executor="interpreters"):
+            inside = client.submit(where, pure=False)
+        outside = client.submit(where, pure=False)
+        assert inside.result(timeout=30) != 0
+        assert outside.result(timeout=30) == 0  # the worker's own threads, as before

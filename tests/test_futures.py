@@ -330,13 +330,16 @@ def test_base_exceptions_do_not_kill_the_worker():
         assert p.submit(current_id).result() == before
 
 
+def raise_local():
+    class Local(Exception):
+        pass
+
+    raise Local("inner")
+
+
 def test_unpicklable_exception_gives_execution_failed(pool):
-    def raise_local():
-        class Local(Exception):
-            pass
-
-        raise Local("inner")
-
+    # A module-level function (it crosses by reference: its class body reads the global
+    # __name__, so it is not stateless) raising an exception of a class that cannot be pickled.
     with pytest.raises(interpreters.ExecutionFailed, match="inner"):
         pool.submit(raise_local).result()
 
@@ -429,12 +432,24 @@ def test_map_exception_in_chunk(pool):
         list(it)
 
 
+def get_or_return(queue, value):
+    if queue is not None:
+        queue.get()  # blocks until the test releases it
+    return value
+
+
 def test_map_timeout(pool):
+    # The third call blocks until released (no sleep racing the deadline); the first two have
+    # the whole timeout, generous for a busy machine, to finish.
     list(pool.map(sleep_and_return, [0.05, 0.05], [0, 0]))  # both workers made
+    blocker = interpreters.create_queue()
     results = []
-    with pytest.raises(FuturesTimeout):
-        for r in pool.map(sleep_and_return, [0, 0, 3], ["a", "b", "c"], timeout=0.5):
-            results.append(r)
+    try:
+        with pytest.raises(FuturesTimeout):
+            for r in pool.map(get_or_return, [None, None, blocker], "abc", timeout=3):
+                results.append(r)
+    finally:
+        blocker.put(None)
     assert results == ["a", "b"]
 
 

@@ -27,6 +27,9 @@ OK, PICKLED, RAISED, NOT_SHAREABLE, DEAD = 0, 1, 2, 3, 4
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _NATIVE = frozenset({type(None), bool, float, str, bytes})
 
+# The main interpreter's main script (set at boot), for pickles of its __main__ functions.
+MAIN_FILE = None
+
 # Set by tests (through a task) to make the serve loop fail as a damaged interpreter would.
 _damaged = False
 
@@ -53,7 +56,14 @@ def serve(tq, count=-1):
 
     get = _ll._queue_get
     put = _ll._queue_put
-    loads = pickle.loads
+    plain_loads = pickle.loads
+    main_loads = _remote._loads
+
+    def loads(data):
+        if MAIN_FILE is None:
+            return plain_loads(data)
+        return main_loads(data, MAIN_FILE)  # plain first, then with the fake __main__
+
     dumps = pickle.dumps
     function_of = _remote._function
     functions = {}  # pickled function -> function (plain functions only: they hold no state)

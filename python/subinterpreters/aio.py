@@ -87,7 +87,8 @@ class _LoopSink(_fut._Sink):
                 reply = get(qid, False, None)[0]
             except _interp.QueueEmpty:
                 return
-            self.deliver(reply)
+            if reply is not None:  # None: UNBOUND, a reply whose interpreter was destroyed
+                self.deliver(reply)
 
     def close(self):
         if self.qid is None:

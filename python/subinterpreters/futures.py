@@ -171,6 +171,22 @@ def _outcome(status, payload):
     return False, _interp.InterpreterError(f"unexpected reply status {status!r}")
 
 
+class _Future(_base.Future):
+    """A Future whose result() raises a falsey exception too (CPython gh-132063, fixed in 3.14:
+    before that, an exception whose ``__bool__`` or ``__len__`` says false was ignored)."""
+
+    __slots__ = ()
+
+    def _Future__get_result(self):
+        if self._exception is not None:
+            try:
+                raise self._exception
+            finally:
+                self = None  # break the reference cycle with the exception
+        else:
+            return self._result
+
+
 class _Work:
     """One submitted call (or map chunk), from submit to completion."""
 
@@ -354,6 +370,7 @@ class InterpreterPoolExecutor(_base.Executor):
         self._initializer = initializer
         self._initargs = initargs
         self._lock = threading.RLock()
+        self._replied = threading.Condition(self._lock)  # a reply was delivered
         self._shutdown_lock = self._lock  # ThreadPoolExecutor's name, for code that peeks
         self._pending = collections.deque()
         self._workers = []
@@ -371,7 +388,7 @@ class InterpreterPoolExecutor(_base.Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)`` in a worker interpreter; return its Future."""
-        future = _base.Future()
+        future = _Future()
         try:
             fdata, akind, adata = _encode(fn, args, kwargs)
         except _interp.NotShareableError as exc:
@@ -455,6 +472,8 @@ class InterpreterPoolExecutor(_base.Executor):
     def _task_done(self, worker, seconds):
         with self._lock:
             worker.inflight -= 1
+            if worker.stopping:
+                self._replied.notify_all()
             avg = self._seconds = self._seconds * 0.8 + seconds * 0.2
             depth = _AHEAD_SECONDS / avg if avg > 0 else _MAX_DEPTH
             self._depth = int(max(_MIN_DEPTH, min(_MAX_DEPTH, depth)))
@@ -481,6 +500,14 @@ class InterpreterPoolExecutor(_base.Executor):
             _ll._queue_put(self._sink.qid, None, 0, False, None)
         else:
             self._sink.close()
+
+    def _wait_replies_taken(self, worker, timeout=30.0):
+        """Wait until every reply ``worker`` sent has been taken off its results queue (bounded:
+        a sink whose event loop no longer runs never takes them). Destroying the worker's
+        interpreter earlier would turn replies still queued into UNBOUND markers (its items are
+        bound to it), losing results."""
+        with self._lock:
+            self._replied.wait_for(lambda: worker.inflight <= 0, timeout)
 
     def _worker_finished(self, worker):
         with self._lock:
@@ -563,7 +590,7 @@ class InterpreterPoolExecutor(_base.Executor):
         return result_iterator()
 
     def _submit_chunk(self, fdata, chunk):
-        future = _base.Future()
+        future = _Future()
         try:
             adata = _pickle().dumps(list(chunk), 5)
         except Exception as exc:
@@ -637,8 +664,10 @@ def _collect(sink):
     deliver = sink.deliver
     try:
         while True:
-            reply = get(qid, True, None)[0]
+            reply, unbound = get(qid, True, None)
             if reply is None:
+                if unbound is not None:
+                    continue  # a reply whose interpreter was destroyed first (not expected)
                 return
             deliver(reply)
     finally:
@@ -646,7 +675,44 @@ def _collect(sink):
 
 
 def _boot(handle):
-    _ll.run_string(handle, "import subinterpreters._pool_worker")
+    # The main script's file: a pickle naming a __main__ function this interpreter lacks is
+    # retried with that script run as "<fake __main__>", as 3.14 does.
+    shared = {"mf": _interp._main_file()}
+    if sys.version_info < (3, 12):
+        path0 = _sys_path_0()
+        if path0 is not None:
+            _ll.run_string(handle, _PATH0, {"p": path0})
+    _ll.run_string(handle, _BOOT, shared)
+
+
+_BOOT = "__import__('subinterpreters._pool_worker', None, None, ['_']).MAIN_FILE = mf"
+_PATH0 = "import sys\nif p not in sys.path: sys.path.insert(0, p)"
+
+
+def _sys_path_0():
+    """The entry CPython put first on the main interpreter's sys.path at startup (the script's
+    directory, the current one for -m, '' for -c and stdin), None with -P/-I. CPython 3.12+
+    give every new interpreter that entry too; 3.11 does not, so the pool adds it there, and
+    modules of the script's directory (or of the current one, for ``python -m pytest``) are
+    found by the workers on every version."""
+    if sys.flags.safe_path or sys.flags.isolated:
+        return None
+    argv = getattr(sys, "orig_argv", None) or []
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-c") or arg == "-":
+            return ""
+        if arg.startswith("-m"):
+            return os.getcwd()
+        if arg in ("-W", "-X", "--check-hash-based-pycs"):
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return os.path.dirname(os.path.realpath(arg))
+    return ""
 
 
 def _worker_main(worker, initializer, initargs):
@@ -668,6 +734,10 @@ def _worker_main(worker, initializer, initargs):
                 return
     finally:
         if handle is not None:
+            pool = worker.pool()
+            if pool is not None:
+                pool._wait_replies_taken(worker)
+            del pool
             try:
                 _ll.destroy(handle)
             except Exception:
