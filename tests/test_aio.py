@@ -30,11 +30,12 @@ def fail(msg):
     raise ValueError(msg)
 
 
-def sleep_span(seconds):
-
-    start = time.monotonic()
-    time.sleep(seconds)
-    return start, time.monotonic()
+def rendezvous(mine, other):
+    # Signals that it runs, then waits for the other task's signal while still running: two of
+    # these return only if they ran at the same time (run one after the other, the first times
+    # out). No clock and no wall-time bound, so a busy machine cannot fail it.
+    mine.put(1)
+    return other.get(timeout=60)
 
 
 def sleep_and_return(seconds, value):
@@ -135,24 +136,24 @@ def test_call_bad_target():
 
 def test_calls_run_concurrently_without_blocking_the_loop(pool):
     async def main():
-        ticks = 0
-
-        async def ticker():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        t = asyncio.create_task(ticker())
-        res = await asyncio.gather(aio.call(pool, sleep_span, 0.3), aio.call(pool, sleep_span, 0.3))
-        t.cancel()
-        return res, ticks
+        qa, qb = interpreters.create_queue(), interpreters.create_queue()
+        both = await asyncio.gather(
+            aio.call(pool, rendezvous, qa, qb), aio.call(pool, rendezvous, qb, qa)
+        )
+        # The loop keeps running while a call waits: the item the call waits for is put by
+        # this coroutine after the call started (if the loop were blocked, the call would time
+        # out).
+        feed, back = interpreters.create_queue(), interpreters.create_queue()
+        call = asyncio.ensure_future(aio.call(pool, rendezvous, back, feed))
+        await asyncio.sleep(0)
+        feed.put(2)
+        return both, await call
 
     # warm both workers first
     list(pool.map(sleep_and_return, [0.05, 0.05], [0, 0]))
-    ((a0, a1), (b0, b1)), ticks = run(main())
-    assert max(a0, b0) < min(a1, b1)  # the two calls overlapped
-    assert ticks >= 3  # the loop kept running meanwhile
+    both, relayed = run(main())
+    assert both == [1, 1]  # the two calls ran at the same time
+    assert relayed == 2
 
 
 def test_cancelled_call_leaves_nothing_behind(pool):

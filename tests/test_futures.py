@@ -39,11 +39,12 @@ def fail(exctype, msg=None):
     raise exctype(msg)
 
 
-def sleep_span(seconds):
-
-    start = time.monotonic()
-    time.sleep(seconds)
-    return start, time.monotonic()
+def rendezvous(mine, other):
+    # Signals that it runs, then waits for the other task's signal while still running: two of
+    # these return only if they ran at the same time (run one after the other, the first times
+    # out). No clock and no wall-time bound, so a busy machine cannot fail it.
+    mine.put(1)
+    return other.get(timeout=60)
 
 
 def sleep_and_return(seconds, value):
@@ -177,13 +178,13 @@ def test_blocking_tasks_with_limited_workers():
 
 
 def test_runs_in_parallel():
-    # Proven by overlap, not by wall time (the machine may be busy): the two tasks' running
-    # intervals, taken on the process-wide monotonic clock inside the workers, intersect.
+    from subinterpreters import interpreters
+
+    qa, qb = interpreters.create_queue(), interpreters.create_queue()
     with Pool(2) as p:
         [f.result() for f in [p.submit(sleep_and_return, 0.05, i) for i in range(2)]]  # warm
-        spans = [f.result() for f in [p.submit(sleep_span, 0.3) for _ in range(2)]]
-    (a0, a1), (b0, b1) = spans
-    assert max(a0, b0) < min(a1, b1), spans
+        fa, fb = p.submit(rendezvous, qa, qb), p.submit(rendezvous, qb, qa)
+        assert (fa.result(timeout=120), fb.result(timeout=120)) == (1, 1)
 
 
 def test_thread_name_prefix():
