@@ -247,6 +247,100 @@ def test_unbound_constants_are_exported():
     assert {"UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE"} <= set(ours.__all__)
 
 
+class _PythonQueue:
+    """3.14's Queue method signatures, as plain Python methods: their argument errors are the
+    reference for ours, which run in Rust without a frame."""
+
+    def put(self, obj, block=True, timeout=None, *, unbounditems=None):
+        pass
+
+    def put_nowait(self, obj, *, unbounditems=None):
+        pass
+
+    def get(self, block=True, timeout=None):
+        pass
+
+    def get_nowait(self):
+        pass
+
+    def qsize(self):
+        pass
+
+    def empty(self):
+        pass
+
+
+BAD_CALLS = [
+    ("put", (), {}),
+    ("put", (1, True, None, 4), {}),
+    ("put", (1, True, None, 4), {"unbounditems": None}),
+    ("put", (1,), {"obj": 2}),
+    ("put", (1,), {"timeout": 1, "block": True, "nope": 3}),
+    ("put_nowait", (), {}),
+    ("put_nowait", (1, 2), {}),
+    ("put_nowait", (1, 2), {"unbounditems": None}),
+    ("put_nowait", (1,), {"block": False}),
+    ("get", (True, None, 3), {}),
+    ("get", (True,), {"block": False}),
+    ("get_nowait", (1,), {}),
+    ("get_nowait", (), {"block": False}),
+    ("qsize", (1,), {}),
+    ("empty", (), {"x": 1}),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "kwargs"), BAD_CALLS, ids=repr)
+def test_argument_errors_read_as_a_python_methods(method, args, kwargs):
+    q = ours.create_queue()
+    with pytest.raises(TypeError) as expected:
+        getattr(_PythonQueue(), method)(*args, **kwargs)
+    with pytest.raises(TypeError) as got:
+        getattr(q, method)(*args, **kwargs)
+    want = str(expected.value).replace("_PythonQueue.", "Queue.")
+    # 3.14+ appends a spelling suggestion ("Did you mean ...?") to unknown keywords.
+    assert want.startswith(str(got.value))
+    assert q.qsize() == 0
+
+
+def test_methods_take_their_arguments_by_keyword_too():
+    q = ours.create_queue()
+    q.put(obj=1, block=False, timeout=None, unbounditems=ours.UNBOUND_REMOVE)
+    q.put_nowait(obj=2, unbounditems=ours.UNBOUND_ERROR)
+    q.put(3, unbounditems=None)
+    assert (q.qsize(), q.empty(), q.full()) == (3, False, False)
+    assert q.get(block=False) == 1
+    assert q.get(timeout=0.5) == 2
+    assert q.get(True, 0.5) == 3
+    assert q.empty()
+
+
+def test_queue_methods_of_a_destroyed_queue_raise_not_found():
+    from subinterpreters import lowlevel
+
+    q = ours.create_queue()
+    lowlevel._queue_destroy(q.id)
+    for call in (q.qsize, q.empty, q.full, q.get_nowait, lambda: q.put(1), lambda: q.get()):
+        with pytest.raises(ours.QueueNotFoundError, match=f"^queue {q.id} not found$"):
+            call()
+
+
+def test_queue_subclass_keeps_its_handle():
+    class Sub(ours.Queue):
+        __slots__ = ("extra",)
+
+    from subinterpreters import lowlevel
+
+    qid = lowlevel._queue_create(0, 3, 1)
+    q = Sub._adopt(qid)
+    assert type(q) is Sub and isinstance(q, ours.Queue) and ours.Queue(qid) is q
+    q.extra = "kept"
+    q.put("x")
+    assert q.get() == "x"
+    del q
+    with pytest.raises(ours.QueueNotFoundError):
+        ours.Queue(qid)
+
+
 def test_many_threads_lose_and_duplicate_nothing():
     q = ours.create_queue(maxsize=16)
     per, producers = 2000, 4

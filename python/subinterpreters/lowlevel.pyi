@@ -4,7 +4,9 @@ The API of CPython 3.11's ``_xxsubinterpreters``, implemented in Rust (see the R
 deliberate differences).
 """
 
-from typing import Any, Literal, SupportsIndex, TypeVar, final, overload
+from typing import Any, Literal, Self, SupportsIndex, TypeVar, final, overload
+
+from typing_extensions import disjoint_base
 
 _T = TypeVar("_T")
 
@@ -58,6 +60,45 @@ class RunFailedError(RuntimeError):
     """The remote exception type's qualified name, e.g. ``"ValueError"``."""
     traceback: str
     """The remote traceback, formatted as ``traceback.format_exception`` does."""
+
+@disjoint_base
+class _QueueBase:
+    """A handle on a queue (private): the base of ``subinterpreters.interpreters.Queue``."""
+
+    def __new__(cls, id: int, /) -> Self: ...
+    @property
+    def id(self) -> int:
+        """The queue's id, the same in every interpreter."""
+
+    @property
+    def _id(self) -> int: ...
+    def put(
+        self,
+        obj: object,
+        block: bool = True,
+        timeout: float | None = None,
+        *,
+        unbounditems: object | None = None,
+    ) -> None:
+        """Add ``obj`` at the end of the queue."""
+
+    def put_nowait(self, obj: object, *, unbounditems: object | None = None) -> None:
+        """``put(obj, block=False)``."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Remove and return the oldest item."""
+
+    def get_nowait(self) -> Any:
+        """``get(block=False)``."""
+
+    def qsize(self) -> int:
+        """How many items are queued now."""
+
+    def empty(self) -> bool:
+        """Whether nothing is queued now."""
+
+    def full(self) -> bool:
+        """Whether the queue is bounded and holds ``maxsize`` items now."""
 
 class ChannelError(RuntimeError): ...
 class ChannelNotFoundError(ChannelError): ...

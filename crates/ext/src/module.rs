@@ -34,6 +34,8 @@ pub struct ModState {
     pub channel_not_empty_error: *mut ffi::PyObject,
     /// `SharedView`: the exporter behind a `memoryview` over another interpreter's memory.
     pub shared_view_type: *mut ffi::PyObject,
+    /// `_QueueBase`: the Rust half of `subinterpreters.interpreters.Queue` (queues/handle.rs).
+    pub queue_base_type: *mut ffi::PyObject,
     /// The classes of the PEP 734 layer (`subinterpreters.interpreters`), registered by it with
     /// `_queue_register`; NULL until then.
     pub xi: XiClasses,
@@ -58,11 +60,21 @@ pub struct XiClasses {
     pub item_interp_destroyed: Cell<*mut ffi::PyObject>,
     /// `NotShareableError`.
     pub not_shareable: Cell<*mut ffi::PyObject>,
+    /// `UNBOUND`: what `Queue.get` returns for an unbound item, and `unbounditems` flag 3.
+    pub unbound: Cell<*mut ffi::PyObject>,
+    /// `UNBOUND_ERROR`: `unbounditems` flag 2.
+    pub unbound_error: Cell<*mut ffi::PyObject>,
+    /// `UNBOUND_REMOVE`: `unbounditems` flag 1.
+    pub unbound_remove: Cell<*mut ffi::PyObject>,
 }
 
 impl ModState {
-    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 16] {
+    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 20] {
         [
+            self.xi.unbound.get_mut(),
+            self.xi.unbound_error.get_mut(),
+            self.xi.unbound_remove.get_mut(),
+            &mut self.queue_base_type,
             self.xi.queue_type.get_mut(),
             self.xi.queue_error.get_mut(),
             self.xi.queue_not_found.get_mut(),
@@ -266,7 +278,9 @@ unsafe fn init_state(module: *mut ffi::PyObject, state: &mut ModState) -> Result
         state.channel_id_type =
             crate::chan::id::create_type(module)?.map_or(null_mut(), PyRef::into_ptr);
         state.shared_view_type = crate::values::shared::create_type(module)?.into_ptr();
-        let names: [(&std::ffi::CStr, *mut ffi::PyObject); 8] = [
+        state.queue_base_type = crate::queues::handle::create_type(module)?.into_ptr();
+        let names: [(&std::ffi::CStr, *mut ffi::PyObject); 9] = [
+            (c"_QueueBase", state.queue_base_type),
             (c"InterpreterID", state.interp_id_type),
             (c"ChannelID", state.channel_id_type),
             (c"RunFailedError", state.run_failed_error),

@@ -129,7 +129,7 @@ def list_all():
 _known: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-class Queue(IdHandle):
+class Queue(IdHandle, _ll._QueueBase):
     """A queue that any interpreter of this process can put to and get from.
 
     Items are copied at ``put()`` and rebuilt at ``get()``: None, bool, int, float, str, bytes,
@@ -137,7 +137,10 @@ class Queue(IdHandle):
     be put in a queue or passed to another interpreter, where it designates the same queue.
     """
 
-    __slots__ = ("_id", "__weakref__")
+    # The Rust base (``lowlevel._QueueBase``) holds the queue's binding, released when the object
+    # goes, and implements ``id``, ``put``, ``put_nowait``, ``get``, ``get_nowait``, ``qsize``,
+    # ``empty`` and ``full`` with 3.14's signatures, without a Python frame.
+    __slots__ = ("__weakref__",)
 
     def __new__(cls, id, /):
         if not isinstance(id, int):
@@ -147,89 +150,33 @@ class Queue(IdHandle):
             return _known[id]
         except KeyError:
             pass
-        _ll._queue_bind(id)
         return cls._make(id)
 
     @classmethod
     def _adopt(cls, qid):
-        """The handle for a queue whose binding the caller already holds."""
+        """The handle for a queue whose binding the caller holds (and gives up here)."""
         existing = _known.get(qid)
-        if existing is not None:
+        try:
+            return existing if existing is not None else cls._make(qid)
+        finally:
             _ll._queue_release(qid)
-            return existing
-        return cls._make(qid)
 
     @classmethod
     def _make(cls, qid):
-        self = object.__new__(cls)
-        self._id = qid
+        # Binds the queue (QueueNotFoundError if it is gone).
+        self = _ll._QueueBase.__new__(cls, qid)
         _known[qid] = self
         return self
-
-    def __del__(self):
-        try:
-            _ll._queue_release(self._id)
-        except QueueNotFoundError:
-            pass
-        except AttributeError:
-            pass  # interpreter shutdown
-
-    @property
-    def id(self):
-        """The queue's id, the same in every interpreter."""
-        return self._id
 
     @property
     def maxsize(self):
         """The bound given at creation (0 or less: unbounded)."""
-        return _ll._queue_info(self._id)[0]
+        return _ll._queue_info(self.id)[0]
 
     @property
     def unbounditems(self):
         """The default rule for items whose interpreter is destroyed."""
-        return _RULE_OF[_ll._queue_info(self._id)[1]]
-
-    def empty(self):
-        """Whether nothing is queued now."""
-        return _ll._queue_qsize(self._id) == 0
-
-    def full(self):
-        """Whether the queue is bounded and holds ``maxsize`` items now."""
-        maxsize = _ll._queue_info(self._id)[0]
-        return maxsize > 0 and _ll._queue_qsize(self._id) >= maxsize
-
-    def qsize(self):
-        """How many items are queued now."""
-        return _ll._queue_qsize(self._id)
-
-    def put(self, obj, block=True, timeout=None, *, unbounditems=None):
-        """Add ``obj`` at the end of the queue.
-
-        With room it returns at once. Full and ``block`` true: wait until there is room, at
-        most ``timeout`` seconds (a float; None waits as long as it takes), then raise
-        :class:`QueueFull`. ``block`` false: raise :class:`QueueFull` at once.
-        ``unbounditems`` overrides the queue's rule for this item.
-        """
-        flag = 0 if unbounditems is None else _flag(unbounditems)
-        _ll._queue_put(self._id, obj, flag, block, timeout)
-
-    def put_nowait(self, obj, *, unbounditems=None):
-        """``put(obj, block=False)``."""
-        flag = 0 if unbounditems is None else _flag(unbounditems)
-        _ll._queue_put(self._id, obj, flag, False, None)
-
-    def get(self, block=True, timeout=None):
-        """Remove and return the oldest item.
-
-        Empty and ``block`` true: wait for an item, at most ``timeout`` seconds (a float; None
-        waits as long as it takes), then raise :class:`QueueEmpty`. ``block`` false: raise
-        :class:`QueueEmpty` at once. An item whose interpreter was destroyed gives ``UNBOUND``
-        or raises :class:`ItemInterpreterDestroyed`, as its rule says.
-        """
-        obj, unbound = _ll._queue_get(self._id, block, timeout)
-        if unbound is not None:
-            return UNBOUND
-        return obj
+        return _RULE_OF[_ll._queue_info(self.id)[1]]
 
     async def get_async(self):
         """Await the oldest item, without blocking the event loop (see subinterpreters.aio)."""
@@ -243,13 +190,6 @@ class Queue(IdHandle):
 
         return await aio.queue_put(self, obj, unbounditems=unbounditems)
 
-    def get_nowait(self):
-        """``get(block=False)``."""
-        obj, unbound = _ll._queue_get(self._id, False, None)
-        if unbound is not None:
-            return UNBOUND
-        return obj
-
 
 def _register():
     from . import NotShareableError
@@ -262,4 +202,7 @@ def _register():
         QueueFull,
         ItemInterpreterDestroyed,
         NotShareableError,
+        UNBOUND,
+        UNBOUND_ERROR,
+        UNBOUND_REMOVE,
     )

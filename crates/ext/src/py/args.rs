@@ -230,3 +230,127 @@ impl FastArgs {
         }
     }
 }
+
+/// The Python signature of a fastcall method that stands in for a Python method, so that a
+/// wrong call fails with the words the Python method's frame would have used
+/// (`Queue.put() missing 1 required positional argument: 'obj'`).
+pub struct Signature {
+    /// How Python names the method in its messages (`Queue.put`).
+    pub qualname: &'static str,
+    /// The parameters after `self`: positional-or-keyword ones first, then keyword-only ones.
+    pub names: &'static [&'static CStr],
+    /// How many of `names` may be given by position.
+    pub positional: usize,
+    /// How many of those must be given (the rest have defaults).
+    pub required: usize,
+}
+
+impl FastArgs {
+    /// Binds the arguments to `sig`'s `N` parameters (NULL where one was not given), with
+    /// CPython's own checks and messages, in its order: unknown or repeated keywords, then too
+    /// many positional arguments, then missing ones. Positional calls skip all of it.
+    ///
+    /// # Safety
+    /// GIL held; `N` is `sig.names.len()`.
+    pub unsafe fn bind<const N: usize>(
+        &self,
+        sig: &Signature,
+    ) -> crate::error::Result<[*mut ffi::PyObject; N]> {
+        use crate::error::Error;
+        let mut out = [std::ptr::null_mut(); N];
+        if let Some(given) = self.positional(sig.required, sig.positional) {
+            out[..given.len()].copy_from_slice(given);
+            return Ok(out);
+        }
+        let n = self.nargs as usize;
+        // SAFETY: CPython passes `nargs` positional pointers followed by one per keyword name.
+        let all = unsafe {
+            let nkw = if self.kwnames.is_null() {
+                0
+            } else {
+                ffi::PyTuple_GET_SIZE(self.kwnames) as usize
+            };
+            std::slice::from_raw_parts(self.args, n + nkw)
+        };
+        let q = sig.qualname;
+        out[..n.min(sig.positional)].copy_from_slice(&all[..n.min(sig.positional)]);
+        for (j, &value) in all[n..].iter().enumerate() {
+            // SAFETY: keyword names are a tuple of str, as long as the call.
+            let key = unsafe { ffi::PyTuple_GET_ITEM(self.kwnames, j as ffi::Py_ssize_t) };
+            let found = sig.names.iter().position(|name| {
+                // SAFETY: comparing a str with a C string never raises.
+                unsafe { ffi::PyUnicode_CompareWithASCIIString(key, name.as_ptr()) == 0 }
+            });
+            // SAFETY: GIL held; `key` is a str.
+            let text =
+                || unsafe { crate::values::convert::text_of(key, false) }.unwrap_or_default();
+            match found {
+                None => {
+                    return Err(Error::Type(format!(
+                        "{q}() got an unexpected keyword argument '{}'",
+                        text()
+                    )))
+                }
+                Some(k) if !out[k].is_null() => {
+                    return Err(Error::Type(format!(
+                        "{q}() got multiple values for argument '{}'",
+                        text()
+                    )))
+                }
+                Some(k) => out[k] = value,
+            }
+        }
+        if n > sig.positional {
+            // Counting `self`, as Python does.
+            let (given, most) = (n + 1, sig.positional + 1);
+            let defaults = sig.positional - sig.required;
+            let takes = if defaults > 0 {
+                format!("from {} to {most}", most - defaults)
+            } else {
+                most.to_string()
+            };
+            let plural = if defaults > 0 || most != 1 { "s" } else { "" };
+            let kwonly = out[sig.positional..]
+                .iter()
+                .filter(|p| !p.is_null())
+                .count();
+            let kwonly_text = if kwonly > 0 {
+                format!(
+                    " positional argument{} (and {kwonly} keyword-only argument{})",
+                    if given != 1 { "s" } else { "" },
+                    if kwonly != 1 { "s" } else { "" }
+                )
+            } else {
+                String::new()
+            };
+            let verb = if given == 1 && kwonly == 0 {
+                "was"
+            } else {
+                "were"
+            };
+            return Err(Error::Type(format!(
+                "{q}() takes {takes} positional argument{plural} but {given}{kwonly_text} {verb} given"
+            )));
+        }
+        let missing: Vec<String> = sig.names[..sig.required]
+            .iter()
+            .zip(&out)
+            .filter(|(_, p)| p.is_null())
+            .map(|(name, _)| format!("'{}'", name.to_string_lossy()))
+            .collect();
+        if !missing.is_empty() {
+            let list = match missing.as_slice() {
+                [one] => one.clone(),
+                [a, b] => format!("{a} and {b}"),
+                [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
+                [] => String::new(),
+            };
+            return Err(Error::Type(format!(
+                "{q}() missing {} required positional argument{}: {list}",
+                missing.len(),
+                if missing.len() != 1 { "s" } else { "" }
+            )));
+        }
+        Ok(out)
+    }
+}

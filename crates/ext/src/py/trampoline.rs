@@ -123,4 +123,36 @@ macro_rules! fast_entry {
     };
 }
 
-pub(crate) use {fast_entry, kw_entry, noargs_entry};
+/// Defines a method of one of our heap types with the defining-class calling convention
+/// (`METH_METHOD | METH_FASTCALL | METH_KEYWORDS`), binding the module state, `self` and the
+/// arguments, as [`fast_entry`] does. The state comes from the class that defines the method,
+/// whatever subclass `self` belongs to, without walking the MRO.
+macro_rules! method_entry {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $slf:ident, $fa:ident| $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by CPython (`METH_METHOD` fastcall) with the GIL held, `defining_class` being
+        /// a type created by `PyType_FromModuleAndSpec` with our module.
+        pub unsafe extern "C" fn $name(
+            $slf: *mut pyo3_ffi::PyObject,
+            defining_class: *mut pyo3_ffi::PyTypeObject,
+            args: *const *mut pyo3_ffi::PyObject,
+            nargs: pyo3_ffi::Py_ssize_t,
+            kwnames: *mut pyo3_ffi::PyObject,
+        ) -> *mut pyo3_ffi::PyObject {
+            // SAFETY: called by CPython with the GIL held; `defining_class` is one of our types,
+            // so its module state is our ModState; the argument pointers are valid for the call.
+            unsafe {
+                let $state = &*pyo3_ffi::PyType_GetModuleState(defining_class)
+                    .cast::<$crate::module::ModState>();
+                // Buffers this interpreter shared and others dropped are released here.
+                $crate::values::shared::drain_current();
+                let $fa = $crate::py::args::FastArgs::new(args, nargs, kwnames);
+                $crate::py::trampoline::guard_obj(Some($state), || $body)
+            }
+        }
+    };
+}
+
+pub(crate) use {fast_entry, kw_entry, method_entry, noargs_entry};

@@ -11,6 +11,7 @@ use subinterpreters_core::queue::{
 use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
+use crate::module::ModState;
 use crate::py::args::FastArgs;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::{fast_entry, noargs_entry};
@@ -57,19 +58,25 @@ pub(super) unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64>
     }
 }
 
-/// The wait a `block`/`timeout` pair asks for (float seconds, on the monotonic clock).
+/// The wait a `block`/`timeout` pair asks for (float seconds, on the monotonic clock); NULL
+/// (not given) means `block=True`, `timeout=None`.
 ///
 /// # Safety
 /// GIL held.
-unsafe fn wait_arg(block: *mut ffi::PyObject, timeout: *mut ffi::PyObject) -> Result<Wait> {
+pub(super) unsafe fn wait_arg(
+    block: *mut ffi::PyObject,
+    timeout: *mut ffi::PyObject,
+) -> Result<Wait> {
     // SAFETY: GIL held; plain conversions.
     unsafe {
-        let block = ffi::PyObject_IsTrue(block);
-        if block < 0 {
-            return Err(Error::Raised);
-        }
-        if block == 0 {
-            return Ok(Wait::NoWait);
+        if !block.is_null() {
+            let block = ffi::PyObject_IsTrue(block);
+            if block < 0 {
+                return Err(Error::Raised);
+            }
+            if block == 0 {
+                return Ok(Wait::NoWait);
+            }
         }
         if timeout.is_null() || timeout == ffi::Py_None() {
             return Ok(Wait::Forever);
@@ -133,10 +140,12 @@ unsafe fn blocking<S, T>(
 
 fast_entry!(
     /// `_queue_register(Queue, QueueError, QueueNotFoundError, QueueEmpty, QueueFull,
-    /// ItemInterpreterDestroyed, NotShareableError)`: the classes this interpreter's
-    /// `subinterpreters.interpreters` defined, for the queue functions to build and raise.
+    /// ItemInterpreterDestroyed, NotShareableError, UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE)`:
+    /// the classes this interpreter's `subinterpreters.interpreters` defined, for the queue
+    /// functions to build and raise, and its three `unbounditems` markers, which
+    /// `Queue.put` maps to flags and `Queue.get` returns (UNBOUND).
     queue_register, |state, fa| {
-        let given = positional(&fa, "_queue_register", 7, 7)?;
+        let given = positional(&fa, "_queue_register", 10, 10)?;
         let xi = &state.xi;
         let slots = [
             &xi.queue_type,
@@ -146,8 +155,11 @@ fast_entry!(
             &xi.queue_full,
             &xi.item_interp_destroyed,
             &xi.not_shareable,
+            &xi.unbound,
+            &xi.unbound_error,
+            &xi.unbound_remove,
         ];
-        for &obj in given {
+        for &obj in &given[..7] {
             if ffi::PyType_Check(obj) == 0 {
                 return Err(Error::Type(format!(
                     "_queue_register() expects classes, got {}",
@@ -156,7 +168,7 @@ fast_entry!(
             }
         }
         for (slot, &obj) in slots.into_iter().zip(given) {
-            // The old class is released after the new one is stored.
+            // The old object is released after the new one is stored.
             ffi::Py_XDECREF(slot.replace(ffi::Py_NewRef(obj)));
         }
         Ok(ffi::Py_NewRef(ffi::Py_None()))
@@ -216,28 +228,33 @@ fast_entry!(
     queue_release, |_state, fa| { with_id(&fa, "_queue_release", |id| queue::release(id).map(|_| ())) }
 );
 
-fast_entry!(
-    /// `_queue_put(id, obj, unbound, block, timeout)`: adds `obj` (natively shareable, else
-    /// pickled if the queue's fallback allows), waiting for room as `block`/`timeout` say.
-    queue_put, |state, fa| {
-        let [qid, obj, unbound, block, timeout] =
-            <[_; 5]>::try_from(positional(&fa, "_queue_put", 5, 5)?)
-                .map_err(|_| Error::System("argument count".into()))?;
-        let id = int_arg(qid, "queue ID")?;
-        let unbound = unbound_arg(int_arg(unbound, "unbounditems")?)?;
-        let wait = wait_arg(block, timeout)?;
-        let handle = QueueRef::open(id).map_err(Error::Queue)?;
-        let pickle = handle.defaults().fallback == Fallback::Full;
-        let value = to_xi(obj, state, pickle)?;
-        let owner = tstate::interp_id(tstate::current_interp());
-        // First without giving up the GIL: the common case never blocks.
-        let value = match handle.put(value, owner, unbound, Wait::NoWait) {
-            Ok(()) => return Ok(ffi::Py_NewRef(ffi::Py_None())),
-            Err(e) if matches!(e.error, QueueError::Full(_)) && wait != Wait::NoWait => {
-                e.into_value()
-            }
-            Err(e) => return Err(Error::Queue(e.error)),
-        };
+/// Adds `obj` to the queue behind `handle` (natively shareable, else pickled if the queue's
+/// fallback allows), waiting for room as `wait` says: the body of `_queue_put` and of
+/// `Queue.put`.
+///
+/// # Safety
+/// GIL held; `state` belongs to the current interpreter.
+pub(super) unsafe fn put(
+    state: &ModState,
+    handle: &QueueRef,
+    obj: *mut ffi::PyObject,
+    unbound: Option<UnboundOp>,
+    wait: Wait,
+) -> Result<()> {
+    let pickle = handle.defaults().fallback == Fallback::Full;
+    // SAFETY: GIL held (contract).
+    let value = unsafe { to_xi(obj, state, pickle)? };
+    // SAFETY: GIL held (contract), so a thread state is current.
+    let owner = unsafe { tstate::interp_id(tstate::current_interp()) };
+    // First without giving up the GIL: the common case never blocks.
+    let value = match handle.put(value, owner, unbound, Wait::NoWait) {
+        Ok(()) => return Ok(()),
+        Err(e) if matches!(e.error, QueueError::Full(_)) && wait != Wait::NoWait => e.into_value(),
+        Err(e) => return Err(Error::Queue(e.error)),
+    };
+    let id = handle.id();
+    // SAFETY: GIL held (contract); the attempt touches Rust data only.
+    unsafe {
         blocking(
             wait,
             value,
@@ -249,7 +266,55 @@ fast_entry!(
                 },
             },
             Error::QueueTimedOut { id, put: true },
-        )?;
+        )
+    }
+}
+
+/// Takes the oldest item from the queue behind `handle`, waiting for one as `wait` says: the
+/// body of `_queue_get` and of `Queue.get`. `Ok(None)` is an item whose interpreter was
+/// destroyed under the UNBOUND rule; under UNBOUND_ERROR it raises `ItemInterpreterDestroyed`.
+///
+/// # Safety
+/// GIL held; `state` belongs to the current interpreter.
+pub(super) unsafe fn get(state: &ModState, handle: &QueueRef, wait: Wait) -> Result<Option<PyRef>> {
+    let id = handle.id();
+    let received = match handle.get(Wait::NoWait) {
+        Ok(r) => r,
+        // SAFETY: GIL held (contract); the attempt touches Rust data only.
+        Err(QueueError::Empty(_)) if wait != Wait::NoWait => unsafe {
+            blocking(
+                wait,
+                (),
+                |(), slice| match handle.get(slice) {
+                    Ok(r) => Ok(r),
+                    Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
+                    Err(other) => Err(((), Some(Error::Queue(other)))),
+                },
+                Error::QueueTimedOut { id, put: false },
+            )?
+        },
+        Err(e) => return Err(Error::Queue(e)),
+    };
+    match received {
+        // SAFETY: GIL held (contract).
+        Received::Value(v) => Ok(Some(unsafe { from_xi(v, state)? })),
+        Received::Unbound => Ok(None),
+        Received::InterpreterDestroyed => Err(Error::ItemInterpreterDestroyed),
+    }
+}
+
+fast_entry!(
+    /// `_queue_put(id, obj, unbound, block, timeout)`: adds `obj` (natively shareable, else
+    /// pickled if the queue's fallback allows), waiting for room as `block`/`timeout` say.
+    queue_put, |state, fa| {
+        let [qid, obj, unbound, block, timeout] =
+            <[_; 5]>::try_from(positional(&fa, "_queue_put", 5, 5)?)
+                .map_err(|_| Error::System("argument count".into()))?;
+        let id = int_arg(qid, "queue ID")?;
+        let unbound = unbound_arg(int_arg(unbound, "unbounditems")?)?;
+        let wait = wait_arg(block, timeout)?;
+        let handle = QueueRef::open(id).map_err(Error::Queue)?;
+        put(state, &handle, obj, unbound, wait)?;
         Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
 );
@@ -264,28 +329,14 @@ fast_entry!(
         let id = int_arg(qid, "queue ID")?;
         let wait = wait_arg(block, timeout)?;
         let handle = QueueRef::open(id).map_err(Error::Queue)?;
-        let received = match handle.get(Wait::NoWait) {
-            Ok(r) => r,
-            Err(QueueError::Empty(_)) if wait != Wait::NoWait => blocking(
-                wait,
-                (),
-                |(), slice| match handle.get(slice) {
-                    Ok(r) => Ok(r),
-                    Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
-                    Err(other) => Err(((), Some(Error::Queue(other)))),
-                },
-                Error::QueueTimedOut { id, put: false },
-            )?,
-            Err(e) => return Err(Error::Queue(e)),
-        };
+        let received = get(state, &handle, wait);
         drop(handle);
-        let (obj, op) = match received {
-            Received::Value(v) => (from_xi(v, state)?, PyRef::from_borrowed(ffi::Py_None())),
-            Received::Unbound => (
+        let (obj, op) = match received? {
+            Some(obj) => (obj, PyRef::from_borrowed(ffi::Py_None())),
+            None => (
                 PyRef::from_borrowed(ffi::Py_None()),
                 PyRef::from_owned(ffi::PyLong_FromLong(UnboundOp::Replace.flag() as c_long))?,
             ),
-            Received::InterpreterDestroyed => return Err(Error::ItemInterpreterDestroyed),
         };
         let pair = PyRef::from_owned(ffi::PyTuple_New(2))?;
         ffi::PyTuple_SET_ITEM(pair.as_ptr(), 0, obj.into_ptr());
