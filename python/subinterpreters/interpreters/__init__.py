@@ -631,7 +631,10 @@ def _returns_only_none(code):
             if ins.argval is not None:
                 return False
         elif ins.opname not in ("EXTENDED_ARG", "CACHE", "NOP"):
-            previous_none = ins.opname == "LOAD_CONST" and ins.argval is None
+            # 3.15 loads None with LOAD_COMMON_CONSTANT.
+            previous_none = (
+                ins.opname in ("LOAD_CONST", "LOAD_COMMON_CONSTANT") and ins.argval is None
+            )
     return True
 
 
