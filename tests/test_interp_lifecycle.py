@@ -318,3 +318,50 @@ def test_exit_while_a_run_of_ours_is_busy_in_cpythons_interpreter(mod):
         """
     )
     assert "exiting" in proc.stdout
+
+
+# What a daemon thread of the main interpreter does, in a loop, while the process exits.
+DAEMON_LOOPS = {
+    "create_isolated": "m.create(isolated=True)",
+    "create_legacy": "m.create(isolated=False)",
+    "create_kept": "kept.append(m.create())",
+    "create_destroy": "m.destroy(m.create())",
+    "run_string": "m.run_string(x, 'y = 1')",
+    "create_run": "m.run_string(m.create(), 'y = 1')",
+    "channels": (
+        "c = m.channel_create(); m.run_string(x, 'm.channel_send(c, b\"hi\")',"
+        " shared={'c': c}); m.channel_recv(c); m.channel_destroy(c)"
+    ),
+    "list_all": "m.list_all(); m.is_running(x)",
+}
+
+
+@pytest.mark.parametrize("loop", sorted(DAEMON_LOOPS))
+def test_exit_while_daemon_threads_of_main_create_destroy_or_run(mod, loop):
+    # CPython finalized while a daemon thread was inside create() (or destroy(), a run): an
+    # interpreter half made by it was left in CPython's list ("remaining subinterpreters"),
+    # or finalized under it, and the thread was ended (pthread_exit) or hung inside our code.
+    # Exit cleanup now closes creation and runs, waits for those under way, and finalizes
+    # everything; no "exiting without finalizing" either. Several exit points per variant.
+    for delay in (0.0, 0.02, 0.1):
+        proc = run_clean(
+            f"""
+            import threading, time
+            import {mod.__name__} as m
+            x = m.create()
+            m.run_string(x, "import {mod.__name__} as m")
+            kept = []
+            def loop():
+                while True:
+                    try:
+                        {DAEMON_LOOPS[loop]}
+                    except Exception:
+                        pass
+            for _ in range(2):
+                threading.Thread(target=loop, daemon=True).start()
+            time.sleep({delay})
+            print("exiting")
+            """
+        )
+        assert "exiting" in proc.stdout
+        assert "exiting without finalizing" not in proc.stderr, proc.stderr
