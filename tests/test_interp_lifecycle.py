@@ -365,3 +365,28 @@ def test_exit_while_daemon_threads_of_main_create_destroy_or_run(mod, loop):
         )
         assert "exiting" in proc.stdout
         assert "exiting without finalizing" not in proc.stderr, proc.stderr
+
+
+def test_exit_cleanup_finalizes_an_interpreter_its_daemon_creator_just_registered(mod):
+    # Found by the fuzzer: exit cleanup waited for a daemon thread's create() to register the
+    # new interpreter, finalized it, and the creator then read the freed interpreter for its
+    # id (SIGSEGV). The creator now keeps only the id it registered.
+    for _ in range(5):
+        run_clean(
+            f"""
+            import threading
+            import {mod.__name__} as m
+            ids = [m.create()]
+            def replace():
+                try:
+                    ids[0] = m.create()
+                except RuntimeError:
+                    pass
+            threading.Thread(target=replace, daemon=True).start()
+            try:
+                m.run_string(ids[0], "import threading\\n"
+                             "threading.Thread(target=sum, args=([],)).start()")
+            except RuntimeError:
+                pass
+            """
+        )

@@ -48,17 +48,20 @@ thread_local! {
     static CLEANING_UP: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The error for a `create()` or `run_string` refused because exit cleanup has begun. A thread
-/// other than the one cleaning up first waits, with the GIL released, until cleanup has
-/// finished: a daemon thread retrying in a loop would otherwise keep a GIL that cleanup's
+/// The error for a `create()` or `run_string` refused because exit cleanup has begun. A daemon
+/// thread of the main interpreter first waits, with the GIL released, until cleanup has
+/// finished: retrying in a loop it would otherwise keep the main GIL, which cleanup's
 /// finalizations need (a waiter for a shared GIL asks only its own interpreter to drop it).
+/// Threads of other interpreters do not wait: cleanup joins or stops them.
 ///
 /// # Safety
 /// GIL held.
 unsafe fn exiting() -> Error {
-    if !CLEANING_UP.with(Cell::get) {
-        // SAFETY: GIL held (contract); released around a wait that touches no Python and
-        // holds no lock when taking it back.
+    // SAFETY: GIL held (contract).
+    let in_main = unsafe { tstate::current_interp() } == tstate::main_interp();
+    if in_main && !CLEANING_UP.with(Cell::get) {
+        // SAFETY: GIL held (contract); released around a wait that touches no Python; this
+        // thread holds no lock or registry right of ours here.
         unsafe {
             let ts = ffi::PyEval_SaveThread();
             registry::wait_exit_cleanup(EXIT_CLEANUP_LIMIT);
@@ -215,10 +218,13 @@ kw_entry!(
         // begun): an interpreter CPython has made but we have not registered would outlive it.
         let creation = registry::begin_create().map_err(|_| exiting())?;
         reap_pending();
-        let (interp, _) = tstate::new_interpreter(isolated != 0, |interp, keeper| {
-            creation.register(tstate::interp_id(interp), interp, keeper);
+        // Once registered it may be finalized by another thread at any time (a `destroy()` of
+        // a guessed id, exit cleanup): only its id is used after that.
+        let id = tstate::new_interpreter(isolated != 0, |interp, keeper| {
+            let id = tstate::interp_id(interp);
+            creation.register(id, interp, keeper);
+            id
         })?;
-        let id = tstate::interp_id(interp);
         match interp_id::new(state, id) {
             Ok(obj) => Ok(obj.into_ptr()),
             Err(err) => {
