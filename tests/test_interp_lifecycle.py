@@ -390,3 +390,35 @@ def test_exit_cleanup_finalizes_an_interpreter_its_daemon_creator_just_registere
                 pass
             """
         )
+
+
+@pytest.mark.parametrize(
+    "call", ["m.is_running(X())", "m.destroy(X())", "m.run_string(X(), 'pass')",
+             "m.channel_send(X(), b'x')"]
+)
+def test_exit_while_daemon_threads_run_python_inside_our_calls(mod, call):
+    # CPython 3.11-3.13 end a daemon thread that takes a GIL while the runtime finalizes with
+    # pthread_exit, which unwinds through whatever called Python: here our argument parsing
+    # (an `__index__` that releases the GIL). The unwind reached the trampoline's
+    # `catch_unwind`, which aborted the process ("FATAL: exception not rethrown"); such a
+    # thread now parks, as 3.14 does with it.
+    for delay in (0.0, 0.02):
+        run_clean(
+            f"""
+            import threading, time
+            import {mod.__name__} as m
+            class X:
+                def __index__(self):
+                    time.sleep(0.0005)
+                    return 10**6
+            def loop():
+                while True:
+                    try:
+                        {call}
+                    except Exception:
+                        pass
+            for _ in range(2):
+                threading.Thread(target=loop, daemon=True).start()
+            time.sleep({delay})
+            """
+        )
