@@ -1,5 +1,6 @@
 //! The entry guard for every `extern "C"` function: errors become Python exceptions and a Rust
-//! panic becomes a `SystemError` instead of unwinding into C.
+//! panic becomes a `SystemError` instead of unwinding into C; a thread that CPython ends by
+//! unwinding it (`pthread_exit` at finalization, 3.11-3.13) parks instead.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
