@@ -393,8 +393,13 @@ def test_exit_cleanup_finalizes_an_interpreter_its_daemon_creator_just_registere
 
 
 @pytest.mark.parametrize(
-    "call", ["m.is_running(X())", "m.destroy(X())", "m.run_string(X(), 'pass')",
-             "m.channel_send(X(), b'x')"]
+    "call",
+    [
+        "m.is_running(X())",
+        "m.destroy(X())",
+        "m.run_string(X(), 'pass')",
+        "m.channel_send(X(), b'x')",
+    ],
 )
 def test_exit_while_daemon_threads_run_python_inside_our_calls(mod, call):
     # CPython 3.11-3.13 end a daemon thread that takes a GIL while the runtime finalizes with
