@@ -8,8 +8,8 @@
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer);
-#                                 FUZZ_SECONDS=20 adds a short fuzz run per version (off by default
-#                                 until the exit-time crash it finds is fixed; see README)
+#                                 with a short fuzz run per version (FUZZ_SECONDS, default 20;
+#                                 FUZZ_SECONDS=0 skips it)
 #   scripts/dev.sh demo           build and run the demo on every version
 #   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
 #                                 (installs backports.interpreters from PyPI on 3.11-3.13 to compare)
@@ -152,8 +152,8 @@ cmd_test() {
     for v in $VERSIONS; do
         cmd_build "$v"
         cmd_pytest "$v"
-        if [ -n "${FUZZ_SECONDS:-}" ]; then
-            run_fuzz "$v" --seconds "$FUZZ_SECONDS" --seed 1 --shrink-seconds 90 --quiet
+        if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+            run_fuzz "$v" --seconds "${FUZZ_SECONDS:-20}" --seed 1 --shrink-seconds 90 --quiet
         fi
     done
     log "all tests passed on: $VERSIONS"

@@ -318,3 +318,112 @@ def test_exit_while_a_run_of_ours_is_busy_in_cpythons_interpreter(mod):
         """
     )
     assert "exiting" in proc.stdout
+
+
+# What a daemon thread of the main interpreter does, in a loop, while the process exits.
+DAEMON_LOOPS = {
+    "create_isolated": "m.create(isolated=True)",
+    "create_legacy": "m.create(isolated=False)",
+    "create_kept": "kept.append(m.create())",
+    "create_destroy": "m.destroy(m.create())",
+    "run_string": "m.run_string(x, 'y = 1')",
+    "create_run": "m.run_string(m.create(), 'y = 1')",
+    "channels": (
+        "c = m.channel_create(); m.run_string(x, 'm.channel_send(c, b\"hi\")',"
+        " shared={'c': c}); m.channel_recv(c); m.channel_destroy(c)"
+    ),
+    "list_all": "m.list_all(); m.is_running(x)",
+}
+
+
+@pytest.mark.parametrize("loop", sorted(DAEMON_LOOPS))
+def test_exit_while_daemon_threads_of_main_create_destroy_or_run(mod, loop):
+    # CPython finalized while a daemon thread was inside create() (or destroy(), a run): an
+    # interpreter half made by it was left in CPython's list ("remaining subinterpreters"),
+    # or finalized under it, and the thread was ended (pthread_exit) or hung inside our code.
+    # Exit cleanup now closes creation and runs, waits for those under way, and finalizes
+    # everything; no "exiting without finalizing" either. Several exit points per variant.
+    for delay in (0.0, 0.02, 0.1):
+        proc = run_clean(
+            f"""
+            import threading, time
+            import {mod.__name__} as m
+            x = m.create()
+            m.run_string(x, "import {mod.__name__} as m")
+            kept = []
+            def loop():
+                while True:
+                    try:
+                        {DAEMON_LOOPS[loop]}
+                    except Exception:
+                        pass
+            for _ in range(2):
+                threading.Thread(target=loop, daemon=True).start()
+            time.sleep({delay})
+            print("exiting")
+            """
+        )
+        assert "exiting" in proc.stdout
+        assert "exiting without finalizing" not in proc.stderr, proc.stderr
+
+
+def test_exit_cleanup_finalizes_an_interpreter_its_daemon_creator_just_registered(mod):
+    # Found by the fuzzer: exit cleanup waited for a daemon thread's create() to register the
+    # new interpreter, finalized it, and the creator then read the freed interpreter for its
+    # id (SIGSEGV). The creator now keeps only the id it registered.
+    for _ in range(5):
+        run_clean(
+            f"""
+            import threading
+            import {mod.__name__} as m
+            ids = [m.create()]
+            def replace():
+                try:
+                    ids[0] = m.create()
+                except RuntimeError:
+                    pass
+            threading.Thread(target=replace, daemon=True).start()
+            try:
+                m.run_string(ids[0], "import threading\\n"
+                             "threading.Thread(target=sum, args=([],)).start()")
+            except RuntimeError:
+                pass
+            """
+        )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "m.is_running(X())",
+        "m.destroy(X())",
+        "m.run_string(X(), 'pass')",
+        "m.channel_send(X(), b'x')",
+    ],
+)
+def test_exit_while_daemon_threads_run_python_inside_our_calls(mod, call):
+    # CPython 3.11-3.13 end a daemon thread that takes a GIL while the runtime finalizes with
+    # pthread_exit, which unwinds through whatever called Python: here our argument parsing
+    # (an `__index__` that releases the GIL). The unwind reached the trampoline's
+    # `catch_unwind`, which aborted the process ("FATAL: exception not rethrown"); such a
+    # thread now parks, as 3.14 does with it.
+    for delay in (0.0, 0.02):
+        run_clean(
+            f"""
+            import threading, time
+            import {mod.__name__} as m
+            class X:
+                def __index__(self):
+                    time.sleep(0.0005)
+                    return 10**6
+            def loop():
+                while True:
+                    try:
+                        {call}
+                    except Exception:
+                        pass
+            for _ in range(2):
+                threading.Thread(target=loop, daemon=True).start()
+            time.sleep({delay})
+            """
+        )

@@ -42,6 +42,39 @@ fn already_running() -> Error {
     Error::Runtime("interpreter already running".into())
 }
 
+thread_local! {
+    /// This thread is running exit cleanup (code it runs, such as a finalizing interpreter's
+    /// own atexit hooks, must not wait for that cleanup to end).
+    static CLEANING_UP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The error for a `create()` or `run_string` refused because exit cleanup has begun. A daemon
+/// thread of the main interpreter first waits, with the GIL released, until cleanup has
+/// finished: retrying in a loop it would otherwise keep the main GIL, which cleanup's
+/// finalizations need (a waiter for a shared GIL asks only its own interpreter to drop it).
+/// Threads of other interpreters do not wait: cleanup joins or stops them.
+///
+/// # Safety
+/// GIL held.
+unsafe fn exiting() -> Error {
+    // SAFETY: GIL held (contract).
+    let in_main = unsafe { tstate::current_interp() } == tstate::main_interp();
+    if in_main && !CLEANING_UP.with(Cell::get) {
+        // SAFETY: GIL held (contract); released around a wait that touches no Python; this
+        // thread holds no lock or registry right of ours here.
+        unsafe {
+            let ts = ffi::PyEval_SaveThread();
+            registry::wait_exit_cleanup(EXIT_CLEANUP_LIMIT);
+            ffi::PyEval_RestoreThread(ts);
+        }
+    }
+    Error::Runtime("the process is exiting: interpreters can no longer be created or run".into())
+}
+
+/// How long a refused call waits for exit cleanup to finish (cleanup itself is bounded by
+/// `EXIT_GRACE` per step, then leaves the process).
+const EXIT_CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// 3.11's "more than one thread" rule (only on versions where it applies): an interpreter may
 /// have only its own thread states (our keeper, plus the cached visitors of our runs); any
 /// other means user threads exist.
@@ -181,11 +214,17 @@ kw_entry!(
         ) {
             return Err(Error::Raised);
         }
+        // Counted until registered, so that exit cleanup waits for it (refused once that has
+        // begun): an interpreter CPython has made but we have not registered would outlive it.
+        let creation = registry::begin_create().map_err(|_| exiting())?;
         reap_pending();
-        let (interp, _) = tstate::new_interpreter(isolated != 0, |interp, keeper| {
-            registry::insert_created(tstate::interp_id(interp), interp, keeper);
+        // Once registered it may be finalized by another thread at any time (a `destroy()` of
+        // a guessed id, exit cleanup): only its id is used after that.
+        let id = tstate::new_interpreter(isolated != 0, |interp, keeper| {
+            let id = tstate::interp_id(interp);
+            creation.register(id, interp, keeper);
+            id
         })?;
-        let id = tstate::interp_id(interp);
         match interp_id::new(state, id) {
             Ok(obj) => Ok(obj.into_ptr()),
             Err(err) => {
@@ -217,6 +256,7 @@ kw_entry!(
         let doomed = match registry::take_for_destroy(id) {
             Ok(d) => d,
             Err(Busy::Running) => return Err(already_running()),
+            Err(Busy::Exiting) => return Err(exiting()),
             Err(Busy::Unknown) => foreign_keeper(id)?,
         };
         if !finalize(doomed, Wait::NonDaemon) {
@@ -261,24 +301,31 @@ unsafe fn foreign_keeper(id: i64) -> Result<Doomed> {
 /// # Safety
 /// GIL held.
 unsafe fn run_ticket(id: i64, runner: std::ffi::c_ulong) -> Result<RunTicket> {
-    match registry::begin_run(id, runner, None) {
+    let busy = match registry::begin_run(id, runner, None) {
         Ok(ticket) => return Ok(ticket),
-        Err(Busy::Running) => return Err(already_running()),
-        Err(Busy::Unknown) => {}
-    }
-    // SAFETY: GIL held; the list lock keeps the interpreter found from being finalized by us
-    // until the registry has it (`foreign_running` reads it meanwhile).
-    unsafe {
-        let _list = tstate::lock_interp_list(false, false);
-        let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
-        if version::foreign_running(interp.0) {
-            return Err(already_running());
+        Err(Busy::Unknown) => {
+            // SAFETY: GIL held; the list lock keeps the interpreter found from being finalized
+            // by us until the registry has it (`foreign_running` reads it meanwhile).
+            let _list = unsafe { tstate::lock_interp_list(false, false) };
+            let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
+            // SAFETY: GIL held; `interp` alive (under the list lock).
+            if unsafe { version::foreign_running(interp.0) } {
+                return Err(already_running());
+            }
+            match registry::begin_run(id, runner, Some(interp)) {
+                Ok(ticket) => return Ok(ticket),
+                Err(busy) => busy,
+            }
         }
-        registry::begin_run(id, runner, Some(interp)).map_err(|busy| match busy {
-            Busy::Running => already_running(),
-            Busy::Unknown => unrecognized(id),
-        })
-    }
+        Err(busy) => busy,
+    };
+    // The list lock is released: a refusal at exit waits for cleanup, which may need it.
+    Err(match busy {
+        Busy::Running => already_running(),
+        // SAFETY: GIL held (contract).
+        Busy::Exiting => unsafe { exiting() },
+        Busy::Unknown => unrecognized(id),
+    })
 }
 
 noargs_entry!(
@@ -425,6 +472,15 @@ noargs_entry!(
     /// because CPython aborts at exit if subinterpreters remain (3.11, 3.12: "remaining
     /// subinterpreters"; 3.13+ ends them itself, and aborts on one that still has threads).
     clean_up_at_exit, |state| {
+        // Nothing new starts from here on (daemon threads keep running during atexit), and
+        // creations already under way in other threads are waited for with the GIL released
+        // (they need it to finish), so every interpreter of ours is registered: one left
+        // half made would be finalized by CPython with its creator still inside it.
+        CLEANING_UP.with(|c| c.set(true));
+        registry::close_for_exit();
+        let ts = ffi::PyEval_SaveThread();
+        let mut settled = registry::wait_creations(EXIT_GRACE);
+        ffi::PyEval_RestoreThread(ts);
         // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
         // threads (a thread of one may be running code in another, so one at a time), then
         // stop its daemon threads.
@@ -441,16 +497,21 @@ noargs_entry!(
                 interrupt(id, interp, runner);
             }
         }
+        let ts = ffi::PyEval_SaveThread();
         for &(id, _, _) in &busy {
-            let ts = ffi::PyEval_SaveThread();
             registry::wait_until_idle(id, EXIT_GRACE);
-            ffi::PyEval_RestoreThread(ts);
         }
+        // Finalizations other threads have under way (a `destroy()` or a dying
+        // `InterpreterID` in a daemon thread) end before CPython finalizes.
+        settled &= registry::wait_finalizations(EXIT_GRACE);
+        ffi::PyEval_RestoreThread(ts);
         finalize_all_idle();
         let left = registry::left_at_exit();
-        if !left.is_empty() {
+        if !left.is_empty() || !settled {
             exit_without_finalizing(&left);
         }
+        registry::exit_cleanup_done();
+        CLEANING_UP.with(|c| c.set(false));
         Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
 );
@@ -477,12 +538,16 @@ unsafe fn finalize_all_idle() {
 /// # Safety
 /// GIL held, in the main interpreter.
 unsafe fn exit_without_finalizing(left: &[i64]) {
-    let ids: Vec<String> = left.iter().map(i64::to_string).collect();
+    let what = if left.is_empty() {
+        "an interpreter being created or finalized by another thread did not settle".to_string()
+    } else {
+        let ids: Vec<String> = left.iter().map(i64::to_string).collect();
+        format!("a thread in interpreter(s) {} did not stop", ids.join(", "))
+    };
     let code = format!(
         "import sys, os
 try:
-    sys.stderr.write('subinterpreters: a thread in interpreter(s) {} did not stop at exit; '
-                     'exiting without finalizing\\n')
+    sys.stderr.write('subinterpreters: {what} at exit; exiting without finalizing\\n')
 except BaseException:
     pass
 for _f in (sys.stdout, sys.stderr):
@@ -491,8 +556,7 @@ for _f in (sys.stdout, sys.stderr):
     except BaseException:
         pass
 os._exit(1 if hasattr(sys, 'last_value') or hasattr(sys, 'last_exc') else 0)
-",
-        ids.join(", ")
+"
     );
     if let Ok(code) = CString::new(code) {
         // SAFETY: GIL held in the main interpreter; `os._exit` does not return.

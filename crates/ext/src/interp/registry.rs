@@ -11,7 +11,16 @@
 //!     ├── cached              idle thread states kept for reuse, one per OS thread that ran
 //!     │                       code here (see thread_cache.rs); deleted at finalization
 //!     └── dead_threads        cached ones whose OS thread has exited: deleted at next visit
+//! EXITING: AtomicBool                        set under INTERPS's lock when exit cleanup begins
+//! GATE: Mutex<Gate>                         `create()` calls between their decision to create
+//!                                            and their entry here (or their failure); whether
+//!                                            exit cleanup has finished
 //! ```
+//!
+//! Exit cleanup closes the registry first ([`close_for_exit`]): no run or creation starts
+//! after that, and cleanup waits for the creations already under way ([`wait_creations`]),
+//! so an interpreter half made by a daemon thread is registered (and finalized) before CPython
+//! finalizes, never left in CPython's list behind our back.
 //!
 //! Every operation resolves what it needs in one trip through the lock: a run gets a
 //! [`RunTicket`] (the interpreter pointer, the state moved to `Running`), a finalization a
@@ -22,6 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::c_ulong;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -105,18 +115,112 @@ pub struct Doomed {
     pub keeper: TStatePtr,
 }
 
-/// Why an interpreter cannot be taken for a run or a finalization.
+/// Why an interpreter cannot be taken for a run or a finalization, or made.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Busy {
     /// Another run or finalization is in progress.
     Running,
     /// We have no entry for the interpreter (it is not ours, or it was finalized).
     Unknown,
+    /// Exit cleanup has begun: nothing new starts.
+    Exiting,
 }
 
-/// Records an interpreter made by `create()`, with no counted references yet.
-pub fn insert_created(id: i64, interp: InterpPtr, keeper: TStatePtr) {
-    lock().insert(id, Entry::new(interp, Some(keeper), State::Idle));
+/// Set, under INTERPS's lock, when exit cleanup begins; read under that lock by everything that
+/// would start a run or a creation, so cleanup's later looks at the registry see all there is.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// The exit gate: how many `create()` calls are under way (counted under INTERPS's lock, never
+/// after `EXITING`), and whether exit cleanup has finished. `GATE_CHANGED` is signalled with
+/// every change.
+struct Gate {
+    creating: usize,
+    cleaned_up: bool,
+}
+
+static GATE: Mutex<Gate> = Mutex::new(Gate {
+    creating: 0,
+    cleaned_up: false,
+});
+static GATE_CHANGED: Condvar = Condvar::new();
+
+fn gate() -> MutexGuard<'static, Gate> {
+    // Each update is a single field store: a poisoned lock is still consistent.
+    GATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits on `GATE_CHANGED` until `done` holds or `timeout` passes; returns whether it holds.
+fn wait_gate(timeout: Duration, done: impl Fn(&Gate) -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut g = gate();
+    while !done(&g) {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        g = GATE_CHANGED
+            .wait_timeout(g, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
+}
+
+/// One `create()` under way: counted from before CPython makes the interpreter until it is
+/// registered ([`Creation::register`]) or the creation failed (dropped), so that exit cleanup
+/// can wait for it.
+#[must_use]
+pub struct Creation(());
+
+/// Starts a creation, unless exit cleanup has begun.
+pub fn begin_create() -> Result<Creation, Busy> {
+    let map = lock();
+    if EXITING.load(Ordering::Relaxed) {
+        return Err(Busy::Exiting);
+    }
+    gate().creating += 1;
+    drop(map);
+    Ok(Creation(()))
+}
+
+impl Creation {
+    /// Records the interpreter it made, with no counted references yet, then ends the
+    /// creation (in that order: cleanup that sees the count drop finds the entry).
+    pub fn register(self, id: i64, interp: InterpPtr, keeper: TStatePtr) {
+        lock().insert(id, Entry::new(interp, Some(keeper), State::Idle));
+    }
+}
+
+impl Drop for Creation {
+    fn drop(&mut self) {
+        let mut g = gate();
+        g.creating = g.creating.saturating_sub(1);
+        GATE_CHANGED.notify_all();
+    }
+}
+
+/// Exit cleanup begins: from now on no run starts and no interpreter is created.
+pub fn close_for_exit() {
+    let _map = lock();
+    EXITING.store(true, Ordering::Relaxed);
+}
+
+/// Waits (blocking, so call it without any GIL) until no creation is under way, or `timeout`
+/// passes; returns whether none is. Only meaningful after [`close_for_exit`].
+pub fn wait_creations(timeout: Duration) -> bool {
+    wait_gate(timeout, |g| g.creating == 0)
+}
+
+/// Exit cleanup has finished (whatever it left is CPython's to finalize).
+pub fn exit_cleanup_done() {
+    gate().cleaned_up = true;
+    GATE_CHANGED.notify_all();
+}
+
+/// Waits (blocking, so call it without any GIL) until exit cleanup has finished, or `timeout`
+/// passes.
+pub fn wait_exit_cleanup(timeout: Duration) {
+    wait_gate(timeout, |g| g.cleaned_up);
 }
 
 /// Whether `id` is one of ours (made by `create()` and not finalized).
@@ -169,6 +273,9 @@ pub struct RunTicket {
 /// which the caller must keep from being finalized by us meanwhile (the interpreter-list lock).
 pub fn begin_run(id: i64, runner: c_ulong, foreign: Option<InterpPtr>) -> Result<RunTicket, Busy> {
     let mut map = lock();
+    if EXITING.load(Ordering::Relaxed) {
+        return Err(Busy::Exiting);
+    }
     match map.get_mut(&id) {
         Some(e) if e.busy() => Err(Busy::Running),
         Some(e) => {
@@ -379,6 +486,26 @@ pub fn running_on(id: i64, runner: c_ulong) -> Option<InterpPtr> {
         .get(&id)
         .filter(|e| e.state == State::Running { runner })
         .map(|e| e.interp)
+}
+
+/// Waits (blocking, so call it without any GIL) until no interpreter is being finalized (by
+/// another thread), or `timeout` passes; returns whether none is.
+pub fn wait_finalizations(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut map = lock();
+    loop {
+        if !map.values().any(|e| e.state == State::Finalizing) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        map = RUN_ENDED
+            .wait_timeout(map, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
 }
 
 /// Waits (blocking, so call it without any GIL) until `id` is neither running nor being

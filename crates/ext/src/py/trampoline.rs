@@ -1,5 +1,6 @@
 //! The entry guard for every `extern "C"` function: errors become Python exceptions and a Rust
-//! panic becomes a `SystemError` instead of unwinding into C.
+//! panic becomes a `SystemError` instead of unwinding into C; a thread that CPython ends by
+//! unwinding it (`pthread_exit` at finalization, 3.11-3.13) parks instead.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -19,7 +20,12 @@ pub unsafe fn guard<R>(
     on_error: R,
     body: impl FnOnce() -> Result<R>,
 ) -> R {
-    let err = match catch_unwind(AssertUnwindSafe(body)) {
+    let err = match catch_unwind(AssertUnwindSafe(|| {
+        let hang = HangOnForcedUnwind;
+        let result = call(body);
+        std::mem::forget(hang);
+        result
+    })) {
         Ok(Ok(value)) => return value,
         Ok(Err(err)) => err,
         Err(payload) => {
@@ -36,6 +42,33 @@ pub unsafe fn guard<R>(
     // SAFETY: the caller holds the GIL of `state`'s interpreter.
     unsafe { err.restore(state) };
     on_error
+}
+
+/// Calls `body` as a call that may unwind, never inlined: its frame is where a forced unwind
+/// coming out of CPython meets [`HangOnForcedUnwind`]'s landing pad.
+#[inline(never)]
+fn call<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Dropped only by unwinding (it is forgotten on return). A Rust panic passes on to
+/// `catch_unwind`. Any other unwind is CPython 3.11-3.13 ending a daemon thread with
+/// `pthread_exit` because it tried to take a GIL while the runtime finalizes: that unwind
+/// must neither be caught (`catch_unwind` would abort the process: "FATAL: exception not
+/// rethrown") nor reach an `extern "C"` frame (abort), and the thread holds no GIL, so it may
+/// not touch Python either. It parks forever instead, as CPython 3.14 does with such threads
+/// (and pyo3-ffi's `PyEval_RestoreThread`); the process exits around it.
+struct HangOnForcedUnwind;
+
+impl Drop for HangOnForcedUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// [`guard`] for functions returning an object: `NULL` on error.

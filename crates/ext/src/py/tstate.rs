@@ -123,16 +123,18 @@ pub unsafe fn lock_interp_list(exclusive: bool, detached: bool) -> ListGuard {
 }
 
 /// Creates an interpreter: isolated (own GIL on 3.12+, 3.11's restricted mode on 3.11) or legacy.
-/// Returns it with its keeper thread state, after passing both to `register` while the
-/// interpreter list is still locked (so no run can find the new interpreter before the
-/// registry knows it is ours); the caller's thread state is current again after.
+/// Passes it with its keeper thread state to `register` while the interpreter list is still
+/// locked (so no run can find the new interpreter before the registry knows it is ours), with
+/// the caller's thread state current again, and returns what `register` returned. Once
+/// registered, another thread may finalize the interpreter at any time, so `register` must
+/// return what the caller needs rather than the pointers.
 ///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state.
-pub unsafe fn new_interpreter(
+pub unsafe fn new_interpreter<R>(
     isolated: bool,
-    register: impl FnOnce(InterpPtr, TStatePtr),
-) -> Result<(InterpPtr, TStatePtr)> {
+    register: impl FnOnce(InterpPtr, TStatePtr) -> R,
+) -> Result<R> {
     // SAFETY: (whole body) the sequence of docs/threads.md#switching-interpreters for this version;
     // `save` is the caller's thread state and is current again on both paths.
     unsafe {
@@ -151,8 +153,7 @@ pub unsafe fn new_interpreter(
         // The new thread state is current (holding the new interpreter's GIL): leave it.
         version::detach();
         version::attach(save);
-        register(interp, TStatePtr(ts));
-        Ok((interp, TStatePtr(ts)))
+        Ok(register(interp, TStatePtr(ts)))
     }
 }
 
