@@ -25,8 +25,8 @@ pytestmark = CHANNEL_TESTS
 
 KIB = 1024
 MIB = 1024 * KIB
-# Around our borrowing threshold (64 KiB), and well above it.
-SIZES = [64 * KIB - 1, 64 * KIB, 64 * KIB + 1, MIB, 8 * MIB]
+# Around our borrowing threshold (8 KiB), and well above it.
+SIZES = [8 * KIB - 1, 8 * KIB, 8 * KIB + 1, 64 * KIB, MIB, 8 * MIB]
 
 
 def _payload(size: int, seed: int = 0) -> bytes:
@@ -52,7 +52,7 @@ def test_large_bytes_round_trip_in_one_interpreter(mod, size):
     assert mod.channel_recv(c, None) is None
 
 
-@pytest.mark.parametrize("size", [64 * KIB, MIB])
+@pytest.mark.parametrize("size", [8 * KIB, MIB])
 def test_large_bytes_cross_to_a_subinterpreter_and_back(mod, size):
     c = mod.channel_create()
     back = mod.channel_create()
@@ -137,11 +137,11 @@ def test_large_items_survive_their_senders_destruction(mod):
         "def payload(size, seed):\n"
         "    block = bytes((seed + i) % 251 for i in range(251))\n"
         "    return (block * (size // 251 + 1))[:size]\n"
-        "for k, size in enumerate([65536, 204800, 1048576]):\n"
+        "for k, size in enumerate([8192, 204800, 1048576]):\n"
         "    m.channel_send(c, payload(size, k))\n"
         "    m.channel_send(c, (b'x' * size))\n"
     )
-    sizes = [64 * KIB, 200 * KIB, MIB]
+    sizes = [8 * KIB, 200 * KIB, MIB]
     mod.run_string(sub, script, {"c": c})
     # Some received while the sender lives, the rest after.
     first = mod.channel_recv(c)

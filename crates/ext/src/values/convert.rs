@@ -258,9 +258,11 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
     }
 }
 
-/// `bytes` objects at least this long are borrowed by `channel_send` instead of copied (below
-/// it, copying costs less than the bookkeeping of a borrow: measured in bench/bench.py).
-pub const BORROW_MIN_BYTES: usize = 64 * 1024;
+/// `bytes` objects at least this long are borrowed by `channel_send` instead of copied. Measured
+/// on 3.12 (a send+recv pair in one interpreter, copying / borrowing): 4 KiB 240 / 215 ns,
+/// 8 KiB 270-400 / 230 ns, 16 KiB 470-640 / 270 ns, 64 KiB 4.1 / 1.8 us. From 8 KiB on the saved
+/// copy clearly outweighs the borrow's bookkeeping (an `Arc`, the owner table, a release).
+pub const BORROW_MIN_BYTES: usize = 8 * 1024;
 
 /// [`to_value`] for `channel_send`: an exact `bytes` of at least [`BORROW_MIN_BYTES`] is
 /// borrowed (the receiver copies it, once) rather than copied here.
