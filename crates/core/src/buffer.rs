@@ -2,13 +2,16 @@
 //!
 //! The core only counts references and asks for the length and the owner; the extension
 //! implements [`ForeignBuffer`] for its exported buffers (a `Py_buffer` held open in the
-//! exporting interpreter) and releases them there when the last reference is dropped.
+//! exporting interpreter) and releases them there when the last reference is dropped. When the
+//! owner exits, the core asks for a copy ([`ForeignBuffer::copy_out`]) of what must outlive it
+//! (borrowed channel items, see [`crate::registry::owner_exiting`]).
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::ids::InterpId;
+use crate::payload::Payload;
 
 /// Memory exported by an object of one interpreter and shared, without copying, with others.
 ///
@@ -17,10 +20,12 @@ use crate::ids::InterpId;
 ///   object releases it (in the owner interpreter) when dropped.
 /// - `drop` may run on any thread, with or without a GIL held, but never while a lock of the
 ///   core is held. It may happen while the owner interpreter is being torn down (see
-///   [`crate::queue::interp_destroyed`]); after the owner is gone, no value holding the buffer
-///   is left in any queue.
-/// - The core never reads the memory; the receiving side recovers the concrete type with
-///   [`ForeignBuffer::as_any`] to build its view.
+///   [`crate::queue::interp_destroyed`] and [`crate::registry::owner_exiting`]); after the
+///   owner is gone, no value holding the buffer is left in any queue or channel.
+/// - [`ForeignBuffer::copy_out`] may be called on any thread, under a lock of the core: it
+///   only reads the memory, taking no lock of the core and running no Python code.
+/// - The core never reads the memory itself; the receiving side recovers the concrete type with
+///   [`ForeignBuffer::as_any`] to build its view or object.
 pub trait ForeignBuffer: Send + Sync + 'static {
     /// The interpreter whose object owns the memory.
     fn owner(&self) -> InterpId;
@@ -35,6 +40,9 @@ pub trait ForeignBuffer: Send + Sync + 'static {
 
     /// The implementing object itself, so the extension can downcast to its own type.
     fn as_any(&self) -> &dyn Any;
+
+    /// A copy of the memory in Rust, for a value that must outlive the owner.
+    fn copy_out(&self) -> Payload;
 }
 
 /// A counted reference to a [`ForeignBuffer`]; cloning shares the same memory.
@@ -65,6 +73,11 @@ impl SharedBuffer {
     /// Whether no byte is exported.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// A copy of the memory in Rust (see [`ForeignBuffer::copy_out`]).
+    pub fn copy_out(&self) -> Payload {
+        self.0.copy_out()
     }
 }
 

@@ -194,6 +194,19 @@ impl Channel {
         self.side(send).open_count
     }
 
+    /// Copies the borrowed bytes of the interpreters `gone` picks into Rust memory, in place
+    /// (order and count unchanged); see [`Value::own_borrowed`]. Returns how many items changed.
+    pub fn own_borrowed(
+        &mut self,
+        gone: &dyn Fn(InterpId) -> bool,
+        released: &mut Vec<crate::buffer::SharedBuffer>,
+    ) -> usize {
+        self.queue
+            .iter_mut()
+            .map(|v| v.own_borrowed(gone, released))
+            .sum()
+    }
+
     /// Gives up the queue, e.g. when the registry frees the channel.
     pub fn into_items(self) -> VecDeque<Value> {
         self.queue

@@ -5,6 +5,8 @@
 //! REGISTRY: Mutex<Registry>                      static, lives for the whole process
 //! └── Registry
 //!     ├── next_id: ChannelId                     next id to hand out; ids are never reused
+//!     ├── exited: HashSet<InterpId>              interpreters whose exit hook ran: no queued
+//!     │                                          item borrows their memory (owner_exiting)
 //!     └── channels: HashMap<ChannelId, Entry>    every registered channel, closed ones too
 //!         └── Entry                              owned by the map; removed by destroy or at
 //!             │                                  object count 0
@@ -12,7 +14,9 @@
 //!             │                                  they are (extension objects, other queues)
 //!             └── channel: Channel               (channel.rs)
 //!                 ├── queue: VecDeque<Value>     owned payloads; a Value::Channel holds a
-//!                 │                              ChannelRef, i.e. one count on another Entry
+//!                 │                              ChannelRef, i.e. one count on another Entry;
+//!                 │                              a Value::BorrowedBytes a large bytes object of
+//!                 │                              its sender, live until owner_exiting copies it
 //!                 ├── send/recv associations     plain (interp, open) pairs, and per end the
 //!                 │                              open count that decides close-by-release
 //!                 └── closing / closed flags
@@ -34,11 +38,12 @@
 //! Handles for ids that are not registered are never made ([`forced_ref`] returns `None`), and
 //! ids are never reused, so a handle outliving its channel decrements nothing when dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
+use crate::buffer::SharedBuffer;
 use crate::channel::{Channel, ChannelState, CloseOutcome};
 use crate::error::ChannelError;
 use crate::ids::{ChannelId, End, InterpId};
@@ -211,13 +216,49 @@ pub fn list_all() -> Vec<ChannelRef> {
 ///
 /// Errors in CPython's order: not found, closed, closing, then the caller's released send end
 /// (`AlreadyClosed`). A refused value is dropped after the lock is released.
-pub fn send(id: ChannelId, interp: InterpId, value: Value) -> Result<(), ChannelError> {
-    with_registry(|reg, _| match reg.channel_mut(id) {
-        Ok(chan) => chan.send(interp, value),
-        Err(e) => Err((e, value)),
+///
+/// Bytes borrowed from an interpreter that already ran [`owner_exiting`] are copied first (an
+/// exit hook that ran before another one of the same interpreter sent): no queued item ever
+/// borrows from an exited interpreter.
+pub fn send(id: ChannelId, interp: InterpId, mut value: Value) -> Result<(), ChannelError> {
+    let mut released: Vec<SharedBuffer> = Vec::new();
+    let out = with_registry(|reg, _| {
+        if !reg.exited.is_empty() {
+            let exited = &reg.exited;
+            value.own_borrowed(&|owner| exited.contains(&owner), &mut released);
+        }
+        match reg.channel_mut(id) {
+            Ok(chan) => chan.send(interp, value),
+            Err(e) => Err((e, value)),
+        }
     })
     // The refused value is dropped here, after the guard.
-    .map_err(|(e, _refused)| e)
+    .map_err(|(e, _refused)| e);
+    drop(released);
+    out
+}
+
+/// The exit of interpreter `interp` (called from its at-exit hook, while it can still run
+/// code): every queued item borrowing its bytes, in every channel (closed ones too), is given an
+/// owned copy in its place, so it stays receivable after `interp` is gone (README difference
+/// 7), and later sends of its borrowed bytes are copied at once. Returns how many items were
+/// copied.
+///
+/// The copies are made under the registry lock, so no receive can see an item half-way; the
+/// borrowed buffers are dropped after it, on the calling thread (attached to `interp`, so the
+/// extension releases them at once).
+pub fn owner_exiting(interp: InterpId) -> usize {
+    let mut released: Vec<SharedBuffer> = Vec::new();
+    let copied = with_registry(|reg, _| {
+        reg.exited.insert(interp);
+        let gone = |owner: InterpId| owner == interp;
+        reg.channels
+            .values_mut()
+            .map(|entry| entry.channel.own_borrowed(&gone, &mut released))
+            .sum()
+    });
+    drop(released);
+    copied
 }
 
 /// The errors [`send`] would report before the value is converted: not found, closed, closing.
@@ -322,6 +363,7 @@ struct Entry {
 /// The map behind [`REGISTRY`].
 struct Registry {
     next_id: ChannelId,
+    exited: HashSet<InterpId, BuildHasherDefault<IdHasher>>,
     channels: HashMap<ChannelId, Entry, BuildHasherDefault<IdHasher>>,
 }
 
@@ -329,6 +371,7 @@ impl Registry {
     const fn new() -> Registry {
         Registry {
             next_id: 0,
+            exited: HashSet::with_hasher(BuildHasherDefault::new()),
             channels: HashMap::with_hasher(BuildHasherDefault::new()),
         }
     }

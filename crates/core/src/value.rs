@@ -2,8 +2,10 @@
 //!
 //! A value is built from a Python object in the sending interpreter and turned back into a fresh
 //! object in the receiving one, so it never points into any interpreter's memory and stays valid
-//! after the sender is gone. The one exception is [`Value::Shared`], a zero-copy buffer that
-//! stays owned by its exporting interpreter (see [`crate::buffer`]).
+//! after the sender is gone. The exceptions are [`Value::Shared`], a zero-copy buffer that
+//! stays owned by its exporting interpreter (see [`crate::buffer`]), and
+//! [`Value::BorrowedBytes`], a large `bytes` sent through a channel and read in place by the
+//! receiver, which the registry copies into Rust memory before its sender exits.
 
 use crate::buffer::SharedBuffer;
 use crate::ids::{ChannelId, End, InterpId, QueueId};
@@ -156,6 +158,10 @@ pub enum Value {
     },
     /// Memory shared without copying, owned by an object of another interpreter.
     Shared(SharedBuffer),
+    /// A `bytes` object's contents left in the sender's object (channels only): the receiver
+    /// builds its `bytes` from them, so the payload is copied once. Turned into
+    /// [`Value::Bytes`] by [`Value::own_borrowed`] before the owner exits.
+    BorrowedBytes(SharedBuffer),
 }
 
 impl Value {
@@ -195,6 +201,8 @@ impl Value {
             Value::None => ItemSummary::None,
             Value::Int(i) => ItemSummary::Int(*i),
             Value::Bytes(b) => ItemSummary::Bytes { len: b.len() },
+            // Borrowed or owned, the receiver gets the same `bytes`.
+            Value::BorrowedBytes(b) => ItemSummary::Bytes { len: b.len() },
             Value::Str { kind, data } => ItemSummary::Str {
                 kind: *kind,
                 len: data.len() / kind.width(),
@@ -229,7 +237,7 @@ impl Value {
             Value::Pickled { data, buffers } => {
                 data.len() + buffers.iter().map(|b| b.len()).sum::<usize>()
             }
-            Value::Shared(buf) => buf.len(),
+            Value::Shared(buf) | Value::BorrowedBytes(buf) => buf.len(),
             Value::None
             | Value::Int(_)
             | Value::Channel(_)
@@ -243,12 +251,45 @@ impl Value {
     /// i.e. cannot outlive that interpreter.
     pub fn holds_buffer_of(&self, interp: InterpId) -> bool {
         match self {
-            Value::Shared(buf) => buf.owner() == interp,
+            Value::Shared(buf) | Value::BorrowedBytes(buf) => buf.owner() == interp,
             Value::Tuple(items) => items.iter().any(|v| v.holds_buffer_of(interp)),
             Value::Pickled { buffers, .. } => buffers
                 .iter()
                 .any(|b| matches!(b, OutOfBand::Shared(s) if s.owner() == interp)),
             _ => false,
+        }
+    }
+
+    /// Whether the value (a tuple's items included) holds borrowed bytes of `interp`.
+    pub fn borrows_from(&self, interp: InterpId) -> bool {
+        match self {
+            Value::BorrowedBytes(buf) => buf.owner() == interp,
+            Value::Tuple(items) => items.iter().any(|v| v.borrows_from(interp)),
+            _ => false,
+        }
+    }
+
+    /// Replaces every [`Value::BorrowedBytes`] whose owner `gone` picks (a tuple's items
+    /// included) by an owned copy of its bytes, and hands the borrowed buffers to `released`:
+    /// the caller drops them once no lock of the core is held. Returns how many were replaced.
+    pub fn own_borrowed(
+        &mut self,
+        gone: &dyn Fn(InterpId) -> bool,
+        released: &mut Vec<SharedBuffer>,
+    ) -> usize {
+        match self {
+            Value::BorrowedBytes(buf) if gone(buf.owner()) => {
+                let owned = Value::Bytes(buf.copy_out());
+                if let Value::BorrowedBytes(buf) = std::mem::replace(self, owned) {
+                    released.push(buf);
+                }
+                1
+            }
+            Value::Tuple(items) => items
+                .iter_mut()
+                .map(|v| v.own_borrowed(gone, released))
+                .sum(),
+            _ => 0,
         }
     }
 }

@@ -315,6 +315,9 @@ impl ForeignBuffer for TestBuffer {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn copy_out(&self) -> Payload {
+        Payload::copy_from(&self.bytes)
+    }
 }
 
 impl Drop for TestBuffer {
@@ -535,6 +538,9 @@ fn destroy_drops_items_outside_the_lock() {
         }
         fn as_any(&self) -> &dyn Any {
             self
+        }
+        fn copy_out(&self) -> Payload {
+            Payload::from_vec(Vec::new())
         }
     }
     impl Drop for Probe {

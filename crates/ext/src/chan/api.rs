@@ -12,7 +12,7 @@ use crate::module::ModState;
 use crate::py::args;
 use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
 use crate::py::tstate;
-use crate::values::convert::{from_value, id_arg, to_value, IdKind, IdSlot};
+use crate::values::convert::{from_value, id_arg, to_channel_value, IdKind, IdSlot};
 
 /// The calling interpreter's id (associations are per interpreter).
 ///
@@ -114,7 +114,8 @@ fast_entry!(
     channel_send, |state, fa| {
         let (id, obj) = parse_cid_fast(state, &fa, 2, c"O&O:channel_send", &[c"cid", c"obj"])?;
         let me = caller();
-        let value = match to_value(obj, state) {
+        // A large `bytes` is borrowed, not copied (docs/values.md#how-values-cross).
+        let value = match to_channel_value(obj, state) {
             Ok(v) => v,
             // 3.11 checks the channel before converting: its errors win over ours.
             Err(conv) => {

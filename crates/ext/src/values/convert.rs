@@ -258,6 +258,40 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
     }
 }
 
+/// `bytes` objects at least this long are borrowed by `channel_send` instead of copied. Measured
+/// on 3.12 (a send+recv pair in one interpreter, copying / borrowing): 4 KiB 240 / 215 ns,
+/// 8 KiB 270-400 / 230 ns, 16 KiB 470-640 / 270 ns, 64 KiB 4.1 / 1.8 us. From 8 KiB on the saved
+/// copy clearly outweighs the borrow's bookkeeping (an `Arc`, the owner table, a release).
+pub const BORROW_MIN_BYTES: usize = 8 * 1024;
+
+/// [`to_value`] for `channel_send`: an exact `bytes` of at least [`BORROW_MIN_BYTES`] is
+/// borrowed (the receiver copies it, once) rather than copied here.
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn to_channel_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Value> {
+    // SAFETY: (whole body) GIL held; `obj` is read as bytes only after its type is checked.
+    unsafe {
+        if ffi::Py_TYPE(obj) == &raw mut ffi::PyBytes_Type
+            && ffi::PyBytes_Size(obj) as usize >= BORROW_MIN_BYTES
+        {
+            match crate::values::shared::borrow_bytes(obj) {
+                Ok(Some(buf)) => return Ok(Value::BorrowedBytes(buf)),
+                // The interpreter is exiting: copy, as below.
+                Ok(None) => {}
+                // Borrowing is only a shortcut: if the exit hook cannot be registered (no
+                // `atexit` module?), copy as 3.11 would have succeeded to.
+                Err(err) => {
+                    if matches!(err, Error::Raised) {
+                        ffi::PyErr_Clear();
+                    }
+                }
+            }
+        }
+        to_value(obj, state)
+    }
+}
+
 /// Builds a fresh object in the current interpreter from a value.
 ///
 /// # Safety
@@ -273,6 +307,22 @@ pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef
                 b.as_ptr().cast::<c_char>(),
                 b.len() as ffi::Py_ssize_t,
             ),
+            // The one copy of a borrowed payload; the borrow is released (or parked for its
+            // owner) when `buf` goes at the end of this arm.
+            Value::BorrowedBytes(buf) => {
+                let Some(borrowed) = buf
+                    .buffer()
+                    .as_any()
+                    .downcast_ref::<crate::values::shared::Borrowed>()
+                else {
+                    return Err(Error::System("borrowed bytes of an unknown kind".into()));
+                };
+                let bytes = borrowed.bytes();
+                ffi::PyBytes_FromStringAndSize(
+                    bytes.as_ptr().cast::<c_char>(),
+                    bytes.len() as ffi::Py_ssize_t,
+                )
+            }
             Value::Str { kind, data } => ffi::PyUnicode_FromKindAndData(
                 kind as i32,
                 data.as_ptr().cast(),

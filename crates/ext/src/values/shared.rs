@@ -1,12 +1,17 @@
 //! Zero-copy buffers: a `Py_buffer` held open on an object of the sending interpreter (the
-//! owner), a `memoryview` over the same memory in each receiving interpreter, and the release
-//! of the `Py_buffer` in its owner.
+//! owner), a `memoryview` over the same memory in each receiving interpreter (PEP 734 queues) or
+//! a `bytes` copied from it by the receiver (large `bytes` through channels), and the release of
+//! the `Py_buffer` in its owner.
 //!
 //! ```text
 //! Export (core SharedBuffer, Arc)         one PyObject_GetBuffer(PyBUF_FULL_RO) on the owner's
 //! ├── held: Py_buffer                     object; released once, in the owner, by the last drop
 //! ├── owner: InterpId                     the interpreter that was attached at export
 //! └── format, shape, strides              copied into Rust memory at export
+//!
+//! Borrowed (core SharedBuffer, Arc)       a large `bytes` sent through a channel: one
+//! ├── held: Py_buffer                     PyObject_GetBuffer(PyBUF_SIMPLE) (a reference to the
+//! └── owner, buf, len                     bytes), released like an Export's
 //!
 //! SharedView (heap type, per interpreter) bf_getbuffer over an Export; each instance owns one
 //! └── SharedBuffer                        SharedBuffer clone; memoryviews of it keep it alive
@@ -15,8 +20,9 @@
 //! └── Owner::Alive(pending)               Py_buffers dropped while not attached to their owner,
 //!     | Owner::Gone                       released there at the next entry into our module,
 //!                                         (main, 3.12+) from a pending call, and at the owner's
-//!                                         exit (an atexit hook registered at its first export);
-//!                                         Gone: the owner has run that hook; later drops leak
+//!                                         exit (an atexit hook registered at its first export
+//!                                         or borrow); Gone: the owner has run that hook (its
+//!                                         borrowed channel items were copied); later drops leak
 //! ```
 //!
 //! Rule: a `Py_buffer` is released only by a thread attached to its owner. A drop anywhere else
@@ -29,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3_ffi as ffi;
-use subinterpreters_core::{ForeignBuffer, InterpId, SharedBuffer};
+use subinterpreters_core::{ForeignBuffer, InterpId, Payload, SharedBuffer};
 
 use crate::error::{Error, Result};
 use crate::py::capi;
@@ -73,9 +79,66 @@ impl ForeignBuffer for Export {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
+    fn copy_out(&self) -> Payload {
+        let mut out = Vec::<u8>::with_capacity(self.len);
+        // SAFETY: `held` is Some until drop, so the exporter keeps `len` bytes at `buf` (one
+        // C-contiguous block, checked at export). Copied by raw pointers, not through a slice:
+        // a writable buffer may be written meanwhile by a view in another interpreter.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.buf as *const u8, out.as_mut_ptr(), self.len);
+            out.set_len(self.len);
+        }
+        Payload::from_vec(out)
+    }
 }
 
 impl Drop for Export {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            release(self.owner, held);
+        }
+    }
+}
+
+/// A `bytes` object's contents, borrowed for a channel item (the core's [`ForeignBuffer`]):
+/// the receiver builds its own `bytes` from them, the one copy of the payload.
+pub(crate) struct Borrowed {
+    /// `None` once released or parked.
+    held: Option<Held>,
+    owner: InterpId,
+    buf: usize,
+    len: usize,
+}
+
+impl Borrowed {
+    /// The borrowed contents.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `held` is Some until drop and holds a reference to an exact `bytes` object,
+        // whose `len` bytes at `buf` never move or change while it lives.
+        unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) }
+    }
+}
+
+impl ForeignBuffer for Borrowed {
+    fn owner(&self) -> InterpId {
+        self.owner
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn copy_out(&self) -> Payload {
+        Payload::copy_from(self.bytes())
+    }
+}
+
+impl Drop for Borrowed {
     fn drop(&mut self) {
         if let Some(held) = self.held.take() {
             release(self.owner, held);
@@ -216,7 +279,9 @@ unsafe extern "C" fn owner_exit(
             let Some(me) = attached_interp() else {
                 return Ok(ffi::Py_NewRef(ffi::Py_None()));
             };
-            // Drops on this thread while attached to `me`: released at once.
+            // Drops on this thread while attached to `me`: released at once. Channel items
+            // borrowing its bytes get owned copies first, so they outlive it.
+            subinterpreters_core::registry::owner_exiting(me);
             subinterpreters_core::queue::interp_destroyed(me);
             let parked = match owners().insert(me, Owner::Gone) {
                 Some(Owner::Alive(list)) => list,
@@ -240,13 +305,16 @@ static mut EXIT_HOOK_DEF: ffi::PyMethodDef = ffi::PyMethodDef {
     ml_doc: c"Release the buffers this interpreter shared (registered with atexit).".as_ptr(),
 };
 
-/// Makes sure the current interpreter `me` has its exit hook and an `OWNERS` entry.
+/// Makes sure the current interpreter `me` has its exit hook and an `OWNERS` entry; false if
+/// that hook already ran (`me` is exiting).
 ///
 /// # Safety
 /// GIL held, attached to `me`.
-unsafe fn ensure_owner(me: InterpId) -> Result<()> {
-    if owners().contains_key(&me) {
-        return Ok(());
+unsafe fn ensure_owner(me: InterpId) -> Result<bool> {
+    match owners().get(&me) {
+        Some(Owner::Alive(_)) => return Ok(true),
+        Some(Owner::Gone) => return Ok(false),
+        None => {}
     }
     // SAFETY: GIL held; new references owned by PyRef. Two threads of `me` may both get here and
     // register twice: the second run of the hook finds `Gone` and does nothing.
@@ -263,10 +331,41 @@ unsafe fn ensure_owner(me: InterpId) -> Result<()> {
         ))?;
         PyRef::from_owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr()))?;
     }
-    owners()
-        .entry(me)
-        .or_insert_with(|| Owner::Alive(Vec::new()));
-    Ok(())
+    let alive = matches!(
+        owners()
+            .entry(me)
+            .or_insert_with(|| Owner::Alive(Vec::new())),
+        Owner::Alive(_)
+    );
+    Ok(alive)
+}
+
+/// Borrows the contents of `obj`, an exact `bytes`, for a channel item; `Ok(None)` if the
+/// current interpreter already ran its exit hook (the caller copies instead).
+///
+/// # Safety
+/// GIL held; `obj` an exact `bytes`.
+pub(crate) unsafe fn borrow_bytes(obj: *mut ffi::PyObject) -> Result<Option<SharedBuffer>> {
+    let me = attached_interp().ok_or_else(|| Error::System("no thread state".into()))?;
+    // SAFETY: GIL held, attached to `me`.
+    if !unsafe { ensure_owner(me)? } {
+        return Ok(None);
+    }
+    // SAFETY: GIL held; a `bytes` fills a simple read-only buffer over its own storage, taking
+    // a reference to itself, which the Borrowed keeps until it is released in `me`.
+    unsafe {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed().assume_init();
+        if ffi::PyObject_GetBuffer(obj, &mut view, ffi::PyBUF_SIMPLE) < 0 {
+            return Err(Error::Raised);
+        }
+        let borrowed = Borrowed {
+            owner: me,
+            buf: view.buf as usize,
+            len: view.len.max(0) as usize,
+            held: Some(Held(view)),
+        };
+        Ok(Some(SharedBuffer::new(Arc::new(borrowed))))
+    }
 }
 
 /// Exports `obj`'s memory for sharing: `Ok(None)` if it is not one contiguous block (indirect
@@ -279,6 +378,8 @@ pub(crate) unsafe fn export(obj: *mut ffi::PyObject) -> Result<Option<SharedBuff
     // released on every path that does not move it into an Export.
     unsafe {
         let me = attached_interp().ok_or_else(|| Error::System("no thread state".into()))?;
+        // Exported even after the exit hook ran: a later drop then leaks the exporter, so the
+        // memory stays valid (see the module docs).
         ensure_owner(me)?;
         let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed().assume_init();
         if ffi::PyObject_GetBuffer(obj, &mut view, ffi::PyBUF_FULL_RO) < 0 {
