@@ -314,3 +314,32 @@ class StrWithIndex(str):
 
 class IntSub(int):
     pass
+
+
+@pytest.fixture(scope="module")
+def no_pool_threads_left():
+    """Joins the helper threads pool and asyncio tests leave in the main interpreter.
+
+    On 3.11 an interpreter with threads of its own counts as "more than one thread" for
+    `is_running`, `destroy` and `run_string` (main included), so later modules' tests would see
+    a different main interpreter than they expect.
+    """
+    yield
+    gc.collect()  # pools nobody shut down stop their collectors when collected
+    aio = sys.modules.get("subinterpreters.aio")
+    if aio is not None and aio._threads is not None:
+        aio._threads.shutdown(wait=True)
+        aio._threads = None
+    for t in threading.enumerate():
+        if t.name.startswith("subinterpreters-"):
+            t.join(30)
+
+
+# Modules whose tests leave helper threads in the main interpreter (pool collectors of pools
+# that are still referenced, the asyncio helper pool) run after every other module: on 3.11
+# those threads change what `is_running(main)` and friends answer.
+_RUN_LAST = ("test_aio.py", "test_dask.py", "test_futures.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.fspath.basename in _RUN_LAST)

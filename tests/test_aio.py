@@ -16,6 +16,11 @@ from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _join_helper_threads(no_pool_threads_left):
+    yield
+
+
 def mul(x, y):
     return x * y
 

@@ -21,6 +21,11 @@ Pool = futures.InterpreterPoolExecutor
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _join_helper_threads(no_pool_threads_left):
+    yield
+
+
 def mul(x, y):
     return x * y
 
