@@ -170,6 +170,19 @@ def busy_seconds() -> float | None:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def others_meter():
+    """Start measuring; the returned function gives every other process's CPU time / wall since."""
+    b0, c0, t0 = busy_seconds(), time.process_time(), time.perf_counter()
+
+    def stop() -> float | None:
+        b1, c1, t1 = busy_seconds(), time.process_time(), time.perf_counter()
+        if b0 is None or b1 is None or t1 <= t0:
+            return None
+        return max(0.0, (b1 - b0) - (c1 - c0)) / (t1 - t0)
+
+    return stop
+
+
 def cpu_run(pool, items: int, size: int, expect: int) -> dict:
     b0, c0, t0 = busy_seconds(), time.process_time(), time.perf_counter()
     got = list(pool.map(bench_funcs.burn, [size] * items))
@@ -338,11 +351,15 @@ def run(quick: bool) -> dict:
     problems: list[str] = []
     pools = make_pools(problems)
     try:
+        others = others_meter()
         tp = bench_throughput(s, pools)
+        tp["others_per_wall"] = others()
         progress(
             "pool throughput: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in tp["tasks_per_s"].items())
         )
+        others = others_meter()
         ai = bench_aio(s, pools, problems)
+        ai["others_per_wall"] = others()
         progress(
             "asyncio round trip: "
             + ", ".join(f"{k} {v:.1f} us" for k, v in ai["median_us"].items())
@@ -367,7 +384,8 @@ def run(quick: bool) -> dict:
         "workers of ours; the speed-up is the median over repeats of wall(1) / wall(2). "
         "CPU/wall: our process's CPU time / wall during the 2-worker run (2 = both workers "
         "busy all along); others: every other process's CPU time / wall over the same window "
-        "(/proc/stat), so that a busy shared machine can be told from a lack of parallelism. "
+        "(/proc/stat), so that a busy shared machine can be told from a lack of parallelism; "
+        "the same is given for the throughput and asyncio phases as a whole. "
         "asyncio: the median latency of one `await aio.call(pool, ident, j)`, next to "
         "`await interp.call_async(ident, j)` (a plain Interpreter: a thread of a small pool "
         "makes the call) and `loop.run_in_executor(pool, ident, j)` for the others.",

@@ -30,6 +30,8 @@ ORDER = (
 )
 # Benchmarks of subinterpreters.interpreters (PEP 734) rather than of subinterpreters.lowlevel.
 PEP734 = ("pep734",)
+# Benchmarks of the pools and asyncio (bench_pool.py): no rows, a section of their own.
+POOL = ("pool",)
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -116,6 +118,8 @@ def extra_cell(row: dict) -> str:
 def impl_of(data: dict, pep734: bool) -> dict:
     impl: dict = {}
     for name, b in data["benchmarks"].items():
+        if name in POOL:
+            continue  # its own section, its own sides
         if (name in PEP734) == pep734:
             impl.update(b.get("impl", {}))
     return impl
@@ -352,8 +356,16 @@ def pool_section(runs: list[dict]) -> list[str]:
             lambda d: value(d, "cpu_map", "cpu_per_wall_2", fmt=fixed),
         ),
         (
-            "other processes' CPU time / wall, meanwhile",
+            "other processes' CPU time / wall, during the 2-worker runs",
             lambda d: value(d, "cpu_map", "others_per_wall_2", fmt=fixed),
+        ),
+        (
+            "other processes' CPU time / wall, throughput and asyncio phases",
+            lambda d: (
+                value(d, "throughput", "others_per_wall", fmt=fixed)
+                + " / "
+                + value(d, "aio", "others_per_wall", fmt=fixed)
+            ),
         ),
         (
             "asyncio: `await aio.call(pool, f, x)` (µs)",
