@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -253,6 +254,38 @@ async def trips(call, n: int) -> float:
     return statistics.median(lat)
 
 
+class PingPong:
+    """The machine's own wake-up round trip, for scale: two plain threads of this interpreter
+    bounce one byte over two pipes (each side blocked in os.read, the GIL released). Every
+    cross-thread round trip pays at least this; on an idle virtual machine it is mostly the
+    wake-up of an idle CPU."""
+
+    def __init__(self) -> None:
+        self.ping_r, self.ping_w = os.pipe()
+        self.pong_r, self.pong_w = os.pipe()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            b = os.read(self.ping_r, 1)
+            if b != b"p":
+                return
+            os.write(self.pong_w, b)
+
+    async def trip(self, j: int) -> int:
+        os.write(self.ping_w, b"p")
+        if os.read(self.pong_r, 1) != b"p":
+            raise RuntimeError("ping-pong: lost the other thread")
+        return j
+
+    def close(self) -> None:
+        os.write(self.ping_w, b"q")
+        self.thread.join(10)
+        for fd in (self.ping_r, self.ping_w, self.pong_r, self.pong_w):
+            os.close(fd)
+
+
 async def aio_sides(s: Settings, pools: dict, interp) -> dict:
     from subinterpreters import aio
 
@@ -264,6 +297,15 @@ async def aio_sides(s: Settings, pools: dict, interp) -> dict:
     for k in ("procs", "stdlib"):
         if k in pools:
             calls[k] = lambda j, p=pools[k]: loop.run_in_executor(p, ident, j)
+    pingpong = PingPong()
+    calls["wakeup"] = pingpong.trip
+    try:
+        return await aio_rounds(s, calls)
+    finally:
+        pingpong.close()
+
+
+async def aio_rounds(s: Settings, calls: dict) -> dict:
     sizes = {}
     for k, call in calls.items():
         await trips(call, 50)  # warm-up
@@ -336,10 +378,12 @@ def targets(r: dict) -> list[dict]:
         "n/a (3.11: one GIL)" if v < (3, 12) else None,
     )
     us = ai["median_us"].get("ours")
+    wake = ai["median_us"].get("wakeup")
     add(
         "asyncio round trip, await aio.call(pool, f, x) (median)",
         f"< {AIO_US:g} µs",
-        f"{us:.1f} µs" if us is not None else "n/a",
+        (f"{us:.1f} µs" if us is not None else "n/a")
+        + (f"; machine's wake-up round trip {wake:.1f} µs" if wake is not None else ""),
         us < AIO_US if us is not None else None,
         None if us is not None else "not measured",
     )
@@ -388,7 +432,10 @@ def run(quick: bool) -> dict:
         "the same is given for the throughput and asyncio phases as a whole. "
         "asyncio: the median latency of one `await aio.call(pool, ident, j)`, next to "
         "`await interp.call_async(ident, j)` (a plain Interpreter: a thread of a small pool "
-        "makes the call) and `loop.run_in_executor(pool, ident, j)` for the others.",
+        "makes the call) and `loop.run_in_executor(pool, ident, j)` for the others; and, for "
+        "scale, the machine's wake-up round trip: two plain threads bounce a byte over two "
+        "pipes, each blocked in `os.read` (on an idle virtual machine, waking an idle CPU "
+        "costs tens of µs, and every cross-thread round trip pays it twice).",
     ]
     return {
         "rows": [],

@@ -383,6 +383,10 @@ def pool_section(runs: list[dict]) -> list[str]:
             "asyncio: `run_in_executor`, stdlib pool (µs)",
             lambda d: value(d, "aio", "median_us", "stdlib"),
         ),
+        (
+            "for scale: two threads' wake-up round trip over pipes (µs)",
+            lambda d: value(d, "aio", "median_us", "wakeup"),
+        ),
     ]
     out += ["", f"| measure | {head} |", "|---|" + "---:|" * len(runs)]
     for label, cell in measures:
