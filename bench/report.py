@@ -315,7 +315,12 @@ def pool_section(runs: list[dict]) -> list[str]:
         for d in runs:
             b = pool_of(d)
             tg = next((x for x in b["targets"] if x["name"] == name), None) if b else None
-            cells.append(verdict(tg) if tg else "–")
+            cell = verdict(tg) if tg else "–"
+            others = b["pool"]["cpu_map"].get("others_per_wall_2") if b else None
+            if tg and name.startswith("CPU-bound map") and others is not None:
+                # How much of the machine others took meanwhile: a busy machine, not our pool.
+                cell += f"; others' CPU/wall {others:.2f}"
+            cells.append(cell)
         out.append(f"| {name}: {target} | " + " | ".join(cells) + " |")
 
     def get(d: dict, *path):
@@ -410,9 +415,13 @@ def pool_losses(runs: list[dict]) -> list[str]:
         b = pool_of(d)
         for tg in b["targets"] if b else []:
             if tg["met"] is False:
+                busy = ""
+                others = b["pool"]["cpu_map"].get("others_per_wall_2")
+                if tg["name"].startswith("CPU-bound map") and others is not None:
+                    busy = f" (other processes' CPU/wall meanwhile: {others:.2f})"
                 found.append(
                     f"- CPython {d['meta']['python']}, **pool: {tg['name']}**: {tg['value']}, "
-                    f"target {tg['target']}."
+                    f"target {tg['target']}{busy}."
                 )
     return found
 
