@@ -7,9 +7,11 @@ Run with the Python to measure (its venv has our module installed):
     .venv/py312/bin/python bench/bench.py --only send_recv,run_string
     python bench/report.py bench/results/py3*.json -o BENCHMARKS.md
 
-Benchmarks: create_destroy, run_string, send_recv, roundtrip, pep734, cpu, memory. pep734 compares
-subinterpreters.interpreters with concurrent.interpreters (3.14+) or PyPI's backports.interpreters
-(3.11 to 3.13; skipped, with the reason, where it is not installed).
+Benchmarks: create_destroy, run_string, send_recv, roundtrip, pep734, cpu, memory, pool. pep734
+compares subinterpreters.interpreters with concurrent.interpreters (3.14+) or PyPI's
+backports.interpreters (3.11 to 3.13; skipped, with the reason, where it is not installed). pool
+(bench_pool.py) compares subinterpreters.futures.InterpreterPoolExecutor with ProcessPoolExecutor
+and (3.14+) concurrent.futures.InterpreterPoolExecutor, and times asyncio round trips.
 
 How it measures. Our machines are shared and noisy, so only ratios measured in one run count:
 every benchmark times ours and CPython's module ("theirs") alternately, batch after batch
@@ -54,6 +56,7 @@ BENCHMARKS = (
     "pep734",
     "cpu",
     "memory",
+    "pool",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -415,10 +418,14 @@ while True:
 # The 100 MiB transfer's receiving side, run by interp.exec() right after the main's put().
 GET_BIG = """\
 _x = q.get()
-assert (type(_x).__name__, len(_x)) == expect, ((type(_x).__name__, len(_x)), expect)
+assert (type(_x).__name__, len(_x), _x[-1]) == expect, ((type(_x).__name__, len(_x)), expect)
 del _x
 """
 BIG = 100 * MIB
+# A 100 MiB memoryview must cross in constant time (no copy; issue 8): our median put + get,
+# in us, and its ratio to the same with 1 MiB (paired per round), at most.
+VIEW_TARGET_US = 50.0
+VIEW_CONST_TARGET = 1.5
 
 
 def pep734_rows_targets(row: dict, kind: str) -> dict:
@@ -513,7 +520,7 @@ def pep734_big(s: Settings, impl: dict[str, adapters.Pep734], kind: str) -> tupl
                 sent[k] = kind
                 queues[k].get()
             arrives = type(obj).__name__ if sent[k] == kind else "bytes"
-            interps[k].prepare_main(q=queues[k], expect=(arrives, BIG))
+            interps[k].prepare_main(q=queues[k], expect=(arrives, BIG, 255))
 
         def measure(k: str):
             interp, q = interps[k], queues[k]
@@ -537,6 +544,95 @@ def pep734_big(s: Settings, impl: dict[str, adapters.Pep734], kind: str) -> tupl
     row["ours_gbps"] = BIG / (row["ours"] / 1e3) / 1e9
     row["theirs_gbps"] = BIG / (row["theirs"] / 1e3) / 1e9
     return row, problems
+
+
+def pep734_views(s: Settings, impl: dict[str, adapters.Pep734]) -> tuple[list[dict], list[str]]:
+    """A memoryview of 100 MiB and of 1 MiB put in main, got in a subinterpreter: in constant
+    time where the view crosses without a copy (ours, and the stdlib's on 3.14+)."""
+    data = bytes(range(256)) * (BIG // 256)
+    views = {"100 MiB": memoryview(data), "1 MiB": memoryview(data)[:MIB]}
+    problems, sent = [], {}
+    interps, queues = {}, {}
+    try:
+        for k, ad in impl.items():
+            m = ad.mod
+            interps[k] = m.create()
+            queues[k] = m.create_queue()
+            try:
+                queues[k].put(views["1 MiB"])
+                got = queues[k].get()
+                if type(got) is not memoryview or bytes(got[:256]) != data[:256]:
+                    raise TypeError(f"got back {type(got).__name__}, not the view's bytes")
+                del got
+            except Exception as exc:
+                # What a user of this side must do instead: send a bytes copy.
+                problems.append(
+                    f"{k} ({ad.label}): put() of a memoryview refused or mangled "
+                    f"({type(exc).__name__}: {exc}); timed with put(bytes(mv)) instead"
+                )
+                sent[k] = "bytes(mv)"
+            else:
+                sent[k] = "memoryview"
+            interps[k].prepare_main(q=queues[k])
+
+        def measure(k: str, size: str):
+            interp, q, mv = interps[k], queues[k], views[size]
+            copy = sent[k] != "memoryview"
+            code = GET_BIG.replace(
+                "expect", repr(("bytes" if copy else "memoryview", len(mv), mv[-1]))
+            )
+            perf = time.perf_counter
+
+            def one() -> float:
+                t0 = perf()
+                q.put(bytes(mv) if copy else mv)
+                interp.exec(code)
+                return perf() - t0
+
+            def batch(n: int) -> float:
+                return statistics.median(one() for _ in range(n))
+
+            return one, batch
+
+        sides = {(k, size): measure(k, size) for k in impl for size in views}
+        sizes = {}
+        for key, (one, _batch) in sides.items():
+            one()  # warm-up (the subinterpreter checks what arrived: ExecutionFailed if wrong)
+            pilot = min(one() for _ in range(3))
+            sizes[key] = max(1, min(200, int(s.batch_s / max(pilot, 1e-6))))
+        samples = interleave(
+            s.big_rounds * 2,
+            {key: (lambda b=batch, n=sizes[key]: b(n)) for key, (_one, batch) in sides.items()},
+        )
+    finally:
+        for k in interps:
+            interps[k].close()
+    rows = []
+    for size in ("1 MiB", "100 MiB"):
+        row = ratio_row(
+            f"PEP 734 queue {size} memoryview to a sub",
+            "us",
+            1e6,
+            {k: samples[(k, size)] for k in impl},
+            batch=sizes[("ours", size)],
+            batch_theirs=sizes[("theirs", size)],
+            sent=sent,
+        )
+        rows.append(row)
+    big = rows[-1]
+    paired = [
+        a / b for a, b in zip(samples[("ours", "100 MiB")], samples[("ours", "1 MiB")], strict=True)
+    ]
+    big["const_ratio"] = statistics.median(paired)  # ours: 100 MiB / 1 MiB
+    big["const_ratio_theirs"] = statistics.median(
+        a / b
+        for a, b in zip(samples[("theirs", "100 MiB")], samples[("theirs", "1 MiB")], strict=True)
+    )
+    big["target_ours"] = VIEW_TARGET_US
+    big["target_const"] = VIEW_CONST_TARGET
+    if sent["ours"] != "memoryview":
+        big["const_ratio"] = None  # a copy: not constant time, the target is missed
+    return rows, problems
 
 
 def bench_pep734(s: Settings, impl: dict[str, adapters.Pep734], why: str) -> dict:
@@ -582,11 +678,15 @@ def bench_pep734(s: Settings, impl: dict[str, adapters.Pep734], why: str) -> dic
             i.close()
     rows.insert(0, pep734_roundtrip(s, impl))
     progress(f"{rows[0]['name']}: ours {rows[0]['ours']:.1f} us, theirs {rows[0]['theirs']:.1f} us")
-    for what in ("bytes", "memoryview"):
-        row, probs = pep734_big(s, impl, what)
-        rows.append(row)
-        problems += probs
-        progress(f"{row['name']}: ratio {row['ratio']:.2f}")
+    row, probs = pep734_big(s, impl, "bytes")
+    rows.append(row)
+    problems += probs
+    progress(f"{row['name']}: ratio {row['ratio']:.2f}")
+    view_rows, probs = pep734_views(s, impl)
+    rows += view_rows
+    problems += probs
+    for row in view_rows:
+        progress(f"{row['name']}: ours {row['ours']:.1f} us, theirs {row['theirs']:.1f} us")
     notes = [
         "PEP 734 rows: ours = `subinterpreters.interpreters`, theirs = `concurrent.interpreters` "
         "(3.14+) or PyPI's `backports.interpreters` (3.11 to 3.13, pure Python over CPython's "
@@ -597,8 +697,12 @@ def bench_pep734(s: Settings, impl: dict[str, adapters.Pep734], why: str) -> dic
         "10 ms between tries). put+get: one `put(42)` then one `get()` on one queue in the "
         "main interpreter. call: `interp.call(f, 1)` with `f` a module-level function of "
         "bench/bench_funcs.py (on the subinterpreter's sys.path). 100 MiB: `q.put(obj)` in the "
-        "main then `interp.exec('x = q.get()...')`, timed together; a side that refuses a "
-        "memoryview is timed with `put(bytes(mv))`, the copy its users would have to make.",
+        "main then `interp.exec('x = q.get()...')`, timed together. memoryview: the same with "
+        "a view of 100 MiB and of 1 MiB (each row the median over rounds of batch medians, the "
+        "sizes interleaved); a side that refuses a memoryview is timed with `put(bytes(mv))`, "
+        "the copy its users would have to make. The 100 MiB view's target (issue 8): constant "
+        f"time, i.e. our 100 MiB time / our 1 MiB time (paired per round) <= "
+        f"{VIEW_CONST_TARGET:g}, and our median under {VIEW_TARGET_US:g} us.",
     ]
     return {"rows": rows, "problems": problems, "notes": notes}
 
@@ -893,18 +997,23 @@ def child(name: str, s: Settings, out_path: str, payload: str | None) -> None:
     # A hang (in either module) dumps every thread's stack and ends the child.
     faulthandler.dump_traceback_later(s.watchdog_s, exit=True)
     t0 = time.perf_counter()
-    if name == "pep734":
-        impl, why = adapters.pep734_both()
-        result = bench_pep734(s, impl, why)
-    elif name == "send_recv":
-        impl = adapters.both()
-        result = bench_send_recv(s, impl, payload)
+    if name == "pool":
+        import bench_pool
+
+        result = bench_pool.run(s.quick)  # sets result["impl"] itself
     else:
-        impl = adapters.both()
-        result = RUNNERS[name](s, impl)
+        if name == "pep734":
+            impl, why = adapters.pep734_both()
+            result = bench_pep734(s, impl, why)
+        elif name == "send_recv":
+            impl = adapters.both()
+            result = bench_send_recv(s, impl, payload)
+        else:
+            impl = adapters.both()
+            result = RUNNERS[name](s, impl)
+        result["impl"] = {k: ad.label for k, ad in impl.items()}
     result["seconds"] = time.perf_counter() - t0
     result["measured_at"] = now()
-    result["impl"] = {k: ad.label for k, ad in impl.items()}
     result["ours_build"] = ours_build()
     for row in result["rows"]:
         row["measured_at"] = result["measured_at"]

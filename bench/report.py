@@ -18,9 +18,20 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ORDER = ("create_destroy", "run_string", "send_recv", "roundtrip", "pep734", "cpu", "memory")
+ORDER = (
+    "create_destroy",
+    "run_string",
+    "send_recv",
+    "roundtrip",
+    "pep734",
+    "cpu",
+    "memory",
+    "pool",
+)
 # Benchmarks of subinterpreters.interpreters (PEP 734) rather than of subinterpreters.lowlevel.
 PEP734 = ("pep734",)
+# Benchmarks of the pools and asyncio (bench_pool.py): no rows, a section of their own.
+POOL = ("pool",)
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -49,6 +60,11 @@ def ratio_cell(row: dict) -> str:
 
 def target_text(row: dict) -> str | None:
     """The row's target in words, or None: a ratio (against whom, for PEP 734 rows) or ours."""
+    if row.get("target_const") is not None:
+        return (
+            f"ours ≤ {row['target_ours']:g} {row['unit']} and constant time "
+            f"(÷ the 1 MiB time ≤ {row['target_const']:g})"
+        )
     if row.get("target_ours") is not None:
         return f"ours ≤ {row['target_ours']:g} {row['unit']}"
     if row.get("target") is not None:
@@ -60,7 +76,12 @@ def target_text(row: dict) -> str | None:
 def met(row: dict) -> bool | None:
     """Whether the row meets its target (None: it has none)."""
     if row.get("target_ours") is not None:
-        return row["ours"] <= row["target_ours"]
+        ok = row["ours"] <= row["target_ours"]
+        if row.get("target_const") is not None:
+            # Constant time: ours at 100 MiB / ours at 1 MiB (None: it was sent as a copy).
+            c = row.get("const_ratio")
+            ok = ok and c is not None and c <= row["target_const"]
+        return ok
     if row.get("target") is not None:
         return row["ratio"] <= row["target"]
     return None
@@ -97,6 +118,8 @@ def extra_cell(row: dict) -> str:
 def impl_of(data: dict, pep734: bool) -> dict:
     impl: dict = {}
     for name, b in data["benchmarks"].items():
+        if name in POOL:
+            continue  # its own section, its own sides
         if (name in PEP734) == pep734:
             impl.update(b.get("impl", {}))
     return impl
@@ -153,6 +176,21 @@ def version_section(data: dict) -> str:
                 f"| {r['workers']} | {names[r['mode']]} | {num(r['wall'])} | "
                 f"{fixed(r['cpu_per_wall'])} | {fixed(r['overlap'])} | {num(r['mean_worker'])} |"
             )
+        lines.append("")
+    pool = pool_of(data)
+    if pool:
+        tp = pool["pool"]["throughput"]["tasks_per_s"]
+        ai = pool["pool"]["aio"]["median_us"]
+        lines.append(
+            "Pools: trivial tasks/s "
+            + ", ".join(f"{k} {num(v)}" for k, v in tp.items())
+            + "; asyncio round trip (µs) "
+            + ", ".join(f"{k} {num(v)}" for k, v in ai.items())
+            + "."
+        )
+        lines.append("")
+        for tg in pool["targets"]:
+            lines.append(f"- pool: {tg['name']} ({tg['target']}): {verdict(tg)}")
         lines.append("")
     for name in ORDER:
         b = data["benchmarks"].get(name)
@@ -228,9 +266,164 @@ def targets_table(runs: list[dict]) -> str:
                 if row.get("target_ours") is not None
                 else rfmt(row["ratio"])
             )
+            if row.get("target_const") is not None:
+                c = row.get("const_ratio")
+                value += f", {'a copy' if c is None else f'{c:.2f}× the 1 MiB time'}"
             cells.append(("met" if met(row) else "**missed**") + f" ({value})")
         lines.append(f"| {name}: {t} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def pool_of(data: dict) -> dict | None:
+    """The pool benchmark's result (bench_pool.py), if it ran and did not fail."""
+    b = data["benchmarks"].get("pool")
+    return b if b and b.get("pool") else None
+
+
+def verdict(t: dict) -> str:
+    """A pool target's cell: met / missed (value), or why it does not apply."""
+    if t["met"] is None:
+        value = f" ({t['value']})" if t["value"] != "n/a" else ""
+        return (t["na"] or "n/a") + value
+    return ("met" if t["met"] else "**missed**") + f" ({t['value']})"
+
+
+def pool_section(runs: list[dict]) -> list[str]:
+    """Issue 9's targets met or missed per version, then the measurements behind them."""
+    have = [d for d in runs if pool_of(d)]
+    if not have:
+        return []
+    head = " | ".join(d["meta"]["python"] for d in runs)
+    out = [
+        "## Pools and asyncio",
+        "",
+        "`subinterpreters.futures.InterpreterPoolExecutor` (ours) against `ProcessPoolExecutor` "
+        "and, on 3.14 and 3.15, the standard library's "
+        "`concurrent.futures.InterpreterPoolExecutor` (stdlib), 2 workers each, in one process, "
+        "sides interleaved round after round, medians (issue 9's targets; how: see the end).",
+        "",
+        f"| target | {head} |",
+        "|---|" + "---|" * len(runs),
+    ]
+    names: list[tuple[str, str]] = []
+    for d in have:
+        for tg in pool_of(d)["targets"]:
+            if (tg["name"], tg["target"]) not in names:
+                names.append((tg["name"], tg["target"]))
+    for name, target in names:
+        cells = []
+        for d in runs:
+            b = pool_of(d)
+            tg = next((x for x in b["targets"] if x["name"] == name), None) if b else None
+            cell = verdict(tg) if tg else "–"
+            others = b["pool"]["cpu_map"].get("others_per_wall_2") if b else None
+            if tg and name.startswith("CPU-bound map") and others is not None:
+                # How much of the machine others took meanwhile: a busy machine, not our pool.
+                cell += f"; others' CPU/wall {others:.2f}"
+            cells.append(cell)
+        out.append(f"| {name}: {target} | " + " | ".join(cells) + " |")
+
+    def get(d: dict, *path):
+        x = pool_of(d)["pool"] if pool_of(d) else None
+        for p in path:
+            if not isinstance(x, dict) or p not in x:
+                return None
+            x = x[p]
+        return x
+
+    def speedup(d: dict, *path) -> str:
+        sp = get(d, *path)
+        if sp is None:
+            return "–"
+        return f"**{sp['median']:.2f}×** ({sp['q1']:.2f}–{sp['q3']:.2f})"
+
+    def value(d: dict, *path, fmt=num) -> str:
+        x = get(d, *path)
+        return "–" if x is None else fmt(x)
+
+    measures = [
+        ("trivial tasks/s, ours", lambda d: value(d, "throughput", "tasks_per_s", "ours")),
+        (
+            "trivial tasks/s, ProcessPoolExecutor",
+            lambda d: value(d, "throughput", "tasks_per_s", "procs"),
+        ),
+        (
+            "trivial tasks/s, stdlib InterpreterPoolExecutor",
+            lambda d: value(d, "throughput", "tasks_per_s", "stdlib"),
+        ),
+        ("ours ÷ ProcessPoolExecutor (IQR)", lambda d: speedup(d, "throughput", "vs_procs")),
+        ("ours ÷ stdlib (IQR)", lambda d: speedup(d, "throughput", "vs_stdlib")),
+        ("CPU-bound map, 1 worker (s)", lambda d: value(d, "cpu_map", "wall_1")),
+        ("CPU-bound map, 2 workers (s)", lambda d: value(d, "cpu_map", "wall_2")),
+        ("speed-up 1 → 2 workers (IQR)", lambda d: speedup(d, "cpu_map", "speedup")),
+        (
+            "our CPU time / wall, 2 workers",
+            lambda d: value(d, "cpu_map", "cpu_per_wall_2", fmt=fixed),
+        ),
+        (
+            "other processes' CPU time / wall, during the 2-worker runs",
+            lambda d: value(d, "cpu_map", "others_per_wall_2", fmt=fixed),
+        ),
+        (
+            "other processes' CPU time / wall, throughput and asyncio phases",
+            lambda d: (
+                value(d, "throughput", "others_per_wall", fmt=fixed)
+                + " / "
+                + value(d, "aio", "others_per_wall", fmt=fixed)
+            ),
+        ),
+        (
+            "asyncio: `await aio.call(pool, f, x)` (µs)",
+            lambda d: value(d, "aio", "median_us", "ours"),
+        ),
+        (
+            "asyncio: `await interp.call_async(f, x)` (µs)",
+            lambda d: value(d, "aio", "median_us", "call_async"),
+        ),
+        (
+            "asyncio: `run_in_executor`, ProcessPoolExecutor (µs)",
+            lambda d: value(d, "aio", "median_us", "procs"),
+        ),
+        (
+            "asyncio: `run_in_executor`, stdlib pool (µs)",
+            lambda d: value(d, "aio", "median_us", "stdlib"),
+        ),
+        (
+            "for scale: two threads' wake-up round trip over pipes (µs)",
+            lambda d: value(d, "aio", "median_us", "wakeup"),
+        ),
+    ]
+    out += ["", f"| measure | {head} |", "|---|" + "---:|" * len(runs)]
+    for label, cell in measures:
+        out.append(f"| {label} | " + " | ".join(cell(d) for d in runs) + " |")
+    cores = runs[0]["meta"]["machine"].get("usable_cpus")
+    out += [
+        "",
+        f"CPU time / wall: {cores} usable cores; 2.00 = both workers ran all along. A speed-up "
+        "short of 2 with the other processes busy is the shared machine; with our CPU/wall near "
+        "1 and the others idle it would be a lack of parallelism. 3.11 has one GIL for all "
+        "interpreters (no parallelism, and every hand-over between the event loop and a worker "
+        "waits for the GIL).",
+        "",
+    ]
+    return out
+
+
+def pool_losses(runs: list[dict]) -> list[str]:
+    found = []
+    for d in runs:
+        b = pool_of(d)
+        for tg in b["targets"] if b else []:
+            if tg["met"] is False:
+                busy = ""
+                others = b["pool"]["cpu_map"].get("others_per_wall_2")
+                if tg["name"].startswith("CPU-bound map") and others is not None:
+                    busy = f" (other processes' CPU/wall meanwhile: {others:.2f})"
+                found.append(
+                    f"- CPython {d['meta']['python']}, **pool: {tg['name']}**: {tg['value']}, "
+                    f"target {tg['target']}{busy}."
+                )
+    return found
 
 
 def losses(runs: list[dict]) -> list[str]:
@@ -319,10 +512,13 @@ def render(runs: list[dict]) -> str:
         "",
         targets_table(runs),
         "",
+    ]
+    out += pool_section(runs)
+    out += [
         "## Where we lose",
         "",
     ]
-    lost = losses(runs)
+    lost = losses(runs) + pool_losses(runs)
     out += lost or ["Nowhere: every target met, and nothing slower than CPython beyond the noise."]
     problems = []
     for d in runs:
