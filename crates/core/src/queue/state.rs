@@ -172,12 +172,30 @@ impl Shared {
     /// Takes the oldest item, waiting for one as `wait` allows.
     pub(crate) fn get(&self, wait: Wait) -> Result<Received, QueueError> {
         let mut st = self.lock();
+        let mut spin_until: Option<Instant> = None;
         let item = loop {
             let Some(items) = st.items_mut() else {
                 return Err(QueueError::Destroyed(self.id));
             };
             if let Some(item) = items.pop_front() {
                 break item;
+            }
+            // Before sleeping, look again for a short while: in a request/reply exchange the
+            // reply usually comes within microseconds, while waking a thread that went to sleep
+            // (on a virtual CPU that went idle) costs tens of them. Only the first wait spins,
+            // and it re-checks under the lock, so nothing can be missed.
+            if wait != Wait::NoWait {
+                let now = Instant::now();
+                let until = *spin_until.get_or_insert(now + SPIN);
+                if now < until && !wait.is_expired() {
+                    drop(st);
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                    std::thread::yield_now();
+                    st = self.lock();
+                    continue;
+                }
             }
             let (guard, waited) = self.pause(&self.not_empty, st, wait, |s| &mut s.getters);
             st = guard;
@@ -350,3 +368,6 @@ impl Drop for Shared {
         }
     }
 }
+
+/// How long a blocking `get` keeps looking before it sleeps on the condition variable.
+const SPIN: Duration = Duration::from_micros(30);
