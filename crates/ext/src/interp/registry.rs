@@ -491,30 +491,24 @@ pub fn running_on(id: i64, runner: c_ulong) -> Option<InterpPtr> {
 /// Waits (blocking, so call it without any GIL) until no interpreter is being finalized (by
 /// another thread), or `timeout` passes; returns whether none is.
 pub fn wait_finalizations(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut map = lock();
-    loop {
-        if !map.values().any(|e| e.state == State::Finalizing) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        map = RUN_ENDED
-            .wait_timeout(map, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
+    wait_for(timeout, |map| {
+        !map.values().any(|e| e.state == State::Finalizing)
+    })
 }
 
 /// Waits (blocking, so call it without any GIL) until `id` is neither running nor being
 /// finalized, or `timeout` passes; returns whether it is idle (or gone).
 pub fn wait_until_idle(id: i64, timeout: Duration) -> bool {
+    wait_for(timeout, |map| !map.get(&id).is_some_and(Entry::busy))
+}
+
+/// Waits on `RUN_ENDED` until `done` holds for the registry, or `timeout` passes; returns
+/// whether it holds.
+fn wait_for(timeout: Duration, done: impl Fn(&BTreeMap<i64, Entry>) -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     let mut map = lock();
     loop {
-        if !map.get(&id).is_some_and(Entry::busy) {
+        if done(&map) {
             return true;
         }
         let now = Instant::now();
