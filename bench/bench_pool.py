@@ -16,7 +16,7 @@ round after round (A B C, C B A, ...), medians over rounds:
   all the time) and the other processes' CPU time / wall over the same window, from /proc/stat
   (our machines are shared: a low speed-up with others busy is a busy machine, a low speed-up
   with our CPU/wall near 1 and the others idle is a lack of parallelism);
-- asyncio round trip: the median latency of ``await aio.call(pool, ident, j)``, next to
+- asyncio round trip: the median latency of ``await pool.call_async(ident, j)``, next to
   ``await interp.call_async(...)``, and ``loop.run_in_executor`` with a ProcessPoolExecutor and
   (3.14+) the stdlib's InterpreterPoolExecutor.
 """
@@ -287,11 +287,9 @@ class PingPong:
 
 
 async def aio_sides(s: Settings, pools: dict, interp) -> dict:
-    from subinterpreters import aio
-
     loop = asyncio.get_running_loop()
     ident = bench_funcs.ident
-    calls = {"ours": lambda j: aio.call(pools["ours"], ident, j)}
+    calls = {"ours": lambda j: pools["ours"].call_async(ident, j)}
     if interp is not None:
         calls["call_async"] = lambda j: interp.call_async(ident, j)
     for k in ("procs", "stdlib"):
@@ -380,7 +378,7 @@ def targets(r: dict) -> list[dict]:
     us = ai["median_us"].get("ours")
     wake = ai["median_us"].get("wakeup")
     add(
-        "asyncio round trip, await aio.call(pool, f, x) (median)",
+        "asyncio round trip, await pool.call_async(f, x) (median)",
         f"< {AIO_US:g} µs",
         (f"{us:.1f} µs" if us is not None else "n/a")
         + (f"; machine's wake-up round trip {wake:.1f} µs" if wake is not None else ""),
@@ -430,11 +428,11 @@ def run(quick: bool) -> dict:
         "busy all along); others: every other process's CPU time / wall over the same window "
         "(/proc/stat), so that a busy shared machine can be told from a lack of parallelism; "
         "the same is given for the throughput and asyncio phases as a whole. "
-        "asyncio: the median latency of one `await aio.call(pool, ident, j)`, next to "
-        "`await interp.call_async(ident, j)` (a plain Interpreter: a thread of a small pool "
-        "makes the call) and `loop.run_in_executor(pool, ident, j)` for the others; and, for "
-        "scale, the machine's wake-up round trip: two plain threads bounce a byte over two "
-        "pipes, each blocked in `os.read` (on an idle virtual machine, waking an idle CPU "
+        "asyncio: the median latency of one `await pool.call_async(ident, j)`, next to "
+        "`await interp.call_async(ident, j)` (a plain Interpreter: its call-runner thread "
+        "enters it for the call) and `loop.run_in_executor(pool, ident, j)` for the others; "
+        "and, for scale, the machine's wake-up round trip: two plain threads bounce a byte "
+        "over two pipes, each blocked in `os.read` (on an idle virtual machine, waking an idle CPU "
         "costs tens of µs, and every cross-thread round trip pays it twice).",
     ]
     return {

@@ -373,7 +373,7 @@ def pool_section(runs: list[dict]) -> list[str]:
             ),
         ),
         (
-            "asyncio: `await aio.call(pool, f, x)` (µs)",
+            "asyncio: `await pool.call_async(f, x)` (µs)",
             lambda d: value(d, "aio", "median_us", "ours"),
         ),
         (

@@ -327,16 +327,15 @@ def no_pool_threads_left():
     yield
     gc.collect()  # pools nobody shut down stop their collectors when collected
     aio = sys.modules.get("subinterpreters.aio")
-    if aio is not None and aio._threads is not None:
-        aio._threads.shutdown(wait=True)
-        aio._threads = None
+    if aio is not None:
+        aio._stop_runners()  # the call_async runners of interpreters still open
     for t in threading.enumerate():
         if t.name.startswith("subinterpreters-"):
             t.join(30)
 
 
 # Modules whose tests leave helper threads in the main interpreter (pool collectors of pools
-# that are still referenced, the asyncio helper pool) run after every other module: on 3.11
+# that are still referenced, call_async runners) run after every other module: on 3.11
 # those threads change what `is_running(main)` and friends answer.
 _RUN_LAST = ("test_aio.py", "test_dask.py", "test_futures.py")
 

@@ -4,12 +4,14 @@ waiting through a readiness descriptor (no polling, no thread per waiter), clean
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 
 import pytest
 
 aio = pytest.importorskip("subinterpreters.aio")
+from conftest import run_python  # noqa: E402
 from subinterpreters import interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
 
@@ -132,6 +134,122 @@ def test_call_async_on_interpreter():
         assert run(main()) == (12, interp.id)
     finally:
         interp.close()
+
+
+def test_pool_call_async(pool):
+    async def main():
+        return await pool.call_async(mul, 6, 7)
+
+    assert run(main()) == 42
+
+
+def test_call_async_many_at_once_and_errors():
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            results = await asyncio.gather(*(interp.call_async(mul, i, i) for i in range(50)))
+            with pytest.raises(interpreters.ExecutionFailed, match="boom"):
+                await interp.call_async(fail, "boom")  # as Interpreter.call raises it
+            with pytest.raises(interpreters.NotShareableError):
+                await interp.call_async(mul, threading.Lock(), 1)
+            return results, await interp.call_async(mul, "ab", 2)
+
+        results, text = run(main())
+        assert results == [i * i for i in range(50)] and text == "abab"
+        # Between calls the interpreter is not running: other callers can use it.
+        assert not interp.is_running()
+        assert interp.call(mul, 2, 3) == 6
+    finally:
+        interp.close()
+
+
+def test_call_async_on_closed_interpreter_raises():
+    interp = interpreters.create()
+
+    async def main():
+        await interp.call_async(mul, 1, 1)  # the runner exists
+        interp.close()
+        with pytest.raises(interpreters.InterpreterError):
+            await interp.call_async(mul, 1, 1)
+
+    run(main())
+    assert interp.id not in aio._runners
+
+
+def test_close_runs_queued_calls_first():
+    interp = interpreters.create()
+
+    async def main():
+        calls = [
+            asyncio.ensure_future(interp.call_async(sleep_and_return, 0.01, i)) for i in range(5)
+        ]
+        await asyncio.sleep(0)  # all five queued
+        # Closing waits for the runner, which makes them all; their replies, made by the
+        # closed interpreter, still arrive.
+        interp.close()
+        return await asyncio.gather(*calls)
+
+    assert run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_cancelled_call_async_leaves_the_interpreter_usable():
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            task = asyncio.create_task(interp.call_async(sleep_and_return, 0.2, 1))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await interp.call_async(mul, 5, 5)
+
+        assert run(main()) == 25
+    finally:
+        interp.close()
+
+
+def test_call_async_runner_stops_when_the_interpreter_is_collected():
+    held = [interpreters.create()]
+    iid = held[0].id
+
+    async def main():
+        return await held[0].call_async(mul, 2, 2)
+
+    assert run(main()) == 4
+    runner = aio._runners[iid]
+    held.clear()
+    gc.collect()
+    runner.thread.join(30)
+    assert not runner.thread.is_alive() and iid not in aio._runners
+    for interp in interpreters.list_all():  # still there where collecting does not destroy
+        if interp.id == iid:
+            interp.close()
+
+
+def test_exit_with_call_async_runners_alive():
+    # Interpreters left open with their runners parked: exit stops the runners, then cleans
+    # up the interpreters, and the process ends normally.
+    proc = run_python(
+        """
+        import asyncio
+        from subinterpreters import interpreters
+
+        def add(a, b):
+            return a + b
+
+        interps = [interpreters.create() for _ in range(3)]
+
+        async def main():
+            return await asyncio.gather(*(i.call_async(add, i.id, 1) for i in interps))
+
+        print(asyncio.run(main()) == [i.id + 1 for i in interps])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Fatal Python error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.strip() == "True"
 
 
 def test_call_bad_target():

@@ -16,13 +16,16 @@ A task is ``(tid, reply_qid, fdata, akind, adata)``:
 A reply is ``(tid, status, payload, seconds)``: ``OK`` (``payload`` is the result, crossed
 natively), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
 tuple)``), ``NOT_SHAREABLE`` (``(message, cause text)``: the task or its result could not
-cross). ``seconds`` is how long the call took, for the pool's dispatch depth.
+cross). ``seconds`` is how long the call took, for the pool's dispatch depth. Two more
+statuses come from ``Interpreter.call_async`` (see ``subinterpreters.aio``): ``CALL`` (the
+payload is what ``Interpreter.call`` receives) and ``FAILED`` (the call could not be made: the
+payload is the exception to raise).
 """
 
 from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_PICKLED, ARGS_CHUNK = 0, 1, 2, 3
-OK, PICKLED, RAISED, NOT_SHAREABLE, DEAD = 0, 1, 2, 3, 4
+OK, PICKLED, RAISED, NOT_SHAREABLE, DEAD, CALL, FAILED = 0, 1, 2, 3, 4, 5, 6
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _NATIVE = frozenset({type(None), bool, float, str, bytes})

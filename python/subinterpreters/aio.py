@@ -24,21 +24,26 @@ Cancelling a coroutine waiting here leaves nothing behind: the waker is unregist
 item is only ever taken synchronously, right before it is returned (never lost). A call already
 handed to a worker still runs; its result is dropped.
 
-``aio.call(interp, ...)`` on a plain :class:`~subinterpreters.interpreters.Interpreter` runs the
-call in a thread of a small shared thread pool and completes through
-``loop.call_soon_threadsafe`` (which also wakes the loop through its own descriptor): running
-code in one given interpreter needs an OS thread for as long as it runs, and keeping one parked
-in it (as pool workers are) would make the interpreter look busy to everyone else.
+``aio.call(interp, ...)`` (and ``await interp.call_async(...)``) on a plain
+:class:`~subinterpreters.interpreters.Interpreter` queues the call for that interpreter's call
+runner: one thread of the calling interpreter, started on the first such call, that waits for
+calls with the GIL released and, when some come, enters the interpreter, makes them, puts each
+reply on its event loop's results queue, and leaves once none are left (so the interpreter is
+only "running" while it makes calls). The runner stops when the interpreter is closed or
+collected, or at exit, after the calls queued so far.
 """
 
 import asyncio
 import functools
 import os
+import threading
 import weakref
 
+from subinterpreters import _pool_worker as _w
 from subinterpreters import futures as _fut
 from subinterpreters import interpreters as _interp
 from subinterpreters import lowlevel as _ll
+from subinterpreters.interpreters import _remote
 
 __all__ = ["call", "queue_get", "queue_put"]
 
@@ -82,13 +87,15 @@ class _LoopSink(_fut._Sink):
         _drain(self.rfd)  # first: a reply put after the drain below writes again
         get = _ll._queue_get
         qid = self.qid
+        batch = []
         while True:
             try:
                 reply = get(qid, False, None)[0]
             except _interp.QueueEmpty:
-                return
+                break
             if reply is not None:  # None: UNBOUND, a reply whose interpreter was destroyed
-                self.deliver(reply)
+                batch.append(reply)
+        self.deliver(batch)
 
     def close(self):
         if self.qid is None:
@@ -127,21 +134,181 @@ async def call(target, fn, /, *args, **kwargs):
         target._enqueue(_fut._Work(fut, fdata, akind, adata, _sink_for(loop), loop))
         return await fut
     if isinstance(target, _interp.Interpreter):
-        job = functools.partial(target.call, fn, *args, **kwargs)
-        return await loop.run_in_executor(_call_threads(), job)
+        fdata, adata, mainfile = target._call_data(fn, args, kwargs)
+        sink = _sink_for(loop)
+        fut = loop.create_future()
+        work = _fut._Work(fut, fdata, None, adata, sink, loop)
+        tid = next(_fut._tids)
+        sink.works[tid] = work
+        try:
+            work.worker = _runner_for(target)
+            _ll._queue_put(work.worker.qid, (tid, sink.qid, fdata, adata, mainfile), 0, False, None)
+        except BaseException:
+            sink.works.pop(tid, None)
+            raise
+        return await fut
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
 
 
-_threads = None
+class _CallRunner:
+    """Makes the ``call_async`` calls of one interpreter: a thread of this interpreter that
+    waits (in Rust, GIL released) for calls on a queue and, when one comes, enters the target
+    interpreter and stays there while calls keep coming (``_remote.serve_calls``), each reply
+    going straight to its event loop's results queue. Between calls the thread is outside the
+    interpreter, which is then not running."""
+
+    def __init__(self, interp):
+        self.id = interp.id
+        self.interp = weakref.ref(interp)
+        self.qid = _ll._queue_create(0, _fut._QUEUE_UNBOUND, _fut._PICKLE_FALLBACK)
+        self.inflight = 0  # for _Sink.deliver, which counts a worker's calls
+        self.thread = threading.Thread(
+            target=self._serve, name=f"subinterpreters-call-{self.id}", daemon=False
+        )
+
+    @staticmethod
+    def pool():  # a runner belongs to no pool (see _Sink.deliver)
+        return None
+
+    def stop(self):
+        """Let the queued calls run, then end the thread (and wait for it, unless called from
+        it). Then the replies already made are handed to their loops (see _rescue_replies):
+        this runs before the interpreter is destroyed."""
+        try:
+            _ll._queue_put(self.qid, None, 0, False, None)
+        except _interp.QueueError:
+            return  # stopped already
+        if self.thread is not threading.current_thread():
+            self.thread.join()
+            _rescue_replies()
+
+    def _serve(self):
+        get = _ll._queue_get
+        qid = self.qid
+        try:
+            while True:
+                task = get(qid, True, None)[0]
+                if task is None:
+                    return
+                interp = self.interp()
+                if interp is None:
+                    self._fail(task, _interp.InterpreterNotFoundError(self._gone()))
+                    continue
+                try:
+                    _ll.run_string(interp._handle, _SERVE_CALLS, _shared(task, qid))
+                except _ll.RunFailedError as exc:
+                    # Not a call's own exception (serve_calls reports those): the loop itself
+                    # was interrupted. The call it was making may not have answered.
+                    info = _interp._excinfo_from_run_failed(exc)
+                    self._fail(task, _interp.ExecutionFailed(info))
+                except RuntimeError as exc:
+                    error = _interp._translate(exc, self.id, "run")
+                    self._fail(task, error)
+                    if isinstance(error, _interp.InterpreterNotFoundError):
+                        return  # destroyed by other means: the calls still queued fail below
+                finally:
+                    del interp
+        finally:
+            # No lock: stop() may be joining this thread while holding _runners_lock (from a
+            # finalizer the garbage collector ran there); these dict operations are atomic.
+            if _runners.get(self.id) is self:
+                _runners.pop(self.id, None)
+            self._fail_queued(_interp.InterpreterError("the interpreter's call runner stopped"))
+            try:
+                _ll._queue_release(qid)
+            except Exception:
+                pass
+
+    def _gone(self):
+        return f"interpreter {self.id} was closed"
+
+    def _fail_queued(self, error):
+        while True:
+            try:
+                task = _ll._queue_get(self.qid, False, None)[0]
+            except _interp.QueueError:
+                return
+            if task is not None:
+                self._fail(task, error)
+
+    @staticmethod
+    def _fail(task, error):
+        try:
+            _ll._queue_put(task[1], (task[0], _w.FAILED, error, 0.0), 0, False, None)
+        except _interp.QueueError:
+            pass  # the event loop's queue is gone: nobody waits for this call
 
 
-def _call_threads():
-    global _threads
-    if _threads is None:
-        from concurrent.futures import ThreadPoolExecutor
+_SERVE_CALLS = "__import__('subinterpreters.interpreters._remote', None, None, ['_']).serve_calls()"
 
-        _threads = ThreadPoolExecutor(thread_name_prefix="subinterpreters-aio")
-    return _threads
+
+def _shared(task, qid):
+    """The names serve_calls reads: the first task, field by field, and the task queue."""
+    tid, rq, fdata, adata, mainfile = task
+    r = _remote
+    return {
+        r.TASK: tid,
+        r.REPLIES: rq,
+        r.FUNC: fdata,
+        r.ARGS: adata,
+        r.MAINFILE: mainfile,
+        r.TASKS: qid,
+    }
+
+
+_runners: dict = {}  # interpreter id -> _CallRunner
+_runners_lock = threading.Lock()
+_exit_hook = []
+
+
+def _runner_for(interp):
+    with _runners_lock:
+        runner = _runners.get(interp.id)
+        if runner is None:
+            try:
+                _ll.is_running(interp._handle)  # raises for an interpreter that is gone
+            except RuntimeError as exc:
+                raise _interp._translate(exc, interp.id, "run") from None
+            if not _exit_hook:
+                threading._register_atexit(_stop_runners)
+                _exit_hook.append(True)
+            runner = _runners[interp.id] = _CallRunner(interp)
+            _interp._call_runners[interp.id] = runner.stop
+            weakref.finalize(interp, runner.stop)
+            runner.thread.start()
+        return runner
+
+
+def _rescue_replies():
+    """Take every reply waiting in an event loop's results queue and hand it to its loop.
+
+    An item of a queue belongs to the interpreter that put it: destroying that interpreter
+    turns the item into an UNBOUND marker, which names no call. A reply taken off the queue is
+    an object of this interpreter, safe from that."""
+    for loop, sink in list(_sinks.items()):
+        qid = sink.qid
+        if qid is None:
+            continue
+        batch = []
+        while True:
+            try:
+                reply = _ll._queue_get(qid, False, None)[0]
+            except _interp.QueueError:  # empty (or closed meanwhile)
+                break
+            if reply is not None:
+                batch.append(reply)
+        if batch:
+            try:
+                loop.call_soon_threadsafe(sink.deliver, batch)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits for these
+
+
+def _stop_runners():
+    with _runners_lock:
+        runners = list(_runners.values())
+    for runner in runners:
+        runner.stop()
 
 
 async def _wait_queue(queue, attempt, fail):

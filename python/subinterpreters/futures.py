@@ -23,6 +23,7 @@ ahead (enough for about 10 ms of work, at least 1), so that it never waits for t
 A task handed to a worker is ``running()`` and can no longer be cancelled.
 """
 
+import _thread
 import collections
 import itertools
 import os
@@ -67,6 +68,9 @@ _SERVE_ONE = "__import__('subinterpreters._pool_worker', None, None, ['_']).serv
 # How much work (in seconds) a worker is given ahead, and the bounds on that depth.
 _AHEAD_SECONDS = 0.01
 _MIN_DEPTH, _MAX_DEPTH = 1, 1024
+
+# At most this many replies are delivered under one take of the pool's lock.
+_BATCH = 256
 
 
 def _pickle():
@@ -163,6 +167,10 @@ def _outcome(status, payload):
                 exc.__cause__ = wrapper
                 return False, exc
         return False, wrapper
+    if status == _w.CALL:
+        return _interp._call_outcome(payload)
+    if status == _w.FAILED:
+        return False, payload
     if status == _w.NOT_SHAREABLE:
         message, cause = payload
         err = _interp.NotShareableError(message)
@@ -171,11 +179,74 @@ def _outcome(status, payload):
     return False, _interp.InterpreterError(f"unexpected reply status {status!r}")
 
 
+class _Condition(_thread.RLock):
+    """The condition of a :class:`_Future`: what ``threading.Condition()`` gives, but the lock is
+    the object itself, so ``with``, ``acquire`` and ``release`` are C calls and creating one is a
+    single allocation (the pool makes one per task; ``threading.Condition`` costs several times
+    more on 3.11 to 3.13, where this was most of a submit)."""
+
+    __slots__ = ("_waiters",)
+
+    def wait(self, timeout=None):
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        waiters = getattr(self, "_waiters", None)
+        if waiters is None:
+            waiters = self._waiters = collections.deque()
+        waiters.append(waiter)
+        saved = self._release_save()
+        got = False
+        try:
+            if timeout is None:
+                waiter.acquire()
+                got = True
+            elif timeout > 0:
+                got = waiter.acquire(True, timeout)
+            else:
+                got = waiter.acquire(False)
+            return got
+        finally:
+            self._acquire_restore(saved)
+            if not got:
+                try:
+                    waiters.remove(waiter)
+                except ValueError:
+                    pass
+
+    def notify(self, n=1):
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = getattr(self, "_waiters", None)
+        while waiters and n > 0:
+            waiter = waiters.popleft()
+            try:
+                waiter.release()
+            except RuntimeError:  # released by a timed-out waiter meanwhile
+                pass
+            n -= 1
+
+    def notify_all(self):
+        waiters = getattr(self, "_waiters", None)
+        self.notify(len(waiters) if waiters else 0)
+
+
 class _Future(_base.Future):
-    """A Future whose result() raises a falsey exception too (CPython gh-132063, fixed in 3.14:
-    before that, an exception whose ``__bool__`` or ``__len__`` says false was ignored)."""
+    """A Future made cheaply (see :class:`_Condition`) whose ``result()`` raises a falsey
+    exception too (CPython gh-132063, fixed in 3.14: before that, an exception whose
+    ``__bool__`` or ``__len__`` says false was ignored)."""
 
     __slots__ = ()
+
+    def __init__(self):
+        # Everything _base.Future.__init__ sets, with the cheaper condition.
+        self._condition = _Condition()
+        self._state = _base.PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
 
     def _Future__get_result(self):
         if self._exception is not None:
@@ -254,22 +325,37 @@ class _Sink:
         self.qid = _ll._queue_create(0, _QUEUE_UNBOUND, _PICKLE_FALLBACK)
         self.works = {}  # tid -> _Work
 
-    def deliver(self, reply):
-        tid, status, payload, seconds = reply
-        if status == _w.DEAD:
-            self._worker_died(payload)
-            return
-        work = self.works.pop(tid, None)
-        if work is None:
-            return
-        worker = work.worker
-        pool = worker.pool()
-        if pool is not None:
-            pool._task_done(worker, seconds)
-        else:
-            worker.inflight -= 1
-        ok, value = _outcome(status, payload)
-        work.finish(ok, value)
+    def deliver(self, replies):
+        """Complete the works of a batch of replies, in order: each pool's lock is taken once
+        for the batch (taking it per reply made the collector and a submitting thread hand the
+        GIL to each other for every task)."""
+        done = []  # (work, status, payload)
+        counts = {}  # pool -> [(worker, seconds)]
+        for tid, status, payload, seconds in replies:
+            if status == _w.DEAD:
+                self._finish(done, counts)
+                done, counts = [], {}
+                self._worker_died(payload)
+                continue
+            work = self.works.pop(tid, None)
+            if work is None:
+                continue
+            worker = work.worker
+            pool = worker.pool()
+            if pool is not None:
+                counts.setdefault(pool, []).append((worker, seconds))
+            else:
+                worker.inflight -= 1
+            done.append((work, status, payload))
+        self._finish(done, counts)
+
+    @staticmethod
+    def _finish(done, counts):
+        for pool, finished in counts.items():
+            pool._tasks_done(finished)
+        for work, status, payload in done:
+            ok, value = _outcome(status, payload)
+            work.finish(ok, value)
 
     def _worker_died(self, key):
         entry = _dead_workers.get(key)
@@ -281,7 +367,7 @@ class _Sink:
             work = self.works.pop(tid)
             pool = worker.pool()
             if pool is not None:
-                pool._task_done(worker, 0.0)
+                pool._tasks_done([(worker, 0.0)])
             work.finish(False, error)
 
     def close(self):
@@ -400,6 +486,13 @@ class InterpreterPoolExecutor(_base.Executor):
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
+    async def call_async(self, fn, /, *args, **kwargs):
+        """Await ``fn(*args, **kwargs)`` run in a worker (``subinterpreters.aio.call``): the
+        reply wakes the event loop through a file descriptor, with no thread in between."""
+        from subinterpreters import aio
+
+        return await aio.call(self, fn, *args, **kwargs)
+
     def _check_open(self):
         if self._broken:
             raise self.BROKEN(self._broken)
@@ -413,10 +506,10 @@ class InterpreterPoolExecutor(_base.Executor):
             self._check_open()
             if self._collector is None and work.loop is None:
                 self._start_collector()
-            idle = self._has_idle()
+            grow = len(self._workers) < self._max_workers and not self._has_idle()
             self._pending.append(work)
             self._dispatch()
-            if not idle and len(self._workers) < self._max_workers:
+            if grow:
                 self._adjust_workers()
 
     def _has_idle(self):
@@ -469,12 +562,18 @@ class InterpreterPoolExecutor(_base.Executor):
         if not pending:
             self._maybe_stop()
 
-    def _task_done(self, worker, seconds):
+    def _tasks_done(self, finished):
+        """Account for finished tasks ((worker, seconds) pairs) and refill the workers."""
         with self._lock:
-            worker.inflight -= 1
-            if worker.stopping:
+            avg = self._seconds
+            stopping = False
+            for worker, seconds in finished:
+                worker.inflight -= 1
+                stopping = stopping or worker.stopping
+                avg = avg * 0.8 + seconds * 0.2
+            self._seconds = avg
+            if stopping:
                 self._replied.notify_all()
-            avg = self._seconds = self._seconds * 0.8 + seconds * 0.2
             depth = _AHEAD_SECONDS / avg if avg > 0 else _MAX_DEPTH
             self._depth = int(max(_MIN_DEPTH, min(_MAX_DEPTH, depth)))
             if self._pending:
@@ -658,18 +757,31 @@ def _result_or_cancel(fut, timeout=None):
 
 
 def _collect(sink):
-    """The collector thread: completes the pool's futures from its results queue."""
+    """The collector thread: completes the pool's futures from its results queue, taking
+    whatever replies have arrived as one batch."""
     get = _ll._queue_get
     qid = sink.qid
     deliver = sink.deliver
+    empty = _interp.QueueEmpty
     try:
         while True:
-            reply, unbound = get(qid, True, None)
-            if reply is None:
-                if unbound is not None:
-                    continue  # a reply whose interpreter was destroyed first (not expected)
-                return
-            deliver(reply)
+            batch = []
+            item = get(qid, True, None)
+            while True:
+                reply, unbound = item
+                if reply is not None:
+                    batch.append(reply)
+                elif unbound is None:  # the stop marker: deliver what came before it
+                    deliver(batch)
+                    return
+                # else: a reply whose interpreter was destroyed first (not expected)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = get(qid, False, None)
+                except empty:
+                    break
+            deliver(batch)
     finally:
         sink.close()
 

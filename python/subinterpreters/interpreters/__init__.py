@@ -255,6 +255,9 @@ if int(_ll.get_current()) == _MAIN_ID:
     # Registered after lowlevel's exit cleanup, so it runs before it.
     atexit.register(_warn_remaining)
 
+# Interpreter id -> stop() of its call_async runner (see subinterpreters.aio).
+_call_runners: dict = {}
+
 # One Interpreter per id, while anyone holds it.
 _known = weakref.WeakValueDictionary()
 
@@ -379,6 +382,9 @@ class Interpreter(IdHandle):
         ``threading._register_atexit`` run first, then the non-daemon threads are waited for.
         """
         self._check_ours("cannot destroy")
+        stop_calls = _call_runners.pop(self._id, None)
+        if stop_calls is not None:
+            stop_calls()  # the call_async calls queued so far run first
         if self._id != int(_ll.get_current()):
             try:
                 _ll.run_string(self._handle, _THREADING_SHUTDOWN)
@@ -464,6 +470,22 @@ class Interpreter(IdHandle):
         return thread
 
     def _call(self, func, args, kwargs):
+        fdata, adata, mainfile = self._call_data(func, args, kwargs)
+        shared = {_remote.FUNC: fdata, _remote.ARGS: adata}
+        if mainfile is not None:
+            shared[_remote.MAINFILE] = mainfile
+        reply, excinfo = self._run(_RUN_CALL, shared, True)
+        if excinfo is not None:
+            if isinstance(excinfo, BaseException):
+                raise excinfo
+            raise ExecutionFailed(excinfo)
+        ok, value = _call_outcome(reply)
+        if ok:
+            return value
+        raise value
+
+    def _call_data(self, func, args, kwargs):
+        """(function data, argument data, main script file or None) for a call (see _remote)."""
         self._check_ours("cannot make a call in")
         fdata = _callable_data(func)
         pickled = fdata[:1] != b"\0"
@@ -478,23 +500,7 @@ class Interpreter(IdHandle):
             pickled = True
         else:
             adata = None
-        shared = {_remote.FUNC: fdata, _remote.ARGS: adata}
-        if pickled:
-            shared[_remote.MAINFILE] = _main_file()
-        reply, excinfo = self._run(_RUN_CALL, shared, True)
-        if excinfo is not None:
-            if isinstance(excinfo, BaseException):
-                raise excinfo
-            raise ExecutionFailed(excinfo)
-        if type(reply) is not bytes:
-            return reply
-        message = _pickle().loads(reply)
-        if message[0] == "R":
-            return message[1]
-        excinfo = _reply_error(message)
-        if isinstance(excinfo, BaseException):
-            raise excinfo
-        raise ExecutionFailed(excinfo)
+        return fdata, adata, (_main_file() if pickled else None)
 
     def _run(self, script, shared, wait_reply):
         """Run one of the constant scripts: (the reply for calls, None) or (None, the failure:
@@ -529,6 +535,19 @@ def _main_file():
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     return path if type(path) is str else None
+
+
+def _call_outcome(reply):
+    """(True, result) or (False, exception to raise) for the reply to a call (see _remote)."""
+    if type(reply) is not bytes:
+        return True, reply
+    message = _pickle().loads(reply)
+    if message[0] == "R":
+        return True, message[1]
+    failure = _reply_error(message)
+    if isinstance(failure, BaseException):
+        return False, failure
+    return False, ExecutionFailed(failure)
 
 
 def _reply_error(message):

@@ -26,6 +26,12 @@ ARGS = "__subinterpreters_args__"
 CHAN = "__subinterpreters_chan__"
 PREP = "__subinterpreters_prep__"
 MAINFILE = "__subinterpreters_mainfile__"
+TASK = "__subinterpreters_task__"
+TASKS = "__subinterpreters_tasks__"
+REPLIES = "__subinterpreters_replies__"
+
+# The reply status of serve_calls, in the pool's reply format (see subinterpreters._pool_worker).
+CALL_REPLY = 5
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
@@ -149,16 +155,7 @@ def run_call():
     cid = ns.pop(CHAN)
     mainfile = ns.pop(MAINFILE, None)
     try:
-        if fdata[:1] == b"\0":
-            func = _function(fdata)
-        else:
-            func = _loads(fdata, mainfile)
-        if args is None:
-            a, kw = (), {}
-        elif type(args) is bytes:
-            a, kw = _loads(args, mainfile)
-        else:
-            a, kw = (args,), {}
+        func, a, kw = _rebuild_call(fdata, args, mainfile)
     except BaseException as exc:
         # As in 3.14: what cannot be rebuilt here was not shareable.
         _send(cid, ("N", f"{_safe_str(exc)}", _safe_str(exc)))
@@ -170,17 +167,78 @@ def run_call():
             _report(cid, exc)
         except _Reported:
             return
+    _ll.channel_send(cid, _result_reply(res))
+
+
+def serve_calls():
+    """Make the queued calls of ``Interpreter.call_async``: the one given, then those taken
+    from the queue until it is empty. Each reply goes to the queue its task names.
+
+    A task is ``(tid, reply_queue, fdata, adata, mainfile)``; its reply is
+    ``(tid, CALL_REPLY, message, 0.0)`` (the pool's reply format), where ``message`` is what
+    ``run_call`` would send."""
+    ns = sys.modules["__main__"].__dict__
+    # The first task comes as separate names (run_string shares no tuples).
+    task = (ns.pop(TASK), ns.pop(REPLIES), ns.pop(FUNC), ns.pop(ARGS), ns.pop(MAINFILE))
+    tq = ns.pop(TASKS)
+    from subinterpreters.interpreters import QueueEmpty
+
+    get, put = _ll._queue_get, _ll._queue_put
+    while True:
+        tid, rq, fdata, args, mainfile = task
+        del task
+        put(rq, (tid, CALL_REPLY, _call_reply(ns, fdata, args, mainfile), 0.0), 0, False, None)
+        try:
+            task = get(tq, False, None)[0]
+        except QueueEmpty:
+            return
+        if task is None:  # the stop marker: leave it for the calling thread
+            put(tq, None, 0, False, None)
+            return
+
+
+def _call_reply(ns, fdata, args, mainfile):
+    """What ``run_call`` sends for one call, as a value."""
+    try:
+        func, a, kw = _rebuild_call(fdata, args, mainfile)
+    except BaseException as exc:
+        return _pickle().dumps(("N", f"{_safe_str(exc)}", _safe_str(exc)), 5)
+    try:
+        res = _invoke(ns, func, a, kw)
+    except BaseException as exc:
+        try:
+            info = _excinfo(exc)
+        except BaseException:
+            info = ("E", "Exception", "Exception", "builtins", "", "Exception: ", "")
+        return _pickle().dumps(info, 5)
+    return _result_reply(res)
+
+
+def _rebuild_call(fdata, args, mainfile):
+    """(function, args, kwargs) from a call's data."""
+    if fdata[:1] == b"\0":
+        func = _function(fdata)
+    else:
+        func = _loads(fdata, mainfile)
+    if args is None:
+        return func, (), {}
+    if type(args) is bytes:
+        a, kw = _loads(args, mainfile)
+        return func, a, kw
+    return func, (args,), {}
+
+
+def _result_reply(res):
+    """A call's result as its reply: as is when native, else pickled."""
     tp = type(res)
     if res is None or tp is str or (tp is int and _INT_MIN <= res <= _INT_MAX):
-        _ll.channel_send(cid, res)
-        return
+        return res
     try:
-        data = dumps(("R", res))
+        return dumps(("R", res))
     except BaseException as exc:
-        data = _pickle().dumps(
+        return _pickle().dumps(
             ("N", f"{_safe_repr(res)} does not support cross-interpreter data", _safe_str(exc)), 5
         )
-    _ll.channel_send(cid, data)
 
 
 # -- values that cross by pickle ------------------------------------------------------------
