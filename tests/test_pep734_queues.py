@@ -231,6 +231,30 @@ def test_items_of_a_destroyed_interpreter_follow_their_rule():
     assert q.get() == "mine"
 
 
+def test_large_bytes_cross_intact_both_ways_and_die_with_their_sender():
+    # From 8 KiB on a bytes item borrows the putter's object (the getter copies it once).
+    big = bytes(range(256)) * 4096  # 1 MiB
+    q = ours.create_queue()
+    q.put(big)
+    q.put(("tuple", big[:9000]))
+    assert q.get() == big
+    assert q.get() == ("tuple", big[:9000])
+    interp = ours.create()
+    try:
+        interp.prepare_main(q=q)
+        q.put(big)  # main -> sub: the sub copies it, main lets go of its object later
+        interp.exec("got = q.get(timeout=5)\nq.put((len(got), got[:3], got[-3:]))")
+        assert q.get(timeout=5) == (len(big), big[:3], big[-3:])
+        interp.exec("data = bytes(range(256)) * 4096\nq.put(data)\nq.put(data[:20000])")
+        assert q.get(timeout=5) == big  # sub -> main
+        assert q.qsize() == 1  # the sub's second item, still borrowing its object
+    finally:
+        interp.close()
+    # Closing the sub unbinds its item (the borrow goes with it, in the sub, before it is gone).
+    assert q.get() is ours.UNBOUND
+    assert q.empty()
+
+
 def test_bad_unbounditems_is_refused(impl):
     with pytest.raises(NotImplementedError):
         impl.create_queue(unbounditems="nope")

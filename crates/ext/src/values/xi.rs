@@ -52,6 +52,11 @@ unsafe fn native(
         if tp == &raw mut ffi::PyFloat_Type {
             return Ok(Some(Value::Float(ffi::PyFloat_AS_DOUBLE(obj))));
         }
+        if tp == &raw mut ffi::PyBytes_Type && !probe {
+            // A large `bytes` is borrowed (the getter copies it, once), as channels do; the
+            // item can never outlive its owner's exit, which unbinds its items.
+            return convert::to_channel_value(obj, state).map(Some);
+        }
         if tp == &raw mut ffi::PyUnicode_Type || tp == &raw mut ffi::PyBytes_Type {
             return convert::to_value(obj, state).map(Some);
         }
