@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ aio = pytest.importorskip("subinterpreters.aio")
 from conftest import run_python  # noqa: E402
 from subinterpreters import interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
+from task_funcs import current_id, mul, rendezvous, sleep_and_return  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,32 +23,8 @@ def _join_helper_threads(no_pool_threads_left):
     yield
 
 
-def mul(x, y):
-    return x * y
-
-
-def current_id():
-    import subinterpreters.lowlevel as ll
-
-    return int(ll.get_current())
-
-
 def fail(msg):
     raise ValueError(msg)
-
-
-def rendezvous(mine, other):
-    # Signals that it runs, then waits for the other task's signal while still running: two of
-    # these return only if they ran at the same time (run one after the other, the first times
-    # out). No clock and no wall-time bound, so a busy machine cannot fail it.
-    mine.put(1)
-    return other.get(timeout=60)
-
-
-def sleep_and_return(seconds, value):
-
-    time.sleep(seconds)
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import _thread
 import logging
 import threading
-import time
 from concurrent.futures import CancelledError, Executor, as_completed, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
 from conftest import assert_clean_exit, run_python
+from task_funcs import current_id, mul, rendezvous, sleep_and_return
 
 futures = pytest.importorskip("subinterpreters.futures")
 interpreters = pytest.importorskip("subinterpreters.interpreters")
@@ -26,36 +26,12 @@ def _join_helper_threads(no_pool_threads_left):
     yield
 
 
-def mul(x, y):
-    return x * y
-
-
 def ident(x):
     return x
 
 
-def current_id():
-    import subinterpreters.lowlevel as ll
-
-    return int(ll.get_current())
-
-
 def fail(exctype, msg=None):
     raise exctype(msg)
-
-
-def rendezvous(mine, other):
-    # Signals that it runs, then waits for the other task's signal while still running: two of
-    # these return only if they ran at the same time (run one after the other, the first times
-    # out). No clock and no wall-time bound, so a busy machine cannot fail it.
-    mine.put(1)
-    return other.get(timeout=60)
-
-
-def sleep_and_return(seconds, value):
-
-    time.sleep(seconds)
-    return value
 
 
 def get_name():
