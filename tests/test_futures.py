@@ -350,6 +350,21 @@ def test_failing_initializer_breaks_the_pool(caplog):
     assert "Uncaught in the interpreter:" in text
 
 
+def test_shutdown_after_the_broken_pools_workers_ended_returns(caplog):
+    # The workers of a pool broken by its initializer may all have ended before shutdown() is
+    # called; shutdown must still stop the collector (it used to wait for it forever).
+    with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+        p = Pool(2, initializer=fail, initargs=(Exception, "spam"))
+        fut = p.submit(mul, 1, 2)
+        with pytest.raises(futures.BrokenInterpreterPool):
+            fut.result(timeout=30)
+        for thread in list(p._threads):
+            thread.join(30)
+        assert p._live == 0
+        p.shutdown(wait=True)
+        assert not p._collector.is_alive()
+
+
 def test_unshareable_initializer_breaks_the_pool(caplog):
     count = 0
 

@@ -589,7 +589,9 @@ class InterpreterPoolExecutor(_base.Executor):
             if not w.stopping:
                 w.stopping = True
                 _ll._queue_put(w.qid, None, 0, False, None)
-        if not self._workers:
+        if self._live == 0:
+            # No worker thread left to stop it when it finishes (none started, or all ended
+            # already, e.g. after a failed initializer broke the pool before this shutdown).
             self._stop_collector()
 
     def _stop_collector(self):
