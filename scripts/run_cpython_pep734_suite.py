@@ -39,27 +39,20 @@ Examples:
     .venv/py314/bin/python scripts/run_cpython_pep734_suite.py --against-cpython   # 3.14+ only
 """
 
-import argparse
-import faulthandler
-import glob
 import importlib
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import unittest
+
+import _suite_common as common
+from _suite_common import say
 
 TARGET = "subinterpreters.interpreters"
 GENERATED = "cpy314_pep734"  # package name of the rewritten copy
 SHIM_INTERPRETERS = "pep734_shim_interpreters"  # stands in for _interpreters
 SHIM_QUEUES = "pep734_shim_interpqueues"  # stands in for _interpqueues and _crossinterp
 SKIP_TAG = "[run_cpython_pep734_suite]"
-SUITE_VERSION = "3.14"
-DEBIAN_PACKAGE = "libpython3.14-testsuite"
 TEST_FILES = ("test_api.py", "test_queues.py")
 # (relative to Lib/test) -> name in the generated package
 SOURCES = {
@@ -367,170 +360,13 @@ support.gc_threshold = _gc_threshold""",
 }
 
 
-def say(*args):
-    print(*args, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# obtaining CPython 3.14's test files
-
-
-def _has_suite(testdir, sources=None):
-    return all(os.path.isfile(os.path.join(testdir, rel)) for rel in sources or SOURCES)
-
-
-def _local_candidates():
-    """Lib/test directories of CPython 3.14 installs on this machine."""
-    found = []
-    if sys.version_info[:2] == (3, 14):
-        import sysconfig
-
-        found.append(os.path.join(sysconfig.get_path("stdlib"), "test"))
-    home = os.path.expanduser("~")
-    found += sorted(glob.glob(f"{home}/.pyenv/versions/3.14.*/lib/python3.14/test"), reverse=True)
-    pythons = os.environ.get("PYTHONS_DIR", f"{home}/.cache/cpython-debian")
-    found.append(f"{pythons}/3.14/usr/lib/python3.14/test")
-    exe = shutil.which("python3.14")
-    if exe:
-        try:
-            stdlib = subprocess.run(
-                [exe, "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout.strip()
-            found.append(os.path.join(stdlib, "test"))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return found
-
-
-def _cache_dir():
-    default = os.path.join(os.path.expanduser("~"), ".cache", "subinterpreters")
-    return os.environ.get(
-        "SUBINTERPRETERS_SUITE_CACHE", os.path.join(default, "cpython314-testsuite")
-    )
-
-
-def _apt_options(workdir):
-    """apt-get options for a throw-away configuration: the machine's Debian mirror, suite sid."""
-    pythons = os.environ.get("PYTHONS_DIR", os.path.expanduser("~/.cache/cpython-debian"))
-    apt_dir = os.path.join(pythons, ".apt")
-    if not os.path.isfile(os.path.join(apt_dir, "ready")):
-        # cpython-from-debian.sh has not prepared one: make our own (same recipe).
-        apt_dir = os.path.join(workdir, "apt")
-        os.makedirs(os.path.join(apt_dir, "lists", "partial"), exist_ok=True)
-        os.makedirs(os.path.join(apt_dir, "cache", "archives", "partial"), exist_ok=True)
-        uri = None
-        for path in glob.glob("/etc/apt/sources.list.d/*.sources"):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    if line.startswith("URIs:") and "security" not in line:
-                        uri = uri or line.split(":", 1)[1].split()[0]
-        if uri is None and os.path.isfile("/etc/apt/sources.list"):
-            with open("/etc/apt/sources.list", encoding="utf-8") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) > 2 and parts[0] == "deb" and "security" not in parts[1]:
-                        uri = parts[1]
-                        break
-        if uri is None:
-            raise RuntimeError("no Debian mirror found in /etc/apt")
-        with open(os.path.join(apt_dir, "sources.list"), "w", encoding="utf-8") as f:
-            f.write(
-                f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {uri} sid main\n"
-            )
-    opts = [
-        "-o",
-        f"Dir::Etc::SourceList={apt_dir}/sources.list",
-        "-o",
-        "Dir::Etc::SourceParts=/dev/null",
-        "-o",
-        f"Dir::State::Lists={apt_dir}/lists",
-        "-o",
-        f"Dir::Cache={apt_dir}/cache",
-        "-o",
-        "Debug::NoLocking=1",
-        "-o",
-        "APT::Sandbox::User=root",
-    ]
-    if not os.path.isfile(os.path.join(apt_dir, "ready")):
-        subprocess.run(["apt-get", *opts, "update", "-qq"], check=True, timeout=300)
-        open(os.path.join(apt_dir, "ready"), "w").close()
-    return opts
-
-
-def _from_debian(cache, sources=None):
-    """Download and unpack Debian's test-suite package; copy ``sources`` (relative to Lib/test)
-    into cache/VERSION, next to files other runners copied there; return that directory."""
-    sources = sources or SOURCES
-    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
-        raise RuntimeError("apt-get/dpkg-deb not available")
-    os.makedirs(cache, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="pep734-deb-", dir=cache)
-    try:
-        opts = _apt_options(work)
-        subprocess.run(
-            ["apt-get", *opts, "download", "-qq", DEBIAN_PACKAGE],
-            cwd=work,
-            check=True,
-            timeout=600,
-        )
-        debs = glob.glob(os.path.join(work, f"{DEBIAN_PACKAGE}_*.deb"))
-        if not debs:
-            raise RuntimeError(f"apt-get download produced no {DEBIAN_PACKAGE} package")
-        version = os.path.basename(debs[0]).split("_")[1]
-        unpacked = os.path.join(work, "root")
-        subprocess.run(["dpkg-deb", "-x", debs[0], unpacked], check=True, timeout=300)
-        src = os.path.join(unpacked, "usr", "lib", "python3.14", "test")
-        if not _has_suite(src, sources):
-            raise RuntimeError(f"{debs[0]} does not contain the expected files")
-        dest = os.path.join(cache, version)
-        for rel in sources:
-            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
-            shutil.copy2(os.path.join(src, rel), os.path.join(dest, rel))
-        return dest, f"Debian {DEBIAN_PACKAGE} {version} (cached in {cache})"
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def find_suite(no_download=False, sources=None):
-    """Return (Lib/test directory holding ``sources`` (default: SOURCES), how it was found) or
-    (None, list of reasons). Also used by run_cpython_pool_suite.py."""
-    tried = []
-    for cand in _local_candidates():
-        if _has_suite(cand, sources):
-            return cand, "CPython 3.14 install"
-        tried.append(f"{cand}: not there, or lacks some of the test files")
-    cache = _cache_dir()
-    cached = sorted(
-        (d for d in glob.glob(os.path.join(cache, "*")) if _has_suite(d, sources)),
-        key=lambda d: [int(p) if p.isdigit() else 0 for p in re.split(r"[.\-+~]", d)],
-    )
-    if cached:
-        return cached[-1], f"cache ({DEBIAN_PACKAGE} {os.path.basename(cached[-1])})"
-    tried.append(f"{cache}: empty")
-    if no_download:
-        tried.append("download disabled (--no-download)")
-        return None, tried
-    try:
-        return _from_debian(cache, sources)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        tried.append(f"Debian {DEBIAN_PACKAGE}: {exc}")
-    return None, tried
-
-
 # ---------------------------------------------------------------------------------------------
 # generating the copy
 
 
 def generate(testdir, against_cpython):
     """Return ({file name: text}, notes)."""
-    files, notes = {}, []
-    for rel, name in SOURCES.items():
-        with open(os.path.join(testdir, rel), encoding="utf-8") as f:
-            files[name] = f.read()
+    files, notes = common.read_sources(testdir, SOURCES), []
     if against_cpython:
         for name in files:
             files[name] = re.sub(
@@ -554,19 +390,7 @@ def generate(testdir, against_cpython):
             )
         files[fname] = text
         notes.append(f"edited {fname}: {label}")
-    counts = {}
-    for label, pattern, repl, only in REWRITES:
-        for name in files:
-            if only is not None and name not in only:
-                continue
-            files[name], n = re.subn(pattern, repl, files[name], flags=re.MULTILINE)
-            counts[label] = counts.get(label, 0) + n
-    for label, n in counts.items():
-        notes.append(f"rewrote {n} x {label}")
-    for name, text in files.items():
-        left = [m.group(0) for p in LEFTOVERS for m in re.finditer(p, text, flags=re.MULTILINE)]
-        if left:
-            raise SystemExit(f"error: {name}: references left after rewriting: {left}")
+    notes += common.rewrite_files(files, REWRITES, LEFTOVERS)
     return files, notes
 
 
@@ -621,27 +445,10 @@ def _skip_targets(skips):
 
 
 def child_main(cfg_path):
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = json.load(f)
-    sys.path[0] = cfg["dir"]
-    faulthandler.enable()
-    status = open(cfg["status_file"], "w", encoding="utf-8")
-    test_timeout = cfg["test_timeout"]
-
-    def arm(what):
-        status.write(what + "\n")
-        status.flush()
-        faulthandler.dump_traceback_later(test_timeout, exit=True)
-
-    arm("import")
-    target = cfg["target"]
-    try:
-        mod = importlib.import_module(target)
-    except ImportError as e:
-        say(f"error: cannot import {target} on Python {sys.version.split()[0]}: {e}")
-        say("  (build and install it: scripts/dev.sh build 3.X)")
+    """The child of this script and of run_cpython_pool_suite.py."""
+    cfg, arm = common.start_child(cfg_path)
+    if common.import_under_test(cfg["target"]) is None:
         return 2
-    say(f"module under test: {target} from {getattr(mod, '__file__', '?')}")
     package = cfg.get("package", GENERATED)
     pkg = importlib.import_module(package)
     if pkg.SHIMMED:
@@ -680,30 +487,10 @@ def child_main(cfg_path):
         say(f"error: SKIPS names tests that do not exist (update the list): {missing}")
         return 2
 
-    class Result(unittest.TextTestResult):
-        passed = 0
-
-        def startTest(self, test):
-            arm(test.id())
-            super().startTest(test)
-
-        def addSuccess(self, test):
-            Result.passed += 1
-            super().addSuccess(test)
-
-    runner = unittest.TextTestRunner(
-        stream=sys.stdout, verbosity=2 if cfg["verbose"] else 1, resultclass=Result
-    )
-    result = runner.run(suite)
-    by_script = [t for t, why in result.skipped if why.startswith(SKIP_TAG)]
+    result = common.run_tests(suite, cfg["verbose"], arm)
     summary = {
-        "run": result.testsRun,
-        "passed": Result.passed,
-        "failures": len(result.failures),
-        "errors": len(result.errors),
-        "skipped": len(result.skipped),
-        "skipped_by_script": len(by_script),
-        "ok": result.wasSuccessful(),
+        **common.counts(result, SKIP_TAG),
+        "passed": result.passed,
         "skipped_methods": applied,
         "failed_ids": [_test_id(t) for t, _ in result.failures + result.errors],
         "skipped_by_file": [
@@ -712,10 +499,7 @@ def child_main(cfg_path):
             if not why.startswith(SKIP_TAG)
         ],
     }
-    with open(cfg["result_file"], "w", encoding="utf-8") as f:
-        json.dump(summary, f)
-    arm("interpreter shutdown")
-    return 0 if result.wasSuccessful() and result.testsRun else 1
+    return common.finish_child(cfg, result, summary, arm)
 
 
 def _test_id(test):
@@ -739,9 +523,8 @@ def _flatten(suite):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """The options of this script and of run_cpython_pool_suite.py."""
+    p = common.argument_parser(__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="one line per test")
     p.add_argument("-k", "--pattern", help="run only tests whose id matches this regex")
     p.add_argument(
@@ -751,10 +534,13 @@ def parse_args(argv):
     )
     p.add_argument("--suite-dir", help="CPython 3.14's Lib/test directory to take the files from")
     p.add_argument("--no-download", action="store_true", help="never call apt-get")
-    p.add_argument("--timeout", type=float, default=240.0, help="whole run, seconds (240)")
-    p.add_argument("--test-timeout", type=float, default=60.0, help="per test, seconds (60)")
-    p.add_argument("--keep-temp", action="store_true", help="keep the generated copy")
-    p.add_argument("--child", help=argparse.SUPPRESS)
+    common.add_run_options(
+        p,
+        timeout=240.0,
+        timeout_help="whole run, seconds (240)",
+        test_timeout=60.0,
+        test_timeout_help="per test, seconds (60)",
+    )
     return p.parse_args(argv)
 
 
@@ -767,101 +553,40 @@ def main(argv=None):
     if args.against_cpython and sys.version_info < (3, 14):
         say("error: --against-cpython needs CPython 3.14+ (concurrent.interpreters)")
         return 2
-    if args.suite_dir:
-        testdir, how = args.suite_dir, "--suite-dir"
-        if not _has_suite(testdir):
-            say(f"error: {testdir} lacks some of {', '.join(SOURCES)}")
-            return 2
-    else:
-        testdir, how = find_suite(args.no_download)
-        if testdir is None:
-            reason = "cannot obtain CPython 3.14's test_interpreters; tried: " + "; ".join(how)
-            if os.environ.get("SUBINTERPRETERS_ALLOW_NO_SUITE"):
-                say(f"skipped: {reason}")
-                return 0
-            say(f"error: {reason}")
-            say("  (set SUBINTERPRETERS_ALLOW_NO_SUITE=1 to skip instead of failing)")
-            return 2
-
+    testdir, how = common.obtain_suite(args, SOURCES, "test_interpreters", skip_hint=True)
     files, notes = generate(testdir, args.against_cpython)
     target = "concurrent.interpreters" if args.against_cpython else TARGET
-    say(f"==> CPython {SUITE_VERSION} test_interpreters ({testdir}, via {how})")
+    say(f"==> CPython {common.SUITE_VERSION} test_interpreters ({testdir}, via {how})")
     say(f"    against {target} on Python {pyver} ({sys.executable})")
     for n in notes:
         say(f"    {n}")
 
-    tmp = tempfile.mkdtemp(prefix="cpython314-pep734-")
-    try:
-        pkgdir = os.path.join(tmp, GENERATED)
-        os.makedirs(pkgdir)
-        for name, text in files.items():
-            with open(os.path.join(pkgdir, name), "w", encoding="utf-8") as f:
-                f.write(text)
-        with open(os.path.join(pkgdir, "__init__.py"), "w", encoding="utf-8") as f:
-            f.write(package_init(args.against_cpython))
+    with common.child_config(
+        "cpython314-pep734-",
+        args,
+        target=target,
+        test_modules=[n[:-3] for n in TEST_FILES],
+        skips={} if args.against_cpython else active_skips(),
+        pattern=args.pattern,
+    ) as cfg:
+        package = {**files, "__init__.py": package_init(args.against_cpython)}
+        common.write_package(cfg["dir"], GENERATED, package)
         if not args.against_cpython:
             for name, src in (
                 (SHIM_INTERPRETERS, SHIM_INTERPRETERS_SRC),
                 (SHIM_QUEUES, SHIM_QUEUES_SRC),
             ):
-                with open(os.path.join(tmp, name + ".py"), "w", encoding="utf-8") as f:
-                    f.write(src)
-        cfg = {
-            "dir": tmp,
-            "target": target,
-            "test_modules": [n[:-3] for n in TEST_FILES],
-            "skips": {} if args.against_cpython else active_skips(),
-            "pattern": args.pattern,
-            "verbose": args.verbose,
-            "test_timeout": args.test_timeout,
-            "status_file": os.path.join(tmp, "status.txt"),
-            "result_file": os.path.join(tmp, "result.json"),
-        }
-        cfg_path = os.path.join(tmp, "config.json")
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump(cfg, f)
-        return run_child(args, cfg, cfg_path, pyver, target)
-    finally:
-        if args.keep_temp:
-            say(f"generated copy kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+                common.write_text(os.path.join(cfg["dir"], name + ".py"), src)
+        return run_child(args, cfg, pyver, target)
 
 
-def run_child(args, cfg, cfg_path, pyver, target):
-    env = dict(os.environ)
-    # PYTHONPATH: the tests import the generated package inside subinterpreters too.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg["dir"], env.get("PYTHONPATH")) if p)
+def run_child(args, cfg, pyver, target):
+    """Run the child and print the summary; also used by run_cpython_pool_suite.py, whose
+    configuration names its own script and title."""
     script = cfg.get("script", os.path.abspath(__file__))
-    cmd = [sys.executable, "-u", script, "--child", cfg_path]
-    proc = subprocess.Popen(cmd, cwd=cfg["dir"], env=env, start_new_session=True)
-    timed_out = False
-    try:
-        rc = proc.wait(timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        say(f"\nTIMEOUT: the run took more than {args.timeout:.0f} s; SIGABRT for stacks")
-        os.killpg(proc.pid, signal.SIGABRT)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            rc = proc.wait()
-    try:
-        with open(cfg["result_file"], encoding="utf-8") as f:
-            res = json.load(f)
-    except (OSError, ValueError):
-        res = None
-    last = ""
-    try:
-        with open(cfg["status_file"], encoding="utf-8") as f:
-            lines = f.read().splitlines()
-            last = lines[-1] if lines else ""
-    except OSError:
-        pass
-
+    rc, timed_out, res, last = common.run_watched(script, cfg, args.timeout)
     title = cfg.get("title", "test_interpreters")
-    say(f"\n==> summary: CPython {SUITE_VERSION} {title} against {target} on {pyver}")
+    say(f"\n==> summary: CPython {common.SUITE_VERSION} {title} against {target} on {pyver}")
     if res:
         for name, why in sorted(res["skipped_methods"].items()):
             say(f"    skipped by this script: {name}: {why}")
@@ -875,24 +600,7 @@ def run_child(args, cfg, cfg_path, pyver, target):
         )
         for tid in res["failed_ids"]:
             say(f"    FAILED: {tid}")
-    ok = rc == 0 and res is not None and res["ok"] and res["run"] > 0
-    if not ok:
-        if timed_out:
-            why = f"hard timeout ({args.timeout:.0f} s) while in: {last}"
-        elif res is None and rc == 1:
-            why = f"hang past the per-test timeout, or an exception (see above) in: {last}"
-        elif rc < 0:
-            why = f"killed by signal {-rc} while in: {last}"
-        elif res is None:
-            why = f"child exited with status {rc} while in: {last}"
-        elif res["ok"] and last == "interpreter shutdown":
-            why = f"tests passed, but the process exited with status {rc} at shutdown"
-        else:
-            why = "test failures/errors"
-        say(f"    RESULT: FAIL ({why})")
-        return 2 if rc == 2 and res is None else 1
-    say("    RESULT: OK")
-    return 0
+    return common.verdict(rc, timed_out, res, last, args.timeout)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 
 The tests (Lib/test/test_concurrent_futures/test_interpreter_pool.py, with the executor.py and
 util.py it imports) are obtained at run time exactly as run_cpython_pep734_suite.py obtains
-test_interpreters (a local CPython 3.14, the cache, or Debian's `libpython3.14-testsuite`), and
-run the same way (its child process, watchdogs and summary, imported from that script).
+test_interpreters (a local CPython 3.14, the cache, or Debian's `libpython3.14-testsuite`, through
+_suite_common.py), and run the same way (its child process and summary, imported from that script).
 
 The copy is rewritten to target our modules: the executor class, `BrokenInterpreterPool`,
 `concurrent.interpreters` (-> `subinterpreters.interpreters`) and CPython's private
@@ -23,14 +23,11 @@ Examples:
     .venv/py314/bin/python scripts/run_cpython_pool_suite.py --against-cpython   # 3.14+ only
 """
 
-import json
 import os
-import re
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _suite_common as common  # noqa: E402
 import run_cpython_pep734_suite as base  # noqa: E402
 
 TARGET = "subinterpreters.futures"
@@ -204,28 +201,10 @@ except ImportError:
 
 
 def generate(testdir, against_cpython):
-    files, notes = {}, []
-    for rel, name in SOURCES.items():
-        with open(os.path.join(testdir, rel), encoding="utf-8") as f:
-            files[name] = f.read()
+    files = common.read_sources(testdir, SOURCES)
     if against_cpython:
         return files, ["unmodified, against CPython's concurrent.futures.InterpreterPoolExecutor"]
-    counts = {}
-    for label, pattern, repl, only in REWRITES:
-        for name in files:
-            if only is not None and name not in only:
-                continue
-            files[name], n = re.subn(pattern, repl, files[name], flags=re.MULTILINE)
-            counts[label] = counts.get(label, 0) + n
-    for label, n in counts.items():
-        if n == 0:
-            raise SystemExit(f"error: rewrite {label!r} matched nothing; update REWRITES")
-        notes.append(f"rewrote {n} x {label}")
-    for name, text in files.items():
-        left = [m.group(0) for p in LEFTOVERS for m in re.finditer(p, text, flags=re.MULTILINE)]
-        if left:
-            raise SystemExit(f"error: {name}: references left after rewriting: {left}")
-    return files, notes
+    return files, common.rewrite_files(files, REWRITES, LEFTOVERS, require_match=True)
 
 
 def main(argv=None):
@@ -234,65 +213,32 @@ def main(argv=None):
         return base.child_main(args.child)
     pyver = sys.version.split()[0]
     if args.against_cpython and sys.version_info < (3, 14):
-        base.say("error: --against-cpython needs CPython 3.14+")
+        common.say("error: --against-cpython needs CPython 3.14+")
         return 2
-    if args.suite_dir:
-        testdir, how = args.suite_dir, "--suite-dir"
-        if not base._has_suite(testdir, SOURCES):
-            base.say(f"error: {testdir} lacks some of {', '.join(SOURCES)}")
-            return 2
-    else:
-        testdir, how = base.find_suite(args.no_download, SOURCES)
-        if testdir is None:
-            reason = "cannot obtain CPython 3.14's test_interpreter_pool; tried: " + "; ".join(how)
-            if os.environ.get("SUBINTERPRETERS_ALLOW_NO_SUITE"):
-                base.say(f"skipped: {reason}")
-                return 0
-            base.say(f"error: {reason}")
-            return 2
+    testdir, how = common.obtain_suite(args, SOURCES, "test_interpreter_pool")
     files, notes = generate(testdir, args.against_cpython)
     target = "concurrent.futures" if args.against_cpython else TARGET
-    base.say(f"==> CPython 3.14 test_interpreter_pool ({testdir}, via {how})")
-    base.say(f"    against {target}.InterpreterPoolExecutor on Python {pyver} ({sys.executable})")
+    common.say(f"==> CPython 3.14 test_interpreter_pool ({testdir}, via {how})")
+    common.say(f"    against {target}.InterpreterPoolExecutor on Python {pyver} ({sys.executable})")
     for n in notes:
-        base.say(f"    {n}")
+        common.say(f"    {n}")
 
-    tmp = tempfile.mkdtemp(prefix="cpython314-pool-")
-    try:
-        pkgdir = os.path.join(tmp, GENERATED)
-        os.makedirs(pkgdir)
-        for name, text in files.items():
-            with open(os.path.join(pkgdir, name), "w", encoding="utf-8") as f:
-                f.write(text)
-        with open(os.path.join(pkgdir, "__init__.py"), "w", encoding="utf-8") as f:
-            f.write(PACKAGE_INIT)
-        with open(os.path.join(pkgdir, "asyncio_utils.py"), "w", encoding="utf-8") as f:
-            f.write(ASYNCIO_UTILS)
-        with open(os.path.join(tmp, SHIM_INTERPRETERS + ".py"), "w", encoding="utf-8") as f:
-            f.write(SHIM_INTERPRETERS_SRC)
-        cfg = {
-            "dir": tmp,
-            "target": target,
-            "package": GENERATED,
-            "script": os.path.abspath(__file__),
-            "title": "test_interpreter_pool",
-            "test_modules": [n[:-3] for n in TEST_FILES],
-            "skips": {} if args.against_cpython else SKIPS,
-            "pattern": args.pattern,
-            "verbose": args.verbose,
-            "test_timeout": args.test_timeout,
-            "status_file": os.path.join(tmp, "status.txt"),
-            "result_file": os.path.join(tmp, "result.json"),
-        }
-        cfg_path = os.path.join(tmp, "config.json")
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump(cfg, f)
-        return base.run_child(args, cfg, cfg_path, pyver, target)
-    finally:
-        if args.keep_temp:
-            base.say(f"generated copy kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with common.child_config(
+        "cpython314-pool-",
+        args,
+        target=target,
+        script=os.path.abspath(__file__),
+        package=GENERATED,
+        title="test_interpreter_pool",
+        test_modules=[n[:-3] for n in TEST_FILES],
+        skips={} if args.against_cpython else SKIPS,
+        pattern=args.pattern,
+    ) as cfg:
+        package = {**files, "__init__.py": PACKAGE_INIT, "asyncio_utils.py": ASYNCIO_UTILS}
+        common.write_package(cfg["dir"], GENERATED, package)
+        shim = os.path.join(cfg["dir"], SHIM_INTERPRETERS + ".py")
+        common.write_text(shim, SHIM_INTERPRETERS_SRC)
+        return base.run_child(args, cfg, pyver, target)
 
 
 if __name__ == "__main__":

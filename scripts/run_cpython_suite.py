@@ -36,20 +36,18 @@ Examples:
     ~/.pyenv/versions/3.11.7/bin/python3.11 scripts/run_cpython_suite.py --against-cpython
 """
 
-import argparse
 import ast
-import faulthandler
 import glob
 import importlib
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import unittest
+
+import _suite_common as common
+from _suite_common import say
 
 TARGET = "subinterpreters.lowlevel"
 CPYTHON_MODULE = "_xxsubinterpreters"
@@ -225,10 +223,6 @@ LEFTOVERS = (
 )
 
 
-def say(*args):
-    print(*args, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # locating the 3.11 test file
 
@@ -276,14 +270,7 @@ def find_test_file():
         return found[-1], "~/.pyenv/versions"
     tried.append(pattern)
     try:
-        stdlib = subprocess.run(
-            ["python3.11", "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
-        path = os.path.join(stdlib, "test", TEST_FILE)
+        path = os.path.join(common.python_stdlib("python3.11"), "test", TEST_FILE)
         if os.path.isfile(path):
             return path, "python3.11 on PATH"
         tried.append(path)
@@ -348,7 +335,7 @@ def generate(source, against_cpython):
                 if n != 1:
                     raise SystemExit(f"error: expected one match for {label!r}, found {n}")
                 notes.append(f"rewrote {n} x {label} (CPython {since[0]}.{since[1]}+)")
-        left = [m.group(0) for p in LEFTOVERS for m in re.finditer(p, text, flags=re.MULTILINE)]
+        left = common.leftovers(text, LEFTOVERS)
         if left:
             raise SystemExit(f"error: references to {CPYTHON_MODULE} left after rewriting: {left}")
         if f"import_module('{TARGET}')" not in text and f'import_module("{TARGET}")' not in text:
@@ -388,29 +375,11 @@ def generate(source, against_cpython):
 
 
 def child_main(cfg_path):
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = json.load(f)
-    # sys.path[0] is this script's directory; the generated copy's directory replaces it.
-    sys.path[0] = cfg["dir"]
-    faulthandler.enable()
-    status = open(cfg["status_file"], "w", encoding="utf-8")
-    test_timeout = cfg["test_timeout"]
-
-    def arm(what):
-        status.write(what + "\n")
-        status.flush()
-        faulthandler.dump_traceback_later(test_timeout, exit=True)
-
-    arm("import")
+    cfg, arm = common.start_child(cfg_path)
     modname = cfg["module"]
-    try:
-        mod = importlib.import_module(modname)
-    except ImportError as e:
-        say(f"error: cannot import {modname} on Python {sys.version.split()[0]}: {e}")
-        if modname == TARGET:
-            say("  (build and install it: scripts/dev.sh build 3.X)")
+    mod = common.import_under_test(modname, build_hint=modname == TARGET)
+    if mod is None:
         return 2
-    say(f"module under test: {modname} from {getattr(mod, '__file__', '?')}")
     has_channels = hasattr(mod, "channel_create")
 
     arm("import of the test file")
@@ -454,35 +423,18 @@ def child_main(cfg_path):
     for key, why in sorted(applied.items()):
         say(f"SKIPPED TEST {key}: {why}")
 
-    class Result(unittest.TextTestResult):
-        def startTest(self, test):
-            arm(test.id())
-            super().startTest(test)
-
-    runner = unittest.TextTestRunner(
-        stream=sys.stdout, verbosity=2 if cfg["verbose"] else 1, resultclass=Result
-    )
-    result = runner.run(suite)
+    result = common.run_tests(suite, cfg["verbose"], arm)
     summary = {
-        "run": result.testsRun,
-        "failures": len(result.failures),
-        "errors": len(result.errors),
-        "skipped": len(result.skipped),
-        "skipped_by_script": sum(1 for _, why in result.skipped if why.startswith(SKIP_TAG)),
+        **common.counts(result, SKIP_TAG),
         "expected_failures": len(result.expectedFailures),
         "unexpected_successes": len(result.unexpectedSuccesses),
-        "ok": result.wasSuccessful(),
         "classes": classes,
         "skipped_classes": skipped_classes,
         "skipped_methods": applied,
         # TestCase.id() called through the class: some tests set an `id` attribute.
         "failed_ids": [unittest.TestCase.id(t) for t, _ in result.failures + result.errors],
     }
-    with open(cfg["result_file"], "w", encoding="utf-8") as f:
-        json.dump(summary, f)
-    # Keep the watchdog armed through interpreter shutdown: a hang at exit is a failure too.
-    arm("interpreter shutdown")
-    return 0 if result.wasSuccessful() and result.testsRun else 1
+    return common.finish_child(cfg, result, summary, arm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,9 +442,7 @@ def child_main(cfg_path):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = common.argument_parser(__doc__)
     p.add_argument("--classes", help="comma-separated test classes (default: all of them)")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per test")
     p.add_argument(
@@ -507,20 +457,13 @@ def parse_args(argv):
         "short --test-timeout)",
     )
     p.add_argument("--test-file", help=f"use this {TEST_FILE} instead of locating CPython 3.11's")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=600.0,
-        help="hard limit for the whole run, seconds (default 600)",
+    common.add_run_options(
+        p,
+        timeout=600.0,
+        timeout_help="hard limit for the whole run, seconds (default 600)",
+        test_timeout=120.0,
+        test_timeout_help="limit per test before stacks are dumped and the run fails (default 120)",
     )
-    p.add_argument(
-        "--test-timeout",
-        type=float,
-        default=120.0,
-        help="limit per test before stacks are dumped and the run fails (default 120)",
-    )
-    p.add_argument("--keep-temp", action="store_true", help="keep the generated copy")
-    p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -592,67 +535,22 @@ def main(argv=None):
     for n in notes:
         say(f"    {n}")
 
-    tmp = tempfile.mkdtemp(prefix="cpython311-suite-")
-    try:
-        test_module = GENERATED
-        with open(os.path.join(tmp, test_module + ".py"), "w", encoding="utf-8") as f:
-            f.write(text)
-        cfg = {
-            "dir": tmp,
-            "module": module,
-            "test_module": test_module,
-            "classes": classes,
-            "skip_methods": skip_methods,
-            "channel_users": sorted(users),
-            "verbose": args.verbose,
-            "test_timeout": args.test_timeout,
-            "status_file": os.path.join(tmp, "status.txt"),
-            "result_file": os.path.join(tmp, "result.json"),
-        }
-        cfg_path = os.path.join(tmp, "config.json")
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump(cfg, f)
-        return run_child(args, cfg, cfg_path, pyver, module)
-    finally:
-        if args.keep_temp:
-            say(f"generated copy kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with common.child_config(
+        "cpython311-suite-",
+        args,
+        module=module,
+        test_module=GENERATED,
+        classes=classes,
+        skip_methods=skip_methods,
+        channel_users=sorted(users),
+    ) as cfg:
+        common.write_text(os.path.join(cfg["dir"], GENERATED + ".py"), text)
+        return run_child(args, cfg, pyver, module)
 
 
-def run_child(args, cfg, cfg_path, pyver, module):
-    env = dict(os.environ)
-    # PYTHONPATH, not just sys.path: subinterpreters build their sys.path from the configuration,
-    # and some tests import the rewritten copy inside them.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg["dir"], env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-u", os.path.abspath(__file__), "--child", cfg_path]
-    proc = subprocess.Popen(cmd, cwd=cfg["dir"], env=env, start_new_session=True)
-    timed_out = False
-    try:
-        rc = proc.wait(timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        say(f"\nTIMEOUT: the run took more than {args.timeout:.0f} s; SIGABRT for stacks")
-        os.killpg(proc.pid, signal.SIGABRT)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            rc = proc.wait()
-
-    try:
-        with open(cfg["result_file"], encoding="utf-8") as f:
-            res = json.load(f)
-    except (OSError, ValueError):
-        res = None
-    last = ""
-    try:
-        with open(cfg["status_file"], encoding="utf-8") as f:
-            lines = f.read().splitlines()
-            last = lines[-1] if lines else ""
-    except OSError:
-        pass
-
+def run_child(args, cfg, pyver, module):
+    script = os.path.abspath(__file__)
+    rc, timed_out, res, last = common.run_watched(script, cfg, args.timeout)
     say(f"\n==> summary: CPython 3.11 suite against {module} on Python {pyver}")
     if res:
         if res["skipped_classes"]:
@@ -668,27 +566,7 @@ def run_child(args, cfg, cfg_path, pyver, module):
         )
         for tid in res["failed_ids"]:
             say(f"    FAILED: {tid}")
-    ok = rc == 0 and res is not None and res["ok"] and res["run"] > 0
-    if not ok:
-        if timed_out:
-            why = f"hard timeout ({args.timeout:.0f} s) while in: {last}"
-        elif res is None and rc == 1:
-            why = (
-                f"hang past the per-test timeout ({args.test_timeout:.0f} s), or an exception "
-                f"(see above) in: {last}"
-            )
-        elif rc < 0:
-            why = f"killed by signal {-rc} while in: {last}"
-        elif res is None:
-            why = f"child exited with status {rc} while in: {last}"
-        elif res["ok"] and last == "interpreter shutdown":
-            why = f"tests passed, but the process exited with status {rc} at shutdown"
-        else:
-            why = "test failures/errors"
-        say(f"    RESULT: FAIL ({why})")
-        return 2 if rc == 2 and res is None else 1
-    say("    RESULT: OK")
-    return 0
+    return common.verdict(rc, timed_out, res, last, args.timeout, args.test_timeout)
 
 
 if __name__ == "__main__":
