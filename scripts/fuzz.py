@@ -512,7 +512,18 @@ def normalize(msg: str) -> str:
     return msg.strip()[:120]
 
 
+# The exit cleanup stops daemon threads with an asynchronous SystemExit (docs/threads.md); one
+# that lands in a callback CPython runs for a thread (a weakref callback of importlib's module
+# locks, say) is printed as "Exception ignored" with nothing wrong. Only that exact report, whose
+# exception is SystemExit, is set aside before classifying.
+_EXIT_STOP_REPORT = re.compile(
+    r"Exception ignored in: [^\n]*\nTraceback \(most recent call last\):\n"
+    r"(?:  [^\n]*\n)*SystemExit\b[^\n]*(?:\n|$)"
+)
+
+
 def classify(rc, stderr: str, timed_out: bool) -> tuple[bool, str]:
+    stderr = _EXIT_STOP_REPORT.sub("", stderr)
     if timed_out or "Timeout (0:" in stderr:
         return True, "hang"
     for kind, pat in SIGNATURE_PATTERNS[:-1]:
