@@ -335,12 +335,18 @@ def test_initializer_runs_in_each_worker():
     assert INIT_STATE == "uninitialized"
 
 
+def broken_pool():
+    """A pool its initializer broke, as its first task found out."""
+    p = Pool(2, initializer=fail, initargs=(Exception, "spam"))
+    fut = p.submit(mul, 1, 2)
+    with pytest.raises(futures.BrokenInterpreterPool):
+        fut.result(timeout=30)
+    return p
+
+
 def test_failing_initializer_breaks_the_pool(caplog):
     with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
-        p = Pool(2, initializer=fail, initargs=(Exception, "spam"))
-        fut = p.submit(mul, 1, 2)
-        with pytest.raises(futures.BrokenInterpreterPool):
-            fut.result(timeout=30)
+        p = broken_pool()
         with pytest.raises(futures.BrokenInterpreterPool):
             p.submit(mul, 1, 2)
         p.shutdown(wait=True)
@@ -354,10 +360,7 @@ def test_shutdown_after_the_broken_pools_workers_ended_returns(caplog):
     # The workers of a pool broken by its initializer may all have ended before shutdown() is
     # called; shutdown must still stop the collector (it used to wait for it forever).
     with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
-        p = Pool(2, initializer=fail, initargs=(Exception, "spam"))
-        fut = p.submit(mul, 1, 2)
-        with pytest.raises(futures.BrokenInterpreterPool):
-            fut.result(timeout=30)
+        p = broken_pool()
         for thread in list(p._threads):
             thread.join(30)
         assert p._live == 0

@@ -59,6 +59,20 @@ def _new_fd():
     return r, w
 
 
+def _take_all(qid):
+    """Every item now in queue ``qid`` but UNBOUND markers (None), taken off without waiting;
+    what there is so far if the queue goes away meanwhile."""
+    get = _ll._queue_get
+    items = []
+    while True:
+        try:
+            item = get(qid, False, None)[0]
+        except _interp.QueueError:  # empty, or gone
+            return items
+        if item is not None:
+            items.append(item)
+
+
 def _close_fds(r, w):
     os.close(r)
     if w != r:
@@ -85,17 +99,7 @@ class _LoopSink(_fut._Sink):
 
     def _ready(self):
         _drain(self.rfd)  # first: a reply put after the drain below writes again
-        get = _ll._queue_get
-        qid = self.qid
-        batch = []
-        while True:
-            try:
-                reply = get(qid, False, None)[0]
-            except _interp.QueueEmpty:
-                break
-            if reply is not None:  # None: UNBOUND, a reply whose interpreter was destroyed
-                batch.append(reply)
-        self.deliver(batch)
+        self.deliver(_take_all(self.qid))
 
     def close(self):
         if self.qid is None:
@@ -192,7 +196,8 @@ class _CallRunner:
                     return
                 interp = self.interp()
                 if interp is None:
-                    self._fail(task, _interp.InterpreterNotFoundError(self._gone()))
+                    gone = f"interpreter {self.id} was closed"
+                    self._fail(task, _interp.InterpreterNotFoundError(gone))
                     continue
                 try:
                     _ll.run_string(interp._handle, _SERVE_CALLS, _shared(task, qid))
@@ -219,17 +224,9 @@ class _CallRunner:
             except Exception:
                 pass
 
-    def _gone(self):
-        return f"interpreter {self.id} was closed"
-
     def _fail_queued(self, error):
-        while True:
-            try:
-                task = _ll._queue_get(self.qid, False, None)[0]
-            except _interp.QueueError:
-                return
-            if task is not None:
-                self._fail(task, error)
+        for task in _take_all(self.qid):
+            self._fail(task, error)
 
     @staticmethod
     def _fail(task, error):
@@ -286,17 +283,9 @@ def _rescue_replies():
     turns the item into an UNBOUND marker, which names no call. A reply taken off the queue is
     an object of this interpreter, safe from that."""
     for loop, sink in list(_sinks.items()):
-        qid = sink.qid
-        if qid is None:
+        if sink.qid is None:
             continue
-        batch = []
-        while True:
-            try:
-                reply = _ll._queue_get(qid, False, None)[0]
-            except _interp.QueueError:  # empty (or closed meanwhile)
-                break
-            if reply is not None:
-                batch.append(reply)
+        batch = _take_all(sink.qid)
         if batch:
             try:
                 loop.call_soon_threadsafe(sink.deliver, batch)

@@ -30,9 +30,6 @@ TASK = "__subinterpreters_task__"
 TASKS = "__subinterpreters_tasks__"
 REPLIES = "__subinterpreters_replies__"
 
-# The reply status of serve_calls, in the pool's reply format (see subinterpreters._pool_worker).
-CALL_REPLY = 5
-
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 # Compiled scripts and rebuilt stateless functions, by source text / marshalled code.
@@ -89,12 +86,21 @@ def _excinfo(exc):
     return ("E", name, qualname, module, msg, formatted, errdisplay)
 
 
-def _report(cid, exc):
+def _safe_excinfo(exc):
     try:
-        info = _excinfo(exc)
+        return _excinfo(exc)
     except BaseException:  # keep going: the caller still needs to hear something
-        info = ("E", "Exception", "Exception", "builtins", "", "Exception: ", "")
-    _send(cid, info)
+        return ("E", "Exception", "Exception", "builtins", "", "Exception: ", "")
+
+
+def _not_rebuilt(exc):
+    """The message for a call whose function or arguments could not be rebuilt here (as in
+    3.14: what cannot be rebuilt was not shareable)."""
+    return ("N", f"{_safe_str(exc)}", _safe_str(exc))
+
+
+def _report(cid, exc):
+    _send(cid, _safe_excinfo(exc))
     raise _Reported
 
 
@@ -157,8 +163,7 @@ def run_call():
     try:
         func, a, kw = _rebuild_call(fdata, args, mainfile)
     except BaseException as exc:
-        # As in 3.14: what cannot be rebuilt here was not shareable.
-        _send(cid, ("N", f"{_safe_str(exc)}", _safe_str(exc)))
+        _send(cid, _not_rebuilt(exc))
         return
     try:
         res = _invoke(ns, func, a, kw)
@@ -175,19 +180,20 @@ def serve_calls():
     from the queue until it is empty. Each reply goes to the queue its task names.
 
     A task is ``(tid, reply_queue, fdata, adata, mainfile)``; its reply is
-    ``(tid, CALL_REPLY, message, 0.0)`` (the pool's reply format), where ``message`` is what
-    ``run_call`` would send."""
+    ``(tid, CALL, message, 0.0)`` (the pool's reply format, see ``_pool_worker``), where
+    ``message`` is what ``run_call`` would send."""
     ns = sys.modules["__main__"].__dict__
     # The first task comes as separate names (run_string shares no tuples).
     task = (ns.pop(TASK), ns.pop(REPLIES), ns.pop(FUNC), ns.pop(ARGS), ns.pop(MAINFILE))
     tq = ns.pop(TASKS)
+    from subinterpreters._pool_worker import CALL
     from subinterpreters.interpreters import QueueEmpty
 
     get, put = _ll._queue_get, _ll._queue_put
     while True:
         tid, rq, fdata, args, mainfile = task
         del task
-        put(rq, (tid, CALL_REPLY, _call_reply(ns, fdata, args, mainfile), 0.0), 0, False, None)
+        put(rq, (tid, CALL, _call_reply(ns, fdata, args, mainfile), 0.0), 0, False, None)
         try:
             task = get(tq, False, None)[0]
         except QueueEmpty:
@@ -202,15 +208,11 @@ def _call_reply(ns, fdata, args, mainfile):
     try:
         func, a, kw = _rebuild_call(fdata, args, mainfile)
     except BaseException as exc:
-        return _pickle().dumps(("N", f"{_safe_str(exc)}", _safe_str(exc)), 5)
+        return _pickle().dumps(_not_rebuilt(exc), 5)
     try:
         res = _invoke(ns, func, a, kw)
     except BaseException as exc:
-        try:
-            info = _excinfo(exc)
-        except BaseException:
-            info = ("E", "Exception", "Exception", "builtins", "", "Exception: ", "")
-        return _pickle().dumps(info, 5)
+        return _pickle().dumps(_safe_excinfo(exc), 5)
     return _result_reply(res)
 
 
