@@ -21,40 +21,11 @@ dask = pytest.importorskip(
     reason="dask is not installed for this CPython (scripts/dev.sh installs it where it can)",
 )
 
+from dask_tasks import TaskError, add, fail, inc, rendezvous, where  # noqa: E402
 from subinterpreters import interpreters  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def inc(x):
-    return x + 1
-
-
-def add(x, y):
-    return x + y
-
-
-def where():
-    import subinterpreters.lowlevel as ll
-
-    return int(ll.get_current())
-
-
-def rendezvous(mine, other):
-    # Each of two tasks signals that it runs, then waits for the other's signal while still
-    # running: both return only if they ran at the same time (no clock, no wall-time bound;
-    # run one after the other, the first times out).
-    mine.put(where())
-    return where(), other.get(timeout=60)
-
-
-class TaskError(Exception):
-    pass
-
-
-def fail(msg):
-    raise TaskError(msg)
 
 
 def test_dask_compute_with_pool_as_scheduler():
