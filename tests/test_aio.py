@@ -140,6 +140,85 @@ def test_call_async_many_at_once_and_errors():
         interp.close()
 
 
+def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
+    # The target's half of call_async cannot be imported there: each call fails with the
+    # ModuleNotFoundError as ExecutionFailed, none hangs, and the interpreter stays usable.
+    interp = interpreters.create()
+    try:
+        interp.exec("import sys; sys.modules['subinterpreters.interpreters._remote'] = None")
+
+        async def main():
+            for _ in range(2):
+                with pytest.raises(interpreters.ExecutionFailed, match="ModuleNotFoundError"):
+                    await interp.call_async(mul, 2, 3)
+
+        run(main())
+        lowlevel.run_string(
+            interp.id, "import sys; del sys.modules['subinterpreters.interpreters._remote']"
+        )
+        assert run(interp.call_async(mul, 2, 3)) == 6
+    finally:
+        interp.close()
+
+
+def test_serve_queue_runs_each_item_and_stops_at_none():
+    interp = interpreters.create()
+    qid = lowlevel._queue_create(0, 3, 0)
+    try:
+        interp.exec("seen = []")
+        for item in (1, "two", (3, b"4"), None):
+            lowlevel._queue_put(qid, item, 0, False, None)
+        # Each run answers on queue rq by leaving (rq, reply) bound to the item's name.
+        rq = lowlevel._queue_create(0, 3, 0)
+        script = f"seen.append(__item__); __item__ = ({rq}, len(seen))"
+        assert lowlevel._serve_queue(interp.id, qid, script, "__item__") is None
+        assert interp.call(eval, "seen") == [1, "two", (3, b"4")]
+        assert [lowlevel._queue_get(rq, False, None)[0] for _ in range(3)] == [1, 2, 3]
+        assert lowlevel._queue_qsize(rq) == 0
+        lowlevel._queue_release(rq)
+        assert interp.call(eval, "'__item__' in globals()") is False
+        # A failing script: the item comes back (the script had not taken it) with the
+        # error run_string raises; the items after it stay queued.
+        lowlevel._queue_put(qid, 5, 0, False, None)
+        lowlevel._queue_put(qid, 6, 0, False, None)
+        item, exc = lowlevel._serve_queue(interp.id, qid, "1 / 0", "__item__")
+        assert item == 5 and isinstance(exc, lowlevel.RunFailedError)
+        assert "ZeroDivisionError" in str(exc)
+        # Taken over (unbound from __main__) before failing: it does not come back.
+        item, exc = lowlevel._serve_queue(interp.id, qid, "del __item__; 1 / 0", "__item__")
+        assert item is None and isinstance(exc, lowlevel.RunFailedError)
+        assert lowlevel._queue_qsize(qid) == 0 and not interp.is_running()
+    finally:
+        lowlevel._queue_release(qid)
+        interp.close()
+
+
+def test_serve_queue_bad_input():
+    interp = interpreters.create()
+    qid = lowlevel._queue_create(0, 3, 0)
+    try:
+        with pytest.raises(RuntimeError, match="unrecognized interpreter ID"):
+            lowlevel._serve_queue(10**6, qid, "pass", "x")
+        with pytest.raises(RuntimeError, match="already running"):
+            lowlevel._serve_queue(0, qid, "pass", "x")
+        with pytest.raises(interpreters.QueueNotFoundError):
+            lowlevel._serve_queue(interp.id, 10**9, "pass", "x")
+        with pytest.raises(TypeError):
+            lowlevel._serve_queue(interp.id, qid, b"pass", "x")
+        with pytest.raises(ValueError, match="null"):
+            lowlevel._serve_queue(interp.id, qid, "pass\0", "x")
+        # The interpreter is destroyed while an item waits: it comes back with the error.
+        other = lowlevel.create()
+        lowlevel.destroy(other)
+        lowlevel._queue_put(qid, 7, 0, False, None)
+        with pytest.raises(RuntimeError, match="unrecognized"):
+            lowlevel._serve_queue(other, qid, "pass", "x")
+        assert lowlevel._queue_get(qid, False, None) == (7, None)
+    finally:
+        lowlevel._queue_release(qid)
+        interp.close()
+
+
 def test_call_async_on_closed_interpreter_raises():
     interp = interpreters.create()
 

@@ -426,3 +426,33 @@ def test_ctrl_c_interrupts_a_blocked_call_in_the_main_thread(call):
     assert out.startswith("interrupted"), (out, err)
     assert proc.returncode == 0, err
     assert latency < 2.0  # the wait checks for signals every 100 ms
+
+
+def test_put_get_answers_then_waits_for_the_next_item():
+    from subinterpreters import lowlevel
+
+    answers, tasks = ours.create_queue(), ours.create_queue()
+    got = []
+
+    def worker():
+        got.append(lowlevel._queue_put_get(answers.id, "first answer", tasks.id))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    # The answer arrives while the worker waits for its next task.
+    assert answers.get(timeout=10) == "first answer"
+    assert t.is_alive()
+    tasks.put(("next", 2))
+    t.join(10)
+    assert got == [(("next", 2), None)]
+    # An item already waiting is taken at once; an answer for a queue that is gone is
+    # dropped; a missing task queue raises, as _queue_get does, before anything is put.
+    tasks.put(3)
+    gone = lowlevel._queue_create(0, 3, 0)
+    lowlevel._queue_destroy(gone)
+    assert lowlevel._queue_put_get(gone, "dropped", tasks.id) == (3, None)
+    with pytest.raises(ours.QueueNotFoundError):
+        lowlevel._queue_put_get(answers.id, "x", gone)
+    with pytest.raises(TypeError):
+        lowlevel._queue_put_get(answers.id, "x")
+    assert answers.empty()

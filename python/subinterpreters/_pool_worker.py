@@ -22,6 +22,8 @@ payload is what ``Interpreter.call`` receives) and ``FAILED`` (the call could no
 payload is the exception to raise).
 """
 
+from time import perf_counter
+
 from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_PICKLED, ARGS_CHUNK = 0, 1, 2, 3
@@ -53,12 +55,12 @@ def _safe_str(obj):
 def serve(tq, count=-1):
     """Run tasks from queue ``tq`` until a ``None`` task arrives (or ``count`` tasks ran)."""
     import pickle
-    from time import perf_counter
 
-    from subinterpreters.interpreters import _remote
+    from subinterpreters.interpreters import QueueNotFoundError, _remote
 
     get = _ll._queue_get
     put = _ll._queue_put
+    put_get = _ll._queue_put_get
     plain_loads = pickle.loads
     main_loads = _remote._loads
 
@@ -71,60 +73,75 @@ def serve(tq, count=-1):
     function_of = _remote._function
     functions = {}  # pickled function -> function (plain functions only: they hold no state)
     function_types = (type(serve), type(len))
-    while count:
-        count -= 1
-        task = get(tq, True, None)[0]
-        if task is None:
-            return
-        tid, rq, fdata, akind, adata = task
-        start = perf_counter()
-        try:
-            func = functions.get(fdata)
-            if func is None:
-                if fdata[:1] == b"\0":
-                    func = function_of(fdata)
-                else:
-                    func = loads(fdata)
-                    if type(func) in function_types:
-                        if len(functions) >= 256:
-                            functions.clear()
-                        functions[fdata] = func
-            if akind == ARGS_PICKLED or akind == ARGS_CHUNK:
-                adata = loads(adata)
-        except BaseException as exc:
-            reply = (tid, NOT_SHAREABLE, ("args not shareable", _unpickle_reason(exc)), 0.0)
-            put(rq, reply, 0, False, None)
-            continue
-        res = None
-        try:
-            if akind == ARGS_NONE:
-                res = func()
-            elif akind == ARGS_ONE:
-                res = func(adata)
-            elif akind == ARGS_PICKLED:
-                res = func(*adata[0], **adata[1])
+    # The last reply, put when the next task is taken: its reader is woken once this thread
+    # has let go of the GIL to wait (on 3.11 it would otherwise wake only to wait for it).
+    answer = None
+    try:
+        while count:
+            count -= 1
+            if answer is None:
+                task = get(tq, True, None)[0]
             else:
-                res = [func(*args) for args in adata]
-        except BaseException as exc:
-            reply = (tid, RAISED, _raised(exc, dumps), perf_counter() - start)
+                rq, reply = answer
+                answer = None
+                task = put_get(rq, reply, tq)[0]
+            if task is None:
+                return
+            tid, rq, fdata, akind, adata = task
+            answer = (rq, _run(task, loads, dumps, function_of, functions, function_types))
+            del task, adata
+            if _damaged:
+                raise SystemError("worker interpreter damaged")
+    finally:
+        if answer is not None:
+            try:
+                put(answer[0], answer[1], 0, False, None)
+            except QueueNotFoundError:
+                pass  # its event loop is gone: nobody waits for it
+
+
+def _run(task, loads, dumps, function_of, functions, function_types):
+    """Run one task; its reply."""
+    tid, rq, fdata, akind, adata = task
+    start = perf_counter()
+    try:
+        func = functions.get(fdata)
+        if func is None:
+            if fdata[:1] == b"\0":
+                func = function_of(fdata)
+            else:
+                func = loads(fdata)
+                if type(func) in function_types:
+                    if len(functions) >= 256:
+                        functions.clear()
+                    functions[fdata] = func
+        if akind == ARGS_PICKLED or akind == ARGS_CHUNK:
+            adata = loads(adata)
+    except BaseException as exc:
+        return (tid, NOT_SHAREABLE, ("args not shareable", _unpickle_reason(exc)), 0.0)
+    try:
+        if akind == ARGS_NONE:
+            res = func()
+        elif akind == ARGS_ONE:
+            res = func(adata)
+        elif akind == ARGS_PICKLED:
+            res = func(*adata[0], **adata[1])
         else:
-            seconds = perf_counter() - start
-            tp = type(res)
-            if tp in _NATIVE or (tp is int and _INT_MIN <= res <= _INT_MAX):
-                reply = (tid, OK, res, seconds)
-            else:
-                try:
-                    reply = (tid, PICKLED, dumps(res, 5), seconds)
-                except BaseException as exc:
-                    reason = (
-                        f"{_safe_repr(res)} does not support cross-interpreter data",
-                        f"{type(exc).__name__}: {_safe_str(exc)}",
-                    )
-                    reply = (tid, NOT_SHAREABLE, reason, seconds)
-        del res, func, adata
-        put(rq, reply, 0, False, None)
-        if _damaged:
-            raise SystemError("worker interpreter damaged")
+            res = [func(*args) for args in adata]
+    except BaseException as exc:
+        return (tid, RAISED, _raised(exc, dumps), perf_counter() - start)
+    seconds = perf_counter() - start
+    tp = type(res)
+    if tp in _NATIVE or (tp is int and _INT_MIN <= res <= _INT_MAX):
+        return (tid, OK, res, seconds)
+    try:
+        return (tid, PICKLED, dumps(res, 5), seconds)
+    except BaseException as exc:
+        reason = (
+            f"{_safe_repr(res)} does not support cross-interpreter data",
+            f"{type(exc).__name__}: {_safe_str(exc)}",
+        )
+        return (tid, NOT_SHAREABLE, reason, seconds)
 
 
 def _unpickle_reason(exc):

@@ -27,10 +27,11 @@ handed to a worker still runs; its result is dropped.
 ``aio.call(interp, ...)`` (and ``await interp.call_async(...)``) on a plain
 :class:`~subinterpreters.interpreters.Interpreter` queues the call for that interpreter's call
 runner: one thread of the calling interpreter, started on the first such call, that waits for
-calls with the GIL released and, when some come, enters the interpreter, makes them, puts each
-reply on its event loop's results queue, and leaves once none are left (so the interpreter is
-only "running" while it makes calls). The runner stops when the interpreter is closed or
-collected, or at exit, after the calls queued so far.
+calls in Rust with no GIL held and, for each one, enters the interpreter, makes the call, puts
+the reply on its event loop's results queue and leaves (so the interpreter is only "running"
+while it makes a call). On 3.12+ it never takes the calling interpreter's GIL meanwhile, so the
+event loop never waits for it. The runner stops when the interpreter is closed or collected,
+or at exit, after the calls queued so far.
 """
 
 import asyncio
@@ -69,6 +70,8 @@ def _take_all(qid):
             item = get(qid, False, None)[0]
         except _interp.QueueError:  # empty, or gone
             return items
+        except Exception:  # taken but not rebuilt (MemoryError): the others still count
+            continue
         if item is not None:
             items.append(item)
 
@@ -96,6 +99,7 @@ class _LoopSink(_fut._Sink):
         self.rfd, self.wfd = _new_fd()
         self.token = _ll._queue_add_fd_waker(self.qid, self.wfd)
         loop.add_reader(self.rfd, self._ready)
+        _sinks_by_qid[self.qid] = self
 
     def _ready(self):
         _drain(self.rfd)  # first: a reply put after the drain below writes again
@@ -114,10 +118,12 @@ class _LoopSink(_fut._Sink):
         except Exception:
             pass
         _close_fds(self.rfd, self.wfd)
+        _sinks_by_qid.pop(self.qid, None)
         super().close()
 
 
 _sinks = weakref.WeakKeyDictionary()  # loop -> _LoopSink
+_sinks_by_qid: dict = {}  # results queue id -> _LoopSink (read by call runners' threads)
 
 
 def _sink_for(loop):
@@ -156,14 +162,13 @@ async def call(target, fn, /, *args, **kwargs):
 
 class _CallRunner:
     """Makes the ``call_async`` calls of one interpreter: a thread of this interpreter that
-    waits (in Rust, GIL released) for calls on a queue and, when one comes, enters the target
-    interpreter and stays there while calls keep coming (``_remote.serve_calls``), each reply
-    going straight to its event loop's results queue. Between calls the thread is outside the
-    interpreter, which is then not running."""
+    serves a queue of calls with ``_ll._serve_queue``, which waits for each call with no GIL
+    held, enters the target interpreter for it (``_remote.serve_call``), whose reply goes
+    straight to its event loop's results queue, and leaves. Between calls the thread is
+    outside the interpreter, which is then not running."""
 
     def __init__(self, interp):
         self.id = interp.id
-        self.interp = weakref.ref(interp)
         self.qid = _ll._queue_create(0, _fut._QUEUE_UNBOUND, _fut._PICKLE_FALLBACK)
         self.inflight = 0  # for _Sink.deliver, which counts a worker's calls
         self.thread = threading.Thread(
@@ -187,32 +192,32 @@ class _CallRunner:
             _rescue_replies()
 
     def _serve(self):
-        get = _ll._queue_get
         qid = self.qid
         try:
             while True:
-                task = get(qid, True, None)[0]
-                if task is None:
-                    return
-                interp = self.interp()
-                if interp is None:
-                    gone = f"interpreter {self.id} was closed"
-                    self._fail(task, _interp.InterpreterNotFoundError(gone))
-                    continue
                 try:
-                    _ll.run_string(interp._handle, _SERVE_CALLS, _shared(task, qid))
-                except _ll.RunFailedError as exc:
-                    # Not a call's own exception (serve_calls reports those): the loop itself
-                    # was interrupted. The call it was making may not have answered.
-                    info = _interp._excinfo_from_run_failed(exc)
-                    self._fail(task, _interp.ExecutionFailed(info))
-                except RuntimeError as exc:
+                    # Serves until the stop marker; comes back only for a call it could not
+                    # make (see _ll._serve_queue), with the task unless serve_call had it.
+                    out = _ll._serve_queue(self.id, qid, _SERVE_CALL, _remote.TASK)
+                except Exception as exc:  # the task itself could not be brought back
+                    out = (None, exc)
+                if out is None:
+                    return
+                task, exc = out
+                if isinstance(exc, _ll.RunFailedError):
+                    # Not a call's own exception (serve_call reports those): the run itself
+                    # was interrupted, or the interpreter could not start it.
+                    error = _interp.ExecutionFailed(_interp._excinfo_from_run_failed(exc))
+                elif isinstance(exc, RuntimeError):
                     error = _interp._translate(exc, self.id, "run")
+                else:
+                    error = exc
+                if task is not None:
                     self._fail(task, error)
-                    if isinstance(error, _interp.InterpreterNotFoundError):
-                        return  # destroyed by other means: the calls still queued fail below
-                finally:
-                    del interp
+                else:
+                    self._fail_unanswered(error)
+                if isinstance(error, _interp.InterpreterNotFoundError):
+                    return  # destroyed by other means: the calls still queued fail below
         finally:
             # No lock: stop() may be joining this thread while holding _runners_lock (from a
             # finalizer the garbage collector ran there); these dict operations are atomic.
@@ -224,33 +229,37 @@ class _CallRunner:
             except Exception:
                 pass
 
+    def _fail_unanswered(self, error):
+        """A call failed and its task is lost with it: every call handed to this runner and
+        not answered yet fails with ``error`` (on each event loop, as a dead pool worker's
+        do); the ones still queued run anyway, their replies then ignored."""
+        key = next(_fut._dead_keys)
+        _fut._dead_workers[key] = (self, error)
+        for sink in list(_sinks_by_qid.values()):
+            if sink.qid is not None:
+                try:
+                    _ll._queue_put(sink.qid, (0, _w.DEAD, key, 0.0), 0, False, None)
+                except _interp.QueueError:
+                    pass
+
     def _fail_queued(self, error):
         for task in _take_all(self.qid):
             self._fail(task, error)
 
     @staticmethod
     def _fail(task, error):
+        # Handed to the loop as is (this thread is of the loop's interpreter): an exception
+        # need not survive a trip through a queue.
+        sink = _sinks_by_qid.get(task[1])
+        if sink is None:
+            return  # the event loop's queue is gone: nobody waits for this call
         try:
-            _ll._queue_put(task[1], (task[0], _w.FAILED, error, 0.0), 0, False, None)
-        except _interp.QueueError:
-            pass  # the event loop's queue is gone: nobody waits for this call
+            sink.loop.call_soon_threadsafe(sink.deliver, [(task[0], _w.FAILED, error, 0.0)])
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this call
 
 
-_SERVE_CALLS = "__import__('subinterpreters.interpreters._remote', None, None, ['_']).serve_calls()"
-
-
-def _shared(task, qid):
-    """The names serve_calls reads: the first task, field by field, and the task queue."""
-    tid, rq, fdata, adata, mainfile = task
-    r = _remote
-    return {
-        r.TASK: tid,
-        r.REPLIES: rq,
-        r.FUNC: fdata,
-        r.ARGS: adata,
-        r.MAINFILE: mainfile,
-        r.TASKS: qid,
-    }
+_SERVE_CALL = "__import__('subinterpreters.interpreters._remote', None, None, ['_']).serve_call()"
 
 
 _runners: dict = {}  # interpreter id -> _CallRunner
@@ -282,13 +291,13 @@ def _rescue_replies():
     An item of a queue belongs to the interpreter that put it: destroying that interpreter
     turns the item into an UNBOUND marker, which names no call. A reply taken off the queue is
     an object of this interpreter, safe from that."""
-    for loop, sink in list(_sinks.items()):
+    for sink in list(_sinks_by_qid.values()):
         if sink.qid is None:
             continue
         batch = _take_all(sink.qid)
         if batch:
             try:
-                loop.call_soon_threadsafe(sink.deliver, batch)
+                sink.loop.call_soon_threadsafe(sink.deliver, batch)
             except RuntimeError:
                 pass  # the loop is closed: nobody waits for these
 

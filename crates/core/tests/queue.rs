@@ -426,6 +426,42 @@ fn wakers_fire_on_put_on_freed_room_and_on_destruction() {
     );
 }
 
+#[test]
+fn a_quiet_put_queues_at_once_and_wakes_only_when_told() {
+    let q = unbounded();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    q.add_waker(Arc::new(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+    }))
+    .unwrap();
+    let wake = q.put_quiet(Value::Int(7), 0, None, Wait::NoWait).unwrap();
+    assert_eq!(q.qsize(), Ok(1));
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    wake.wake();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(int_of(q.get(Wait::NoWait).unwrap()), 7);
+    // A getter asleep before the quiet put sleeps on until the wake-up (or its own look).
+    let getter = {
+        let q = q.clone();
+        std::thread::spawn(move || int_of(q.get(Wait::Forever).unwrap()))
+    };
+    while queue::info(q.id()).unwrap().getters_waiting == 0 {
+        std::thread::yield_now();
+    }
+    q.put_quiet(Value::Int(8), 0, None, Wait::NoWait)
+        .unwrap()
+        .wake();
+    assert_eq!(getter.join().unwrap(), 8);
+    // A failed quiet put hands the value back, as put does.
+    queue::destroy(q.id()).unwrap();
+    let err = q
+        .put_quiet(Value::Int(9), 0, None, Wait::NoWait)
+        .err()
+        .unwrap();
+    assert_eq!(err.error, QueueError::Destroyed(q.id()));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Values holding queues.
 

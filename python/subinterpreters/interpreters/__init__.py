@@ -111,6 +111,9 @@ class ExecutionFailed(InterpreterError):
         super().__init__(summary)
         self.excinfo = excinfo
 
+    def __reduce__(self):
+        return (type(self), (self.excinfo,))
+
     def __str__(self):
         summary = super().__str__()
         try:

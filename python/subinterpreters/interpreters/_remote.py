@@ -4,7 +4,8 @@ The caller runs one of a few constant scripts with ``run_string`` (so the compil
 cached) and passes its data through ``shared``, which binds reserved names in ``__main__``. The
 functions here take those names back out of ``__main__``, do the work, and answer on the
 caller's result channel. Nothing is imported at module level beyond what every interpreter
-already has: pickle and marshal are loaded the first time they are needed.
+already has and two small modules of this package: pickle and marshal are loaded the first
+time they are needed.
 
 Messages on the result channel, one per call (and, for exec, only on failure):
 
@@ -18,6 +19,7 @@ Messages on the result channel, one per call (and, for exec, only on failure):
 import sys
 
 from subinterpreters import lowlevel as _ll
+from subinterpreters._pool_worker import CALL as _CALL
 
 # Names the caller binds in __main__ through `shared`; popped again before user code runs.
 SRC = "__subinterpreters_src__"
@@ -27,8 +29,6 @@ CHAN = "__subinterpreters_chan__"
 PREP = "__subinterpreters_prep__"
 MAINFILE = "__subinterpreters_mainfile__"
 TASK = "__subinterpreters_task__"
-TASKS = "__subinterpreters_tasks__"
-REPLIES = "__subinterpreters_replies__"
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
@@ -175,32 +175,15 @@ def run_call():
     _ll.channel_send(cid, _result_reply(res))
 
 
-def serve_calls():
-    """Make the queued calls of ``Interpreter.call_async``: the one given, then those taken
-    from the queue until it is empty. Each reply goes to the queue its task names.
-
-    A task is ``(tid, reply_queue, fdata, adata, mainfile)``; its reply is
-    ``(tid, CALL, message, 0.0)`` (the pool's reply format, see ``_pool_worker``), where
-    ``message`` is what ``run_call`` would send."""
+def serve_call():
+    """Make one call of ``Interpreter.call_async``: the task bound to ``TASK`` in ``__main__``
+    (by ``_serve_queue``), ``(tid, reply_queue, fdata, adata, mainfile)``. Its reply,
+    ``(tid, CALL, message, 0.0)`` in the pool's reply format (see ``_pool_worker``), where
+    ``message`` is what ``run_call`` would send, is left bound to ``TASK`` as
+    ``(reply_queue, reply)``: ``_serve_queue`` puts it there once the run is over."""
     ns = sys.modules["__main__"].__dict__
-    # The first task comes as separate names (run_string shares no tuples).
-    task = (ns.pop(TASK), ns.pop(REPLIES), ns.pop(FUNC), ns.pop(ARGS), ns.pop(MAINFILE))
-    tq = ns.pop(TASKS)
-    from subinterpreters._pool_worker import CALL
-    from subinterpreters.interpreters import QueueEmpty
-
-    get, put = _ll._queue_get, _ll._queue_put
-    while True:
-        tid, rq, fdata, args, mainfile = task
-        del task
-        put(rq, (tid, CALL, _call_reply(ns, fdata, args, mainfile), 0.0), 0, False, None)
-        try:
-            task = get(tq, False, None)[0]
-        except QueueEmpty:
-            return
-        if task is None:  # the stop marker: leave it for the calling thread
-            put(tq, None, 0, False, None)
-            return
+    tid, rq, fdata, args, mainfile = ns.pop(TASK)
+    ns[TASK] = (rq, (tid, _CALL, _call_reply(ns, fdata, args, mainfile), 0.0))
 
 
 def _call_reply(ns, fdata, args, mainfile):

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use item::{QueuedItem, Received, UnboundOp};
-pub use state::{Waker, WakerId};
+pub use state::{Wake, Waker, WakerId};
 pub use wait::Wait;
 
 use crate::dispose::dispose;
@@ -300,6 +300,20 @@ impl QueueRef {
     ) -> Result<(), PutError> {
         let op = unbound.unwrap_or(self.shared.defaults.unbound);
         self.shared.put(value, owner, op, wait)
+    }
+
+    /// [`QueueRef::put`] whose wake-ups (the sleeping getter, the wakers) happen only when the
+    /// returned [`Wake`] is used: a caller that is about to give up a lock the woken side needs
+    /// (a GIL) wakes it after letting go, so the woken side does not wake only to wait for it.
+    pub fn put_quiet(
+        &self,
+        value: Value,
+        owner: InterpId,
+        unbound: Option<UnboundOp>,
+        wait: Wait,
+    ) -> Result<Wake<'_>, PutError> {
+        let op = unbound.unwrap_or(self.shared.defaults.unbound);
+        self.shared.put_quiet(value, owner, op, wait)
     }
 
     /// Takes the oldest item, waiting for one as `wait` allows: `Empty` (no wait), `TimedOut`,

@@ -89,6 +89,27 @@ impl State {
     }
 }
 
+/// The wake-ups one put owes: the sleeping getter to notify and the wakers to call. Made under
+/// the queue's lock, used after it is released, possibly later (see `QueueRef::put_quiet`).
+#[must_use = "a put's wake-ups are lost unless `wake` is called"]
+pub struct Wake<'a> {
+    shared: &'a Shared,
+    getter: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Wake<'_> {
+    /// Wakes them. Notified with the lock released, so the woken getter does not block on it.
+    /// Each put wakes one getter; a getter re-checks the queue before giving up, so a wake-up
+    /// that races with its timeout still finds the item.
+    pub fn wake(self) {
+        if self.getter {
+            self.shared.not_empty.notify_one();
+        }
+        self.wakers.iter().for_each(|w| w());
+    }
+}
+
 /// A copy of one queue's state, taken under its lock.
 pub(crate) struct Snapshot {
     pub(crate) count: usize,
@@ -134,6 +155,18 @@ impl Shared {
         op: UnboundOp,
         wait: Wait,
     ) -> Result<(), PutError> {
+        self.put_quiet(value, owner, op, wait).map(Wake::wake)
+    }
+
+    /// [`Shared::put`] without waking anybody yet: the item is queued (a getter that looks
+    /// finds it), and the returned [`Wake`] wakes the sleeping getter and calls the wakers.
+    pub(crate) fn put_quiet(
+        &self,
+        value: Value,
+        owner: InterpId,
+        op: UnboundOp,
+        wait: Wait,
+    ) -> Result<Wake<'_>, PutError> {
         let mut st = self.lock();
         loop {
             let Some(items) = st.items_mut() else {
@@ -156,17 +189,13 @@ impl Shared {
                 return Err(PutError { error, value });
             }
         }
-        let wake_getter = st.getters > 0;
-        let wakers = st.wakers_to_call();
+        let wake = Wake {
+            shared: self,
+            getter: st.getters > 0,
+            wakers: st.wakers_to_call(),
+        };
         drop(st);
-        // Notified after unlocking, so the woken getter does not block on our lock. Each put
-        // wakes one getter; a getter re-checks the queue before giving up, so a wake-up that
-        // races with its timeout still finds the item.
-        if wake_getter {
-            self.not_empty.notify_one();
-        }
-        wakers.iter().for_each(|w| w());
-        Ok(())
+        Ok(wake)
     }
 
     /// Takes the oldest item, waiting for one as `wait` allows.

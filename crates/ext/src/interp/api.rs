@@ -38,7 +38,7 @@ fn unrecognized(id: i64) -> Error {
     Error::Runtime(format!("unrecognized interpreter ID {id}"))
 }
 
-fn already_running() -> Error {
+pub(super) fn already_running() -> Error {
     Error::Runtime("interpreter already running".into())
 }
 
@@ -125,7 +125,7 @@ thread_local! {
 ///
 /// # Safety
 /// GIL held on the current thread state, which must not belong to `doomed`.
-unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
+pub(super) unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
     let first = doomed.id;
     let mut first_done = false;
     let mut queue = vec![(doomed, wait)];
@@ -192,11 +192,11 @@ pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
 }
 
 /// Looks `id` up for a function that needs an existing interpreter.
-fn existing(id: i64) -> Result<InterpPtr> {
+pub(super) fn existing(id: i64) -> Result<InterpPtr> {
     lookup(id).ok_or_else(|| unrecognized(id))
 }
 
-fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
+pub(super) fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes)
         .map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
 }
@@ -427,6 +427,41 @@ unsafe fn convert_shared(
     }
 }
 
+/// Runs code in interpreter `id` as `run_string` does: refuses the main and the current
+/// interpreter (and, on 3.11, one with threads of its own), takes the run, calls `prepare` in
+/// the caller's interpreter and `body` with its result in the target, then finalizes the
+/// interpreter if it lost its last reference meanwhile.
+///
+/// # Safety
+/// GIL held; `body` must leave the target as `thread_cache::visit` requires (no object of the
+/// target survives it).
+pub(super) unsafe fn run_in<P, T>(
+    id: i64,
+    prepare: impl FnOnce() -> Result<P>,
+    body: impl FnOnce(P) -> Result<T>,
+) -> Result<T> {
+    let interp = existing(id)?;
+    // SAFETY: GIL held (contract) for the checks; the ticket keeps the interpreter `Running`
+    // for us, so nobody finalizes it or runs in it until it is finished; it is not the current
+    // interpreter (its id is not the current one's, checked first).
+    unsafe {
+        if id == 0 || interp == tstate::current_interp() {
+            return Err(already_running());
+        }
+        check_single_thread(id, interp)?;
+        // From here on only the ticket's pointer is used: `interp` may have been finalized by
+        // another thread since the lookup above (3.12+).
+        let ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
+        let result = prepare().and_then(|prepared| {
+            crate::interp::thread_cache::visit(id, ticket.interp(), || body(prepared))
+        });
+        if let Some(doomed) = ticket.finish() {
+            finalize(doomed, Wait::Nothing);
+        }
+        result
+    }
+}
+
 fast_entry!(
     /// `run_string(id, script, shared=None)`
     run_string, |state, fa| {
@@ -438,7 +473,7 @@ fast_entry!(
             |given| ffi::PyUnicode_Check(given[1]) != 0,
         )?;
         let id = id_arg(id_obj, IdKind::Interpreter, state)?;
-        let interp = existing(id)?;
+        existing(id)?;
         let mut len: ffi::Py_ssize_t = 0;
         let text = ffi::PyUnicode_AsUTF8AndSize(script, &mut len);
         if text.is_null() {
@@ -446,23 +481,11 @@ fast_entry!(
         }
         let script =
             to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
-        if id == 0 || interp == tstate::current_interp() {
-            return Err(already_running());
-        }
-        check_single_thread(id, interp)?;
-        // From here on only the ticket's pointer is used: `interp` may have been finalized by
-        // another thread since the lookup above (3.12+).
-        let ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
-        let result = convert_shared(shared, state).and_then(|shared| {
-            let job = Job { script, shared };
-            // SAFETY: the ticket keeps the interpreter `Running` for us, so nobody finalizes it
-            // or runs in it until it is finished; it is not the current interpreter (its id is
-            // not the current one's, checked above).
-            crate::interp::thread_cache::visit(id, ticket.interp(), || execute(job))
-        });
-        if let Some(doomed) = ticket.finish() {
-            finalize(doomed, Wait::Nothing);
-        }
+        let result = run_in(
+            id,
+            || convert_shared(shared, state),
+            |shared| execute(Job { script, shared }),
+        );
         result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
     }
 );

@@ -57,6 +57,94 @@ pub unsafe fn execute(job: Job) -> Result<()> {
     }
 }
 
+/// Runs `script` in the current interpreter's `__main__` with `item` (a queue item, converted
+/// here with this interpreter's classes) bound to `name` there: the body of `_serve_queue`.
+///
+/// Whatever is bound to `name` when the script ends is unbound and returned (as a value; `None`
+/// if nothing is, or it cannot cross): that is how the script hands something back. On
+/// failure, the item comes back the same way if the script had not taken it over yet. The
+/// item cannot come back from a failure to build it here in the first place.
+///
+/// # Safety
+/// The target interpreter must be current, on a thread state with no frame, holding its GIL.
+pub unsafe fn execute_item(
+    script: &CString,
+    name: &std::ffi::CStr,
+    item: Value,
+) -> std::result::Result<Option<Value>, (Option<Value>, Error)> {
+    // SAFETY: (whole body) GIL held in the target; borrowed pointers (`__main__`, its dict, the
+    // imported module) stay valid while `sys.modules` holds them during the call.
+    unsafe {
+        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
+        if main.is_null() {
+            return Err((None, capture(false).into_runtime("failed to get __main__")));
+        }
+        let ns = ffi::PyModule_GetDict(main);
+        let module = match PyRef::from_owned(ffi::PyImport_ImportModule(
+            c"subinterpreters.lowlevel".as_ptr(),
+        )) {
+            Ok(m) => m,
+            Err(_) => return Err((None, capture(false).into_runtime("failed to share value"))),
+        };
+        let state = crate::module::state_of_module(module.as_ptr());
+        let obj = match crate::values::xi::from_xi(item, state) {
+            Ok(obj) => obj,
+            Err(Error::Raised) => {
+                return Err((None, capture(false).into_runtime("failed to share value")))
+            }
+            Err(err) => return Err((None, err)),
+        };
+        if ffi::PyDict_SetItemString(ns, name.as_ptr(), obj.as_ptr()) < 0 {
+            return Err((None, capture(false).into_runtime("failed to share value")));
+        }
+        drop(obj);
+        let ran = match compile(script) {
+            Ok(code) => {
+                let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
+                if res.is_null() {
+                    Err(Error::RunFailed(capture(false)))
+                } else {
+                    drop(PyRef::from_owned(res));
+                    Ok(())
+                }
+            }
+            Err(err) => Err(err),
+        };
+        let left = take_back(ns, name, state);
+        match ran {
+            Ok(()) => Ok(left),
+            Err(err) => Err((left, err)),
+        }
+    }
+}
+
+/// The object still bound to `name` in `ns`, unbound and turned back into a value; `None` if
+/// the name is gone or the object cannot cross (any error is cleared).
+///
+/// # Safety
+/// GIL held in the interpreter of `ns` and `state`; no exception pending.
+unsafe fn take_back(
+    ns: *mut ffi::PyObject,
+    name: &std::ffi::CStr,
+    state: &crate::module::ModState,
+) -> Option<Value> {
+    // SAFETY: GIL held (contract); the borrowed item is owned by `PyRef` before the dict lets
+    // go of it.
+    unsafe {
+        let found = ffi::PyDict_GetItemString(ns, name.as_ptr());
+        if found.is_null() {
+            return None;
+        }
+        let obj = PyRef::from_borrowed(found);
+        if ffi::PyDict_DelItemString(ns, name.as_ptr()) < 0 {
+            ffi::PyErr_Clear();
+        }
+        let value = crate::values::xi::to_xi(obj.as_ptr(), state, true).ok();
+        ffi::PyErr_Clear();
+        value
+    }
+}
+
 /// Scripts longer than this are compiled every time rather than cached.
 const CACHE_MAX_SCRIPT: usize = 16 * 1024;
 /// The cache is emptied when it reaches this many entries.

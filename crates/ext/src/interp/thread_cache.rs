@@ -84,3 +84,34 @@ fn remember(id: i64, thread: u64, ts: TStatePtr) {
         c.states.insert(id, ts);
     });
 }
+
+/// Like [`visit`], for a thread that has no current thread state (3.12+ only): attaches this
+/// OS thread's cached thread state for interpreter `id` (made on first use), which takes that
+/// interpreter's own GIL and no other, runs `body`, and detaches again. `None` (nothing run)
+/// if this thread's cache is gone (the thread is exiting).
+///
+/// # Safety
+/// 3.12+; no thread state current on this thread; `interp` (with id `id`) is one of ours,
+/// alive, and marked running by the caller, so no other visit of ours is in progress.
+pub unsafe fn visit_detached<R>(id: i64, interp: InterpPtr, body: impl FnOnce() -> R) -> Option<R> {
+    let (thread, reuse) = CACHE
+        .try_with(|c| {
+            let c = c.borrow();
+            (c.thread, c.states.get(&id).copied())
+        })
+        .ok()?;
+    // SAFETY: forwarded contract; `reuse` was made on this OS thread for `id` and is idle.
+    unsafe {
+        tstate::enter_detached(interp, reuse, |ts| {
+            if reuse.is_none() {
+                remember(id, thread, ts);
+            }
+            let dead = registry::take_dead_threads(id);
+            if !dead.is_empty() {
+                // SAFETY: `id` is current; the dead threads' states are idle forever.
+                tstate::delete_idle(&dead);
+            }
+            Some(body())
+        })
+    }
+}

@@ -212,6 +212,94 @@ pub unsafe fn enter<R>(
     body(TStatePtr(visit.visitor))
 }
 
+/// Detaches the thread state it was made for when dropped (a panic included).
+struct Attached;
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: the visitor attached by `enter_detached` is current (code run in it restores
+        // its own thread state before returning).
+        unsafe { version::detach() };
+    }
+}
+
+/// Runs `body` in `interp` from a thread with no current thread state (3.12+), on `reuse` or a
+/// fresh thread state (kept: the caller records it for reuse), and detaches it again. Unlike
+/// [`enter`], no caller's GIL is involved: only the target's is taken.
+///
+/// # Safety
+/// 3.12+ (on 3.11 the shared GIL is never re-taken to move between interpreters); no thread
+/// state current; `interp` alive and marked running by the caller; `reuse` idle and made for
+/// `interp` on this OS thread.
+pub unsafe fn enter_detached<R>(
+    interp: InterpPtr,
+    reuse: Option<TStatePtr>,
+    body: impl FnOnce(TStatePtr) -> R,
+) -> R {
+    // SAFETY: making a thread state needs no current one (3.12+); attaching takes the target's
+    // GIL; the guard detaches on every path.
+    let (visitor, _attached) = unsafe {
+        let visitor = reuse.map_or_else(|| ffi::PyThreadState_New(interp.0), |ts| ts.0);
+        version::attach(visitor);
+        (visitor, Attached)
+    };
+    body(TStatePtr(visitor))
+}
+
+/// The caller's thread state, detached while this thread waits or visits other interpreters
+/// without it; made current again when dropped (so every path, a panic included, returns to
+/// the caller as it came).
+pub struct Away {
+    caller: *mut ffi::PyThreadState,
+    attached: bool,
+}
+
+impl Away {
+    /// Detaches the current thread state (releasing its GIL).
+    ///
+    /// # Safety
+    /// The current thread must hold the GIL of its current thread state.
+    pub unsafe fn leave() -> Away {
+        // SAFETY: contract.
+        let caller = unsafe { ffi::PyEval_SaveThread() };
+        Away {
+            caller,
+            attached: false,
+        }
+    }
+
+    /// Makes the caller's thread state current again (no-op if it is).
+    ///
+    /// # Safety
+    /// No other thread state may be current on this thread.
+    pub unsafe fn back(&mut self) {
+        if !self.attached {
+            // SAFETY: contract; the caller's thread state was detached by `leave`/`away`.
+            unsafe { ffi::PyEval_RestoreThread(self.caller) };
+            self.attached = true;
+        }
+    }
+
+    /// Detaches the caller's thread state again (no-op if it is detached).
+    ///
+    /// # Safety
+    /// If attached, the caller's thread state is current (nothing else was attached since).
+    pub unsafe fn away(&mut self) {
+        if self.attached {
+            // SAFETY: contract.
+            unsafe { ffi::PyEval_SaveThread() };
+            self.attached = false;
+        }
+    }
+}
+
+impl Drop for Away {
+    fn drop(&mut self) {
+        // SAFETY: every visit detaches before returning, so nothing else is current.
+        unsafe { self.back() };
+    }
+}
+
 /// Deletes idle thread states of the current interpreter that other (finished or finalizing)
 /// code left behind.
 ///

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::{
-    self, Fallback, QueueDefaults, QueueRef, Received, UnboundOp, Wait,
+    self, Fallback, QueueDefaults, QueueRef, Received, UnboundOp, Wait, Wake,
 };
 use subinterpreters_core::{QueueError, Value};
 
@@ -41,7 +41,7 @@ pub(super) fn positional<'a>(
 ///
 /// # Safety
 /// GIL held.
-pub(super) unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
+pub(crate) unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
     // SAFETY: GIL held; reading an int.
     unsafe {
         if ffi::PyLong_Check(obj) == 0 {
@@ -277,18 +277,45 @@ pub(super) unsafe fn put(
 /// # Safety
 /// GIL held; `state` belongs to the current interpreter.
 pub(super) unsafe fn get(state: &ModState, handle: &QueueRef, wait: Wait) -> Result<Option<PyRef>> {
+    // SAFETY: forwarded contract.
+    unsafe { get_owing(state, handle, wait, None) }
+}
+
+/// [`get`], first delivering `owed` (the wake-ups of a quiet put): at once if an item is there
+/// already, else right after the GIL is released to wait, so that whoever it wakes does not
+/// wake only to wait for the GIL we hold (on 3.11 every interpreter shares it).
+///
+/// # Safety
+/// As for [`get`].
+unsafe fn get_owing(
+    state: &ModState,
+    handle: &QueueRef,
+    wait: Wait,
+    mut owed: Option<Wake<'_>>,
+) -> Result<Option<PyRef>> {
     let id = handle.id();
-    let received = match handle.get(Wait::NoWait) {
+    let first = handle.get(Wait::NoWait);
+    if !matches!(first, Err(QueueError::Empty(_))) || wait == Wait::NoWait {
+        if let Some(owed) = owed.take() {
+            owed.wake();
+        }
+    }
+    let received = match first {
         Ok(r) => r,
         // SAFETY: GIL held (contract); the attempt touches Rust data only.
         Err(QueueError::Empty(_)) if wait != Wait::NoWait => unsafe {
             blocking(
                 wait,
                 (),
-                |(), slice| match handle.get(slice) {
-                    Ok(r) => Ok(r),
-                    Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
-                    Err(other) => Err(((), Some(Error::Queue(other)))),
+                |(), slice| {
+                    if let Some(owed) = owed.take() {
+                        owed.wake();
+                    }
+                    match handle.get(slice) {
+                        Ok(r) => Ok(r),
+                        Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
+                        Err(other) => Err(((), Some(Error::Queue(other)))),
+                    }
                 },
                 Error::QueueTimedOut { id, put: false },
             )?
@@ -331,7 +358,18 @@ fast_entry!(
         let handle = QueueRef::open(id).map_err(Error::Queue)?;
         let received = get(state, &handle, wait);
         drop(handle);
-        let (obj, op) = match received? {
+        got_pair(received?)
+    }
+);
+
+/// What `_queue_get` returns for an item: `(obj, None)`, or `(None, 3)` for an UNBOUND one.
+///
+/// # Safety
+/// GIL held.
+unsafe fn got_pair(received: Option<PyRef>) -> Result<*mut ffi::PyObject> {
+    // SAFETY: (whole body) GIL held; new references owned by PyRef until the tuple takes them.
+    unsafe {
+        let (obj, op) = match received {
             Some(obj) => (obj, PyRef::from_borrowed(ffi::Py_None())),
             None => (
                 PyRef::from_borrowed(ffi::Py_None()),
@@ -342,6 +380,37 @@ fast_entry!(
         ffi::PyTuple_SET_ITEM(pair.as_ptr(), 0, obj.into_ptr());
         ffi::PyTuple_SET_ITEM(pair.as_ptr(), 1, op.into_ptr());
         Ok(pair.into_ptr())
+    }
+}
+
+fast_entry!(
+    /// `_queue_put_get(put_id, obj, get_id) -> (obj, None) | (None, unbound)`: a worker's
+    /// "answer, then wait for the next task": `_queue_put(put_id, obj, 0, False, None)` then
+    /// `_queue_get(get_id, True, None)`, except that the put wakes its reader only once this
+    /// thread has released its GIL to wait (or right away if a task is already there). An
+    /// answer for a queue that is gone is dropped: nobody waits for it.
+    queue_put_get, |state, fa| {
+        let [pid, obj, gid] = <[_; 3]>::try_from(positional(&fa, "_queue_put_get", 3, 3)?)
+            .map_err(|_| Error::System("argument count".into()))?;
+        let pid = int_arg(pid, "queue ID")?;
+        let gid = int_arg(gid, "queue ID")?;
+        let source = QueueRef::open(gid).map_err(Error::Queue)?;
+        let target = QueueRef::open(pid).ok();
+        let owed = match &target {
+            Some(target) => {
+                let value = to_xi(obj, state, target.defaults().fallback == Fallback::Full)?;
+                let owner = tstate::interp_id(tstate::current_interp());
+                match target.put_quiet(value, owner, None, Wait::NoWait) {
+                    Ok(owed) => Some(owed),
+                    Err(e) if matches!(e.error, QueueError::Destroyed(_)) => None,
+                    Err(e) => return Err(Error::Queue(e.error)),
+                }
+            }
+            None => None,
+        };
+        let received = get_owing(state, &source, Wait::Forever, owed);
+        drop((source, target));
+        got_pair(received?)
     }
 );
 
