@@ -473,6 +473,8 @@ def test_call_failure(interps, interp):
     assert ei.errdisplay.startswith("Traceback (most recent call last):\n")
     assert "in fails" in ei.errdisplay
     assert ei.errdisplay.endswith("KeyError: 'missing'")
+    # Only the user's frames: the first one shown is the function's own.
+    assert ei.errdisplay.splitlines()[1].startswith(f'  File "{__file__}"')
 
 
 def test_call_wrong_arguments_fail_remotely(interps, interp):

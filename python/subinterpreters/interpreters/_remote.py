@@ -359,10 +359,11 @@ def _loads(data, mainfile):
         sys.modules["__main__"] = real
 
 
-# The call is made from module-level code run with __main__'s dict as globals and locals, so
-# that builtins which look at their caller's frame (eval, exec, globals, locals, vars, dir) see
-# __main__, as in 3.14. The function, its arguments and a list for the result are constants of
-# the code (a copy of this template per call), so no name of ours shows in __main__.
+# A call of anything but a Python function (which gets a frame of its own) is made from
+# module-level code run with __main__'s dict as globals and locals, so that builtins which look
+# at their caller's frame (eval, exec, globals, locals, vars, dir) see __main__, as in 3.14.
+# The callable, its arguments and a list for the result are constants of the code (a copy of
+# this template per call), so no name of ours shows in __main__.
 _INVOKE_FILE = "<subinterpreters>"
 _INVOKE_KEYS = ("\0S", "\0F", "\0A", "\0K")
 
@@ -379,6 +380,8 @@ _invoke_code: list = []  # the template, compiled on first use
 
 
 def _invoke(ns, func, args, kwargs):
+    if type(func) is _FUNCTION:  # runs in a frame of its own, with its own globals
+        return func(*args, **kwargs)
     if not _invoke_code:
         _invoke_code.append(_invoke_template())
     template = _invoke_code[0]
@@ -403,4 +406,5 @@ def run_prepare():
     ns.update(_pickle().loads(data))
 
 
-_OUR_CODE = frozenset({run_exec.__code__, run_call.__code__})
+_FUNCTION = type(_invoke)
+_OUR_CODE = frozenset(f.__code__ for f in (run_exec, run_call, _call_reply, _invoke))

@@ -399,4 +399,4 @@ impl Drop for Shared {
 }
 
 /// How long a blocking `get` keeps looking before it sleeps on the condition variable.
-const SPIN: Duration = Duration::from_micros(30);
+const SPIN: Duration = Duration::from_micros(100);

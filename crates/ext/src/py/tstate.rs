@@ -274,6 +274,7 @@ impl Away {
     /// No other thread state may be current on this thread.
     pub unsafe fn back(&mut self) {
         if !self.attached {
+            version::before_taking_gil();
             // SAFETY: contract; the caller's thread state was detached by `leave`/`away`.
             unsafe { ffi::PyEval_RestoreThread(self.caller) };
             self.attached = true;

@@ -119,6 +119,7 @@ unsafe fn blocking<S, T>(
         // attempt works on Rust data only).
         let ts = unsafe { ffi::PyEval_SaveThread() };
         let result = attempt(state, slice);
+        crate::py::version::before_taking_gil();
         // SAFETY: re-attaching the thread state detached above.
         unsafe { ffi::PyEval_RestoreThread(ts) };
         match result {
