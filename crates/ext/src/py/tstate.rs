@@ -275,9 +275,11 @@ impl Away {
     pub unsafe fn back(&mut self) {
         if !self.attached {
             version::before_taking_gil();
+            // Marked first: if CPython ends this thread inside the call (a daemon thread at
+            // finalization, 3.11-3.13), the drop during that unwind must not try again.
+            self.attached = true;
             // SAFETY: contract; the caller's thread state was detached by `leave`/`away`.
             unsafe { ffi::PyEval_RestoreThread(self.caller) };
-            self.attached = true;
         }
     }
 
