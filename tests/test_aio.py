@@ -40,7 +40,8 @@ def run(coro):
 def test_fd_waker_signals_puts_and_can_be_removed():
     import os
 
-    q = interpreters.create_queue()
+    q = interpreters.create_queue(maxsize=1)
+    unbounded = interpreters.create_queue()
     fd = os.eventfd(0, os.EFD_NONBLOCK)
     try:
         token = lowlevel._queue_add_fd_waker(q.id, fd)
@@ -48,6 +49,14 @@ def test_fd_waker_signals_puts_and_can_be_removed():
         assert os.eventfd_read(fd) == 1
         q.get()  # room freed: signalled too
         assert os.eventfd_read(fd) >= 1
+        # An unbounded queue never runs out of room: only puts signal.
+        other = lowlevel._queue_add_fd_waker(unbounded.id, fd)
+        unbounded.put(1)
+        assert os.eventfd_read(fd) == 1
+        unbounded.get()
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(fd)
+        assert lowlevel._queue_remove_waker(unbounded.id, other) is True
         assert lowlevel._queue_remove_waker(q.id, token) is True
         assert lowlevel._queue_remove_waker(q.id, token) is False
         q.put(2)
@@ -310,6 +319,34 @@ def test_exit_with_call_async_runners_alive():
 def test_call_bad_target():
     with pytest.raises(TypeError):
         run(aio.call(object(), mul, 1, 2))
+
+
+def test_quick_calls_still_let_the_loop_poll_io(pool):
+    # A quick call's reply may be taken right away, but the awaiting task still yields to the
+    # loop each time: a stream of quick calls does not keep ready I/O waiting.
+    import socket
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        r, w = socket.socketpair()
+        got = []
+        loop.add_reader(r, lambda: got.append(r.recv(1)))
+        try:
+            for i in range(50):  # warm: the worker answers at once
+                await pool.call_async(mul, i, 2)
+            w.send(b"x")
+            for i in range(1000):
+                assert await pool.call_async(mul, i, 2) == 2 * i
+                if got:
+                    return i
+            return None
+        finally:
+            loop.remove_reader(r)
+            r.close()
+            w.close()
+
+    calls = run(main())
+    assert calls is not None and calls < 5
 
 
 def test_calls_run_concurrently_without_blocking_the_loop(pool):

@@ -141,7 +141,10 @@ async def call(target, fn, /, *args, **kwargs):
     if isinstance(target, _fut.InterpreterPoolExecutor):
         fdata, akind, adata = _fut._encode(fn, args, kwargs)
         fut = loop.create_future()
-        target._enqueue(_fut._Work(fut, fdata, akind, adata, _sink_for(loop), loop))
+        sink = _sink_for(loop)
+        target._enqueue(_fut._Work(fut, fdata, akind, adata, sink, loop))
+        if _wait_briefly(loop, sink):
+            await asyncio.sleep(0)  # the loop still gets its turn (I/O, other tasks)
         return await fut
     if isinstance(target, _interp.Interpreter):
         fdata, adata, mainfile = target._call_data(fn, args, kwargs)
@@ -156,8 +159,40 @@ async def call(target, fn, /, *args, **kwargs):
         except BaseException:
             sink.works.pop(tid, None)
             raise
+        if _wait_briefly(loop, sink):
+            await asyncio.sleep(0)  # the loop still gets its turn (I/O, other tasks)
         return await fut
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
+
+
+# How long a call's coroutine waits in place for its reply when the loop has nothing else to run.
+_BRIEF = 50e-6
+
+
+def _wait_briefly(loop, sink):
+    """Give a quick call the chance to answer before the event loop goes to sleep.
+
+    A sleeping thread costs tens of microseconds to wake on a virtual machine, more than a small
+    call takes. So when the loop has no other callback ready (asyncio's own loops tell), wait
+    here up to ``_BRIEF`` for a reply, with the GIL released (the worker may need it: on 3.11
+    it is the one GIL), and hand what came to the futures at once. Otherwise, or if nothing
+    came, the loop waits on the descriptor as usual. I/O and timers are at most that much late,
+    and the caller still yields to the loop once. Returns whether replies were handed over.
+    """
+    if getattr(loop, "_ready", True):  # callbacks are due, or not an asyncio loop we know
+        return False
+    try:
+        first = _ll._queue_get(sink.qid, True, _BRIEF)[0]
+    except _interp.QueueError:  # nothing yet (QueueEmpty), or the queue is gone
+        return False
+    # The reply's put also signalled the descriptor: drain it first (a reply put after this
+    # signals again), or the loop would wake for nothing and find its callbacks due next time.
+    _drain(sink.rfd)
+    batch = _take_all(sink.qid)
+    if first is not None:
+        batch.insert(0, first)
+    sink.deliver(batch)
+    return True
 
 
 class _CallRunner:

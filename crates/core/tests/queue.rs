@@ -427,6 +427,21 @@ fn wakers_fire_on_put_on_freed_room_and_on_destruction() {
 }
 
 #[test]
+fn taking_from_an_unbounded_queue_wakes_nobody() {
+    let q = unbounded();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    q.add_waker(Arc::new(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+    }))
+    .unwrap();
+    put(&q, 1);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    q.get(Wait::NoWait).unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn a_quiet_put_queues_at_once_and_wakes_only_when_told() {
     let q = unbounded();
     let hits = Arc::new(AtomicUsize::new(0));

@@ -31,7 +31,8 @@ use crate::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use crate::value::Value;
 
 /// A readiness callback: called, with no lock of the core held, after an item is put, after
-/// room is freed, and once when the queue is destroyed. It must not block for long.
+/// room is freed in a bounded queue, and once when the queue is destroyed. It must not block
+/// for long.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Identifies a registered [`Waker`] for removal.
@@ -236,7 +237,12 @@ impl Shared {
             }
         };
         let wake_putter = st.putters > 0;
-        let wakers = st.wakers_to_call();
+        // Room freed is news only where room can run out.
+        let wakers = if self.maxsize > 0 {
+            st.wakers_to_call()
+        } else {
+            Vec::new()
+        };
         drop(st);
         if wake_putter {
             self.not_full.notify_one();

@@ -111,6 +111,10 @@ pub(crate) unsafe fn attach(ts: *mut ffi::PyThreadState) {
 #[cfg(not(Py_3_12))]
 const GIL_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// How long the GIL's holder takes from clearing the current thread state to unlocking the GIL.
+#[cfg(not(Py_3_12))]
+const GIL_HANDOVER: std::time::Duration = std::time::Duration::from_micros(2);
+
 /// Called with no GIL held right before taking it back: on 3.11, waits a little (spinning, at
 /// most [`GIL_SPIN`]) while another thread holds the one shared GIL. Taking a held GIL puts
 /// the taker to sleep on its condition variable, and on a virtual machine waking a thread
@@ -121,11 +125,21 @@ const GIL_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 pub(crate) fn before_taking_gil() {
     #[cfg(not(Py_3_12))]
     {
-        let start = std::time::Instant::now();
         // SAFETY: on 3.11 this is an atomic read of the runtime's current thread state, which
         // any thread may do without the GIL.
-        while !unsafe { capi::current_tstate_unchecked() }.is_null() && start.elapsed() < GIL_SPIN {
+        let held = || !unsafe { capi::current_tstate_unchecked() }.is_null();
+        if !held() {
+            return;
+        }
+        let start = std::time::Instant::now();
+        while held() && start.elapsed() < GIL_SPIN {
             std::thread::yield_now();
+        }
+        // The holder clears the current thread state first and unlocks the GIL right after:
+        // give it that moment, or we would find the GIL still locked and sleep after all.
+        let cleared = std::time::Instant::now();
+        while cleared.elapsed() < GIL_HANDOVER {
+            std::hint::spin_loop();
         }
     }
 }

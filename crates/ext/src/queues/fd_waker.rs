@@ -1,7 +1,8 @@
 //! Readiness file descriptors for queues: `_queue_add_fd_waker(id, fd) -> token` registers a
 //! core waker that writes an 8-byte 1 to `fd` (an eventfd adds 1 to its counter; a pipe gets 8
-//! bytes) whenever an item is put, room is freed, or the queue is destroyed; so an event loop
-//! watching `fd` (asyncio's `loop.add_reader`) wakes without polling and without a thread.
+//! bytes) whenever an item is put, room is freed (bounded queues), or the queue is destroyed; so
+//! an event loop watching `fd` (asyncio's `loop.add_reader`) wakes without polling and without
+//! a thread.
 //! `_queue_remove_waker(id, token)` unregisters it.
 //!
 //! The write happens on whichever thread changed the queue, with no lock held and no GIL
