@@ -20,6 +20,10 @@ puts the reply of ``aio.call(pool, ...)`` straight on that queue: a round trip i
 each way and one loop wake-up, no thread of the main interpreter in between.
 ``queue_get``/``queue_put`` register such a descriptor on the user's queue while they wait.
 
+A quick call need not cost the loop a wake-up at all: when the loop has nothing else ready,
+the awaiting coroutine first waits up to 50 µs for the reply in place (GIL released), takes it,
+and yields to the loop once before returning, so I/O and other tasks still run between calls.
+
 Cancelling a coroutine waiting here leaves nothing behind: the waker is unregistered, and an
 item is only ever taken synchronously, right before it is returned (never lost). A call already
 handed to a worker still runs; its result is dropped.

@@ -426,8 +426,8 @@ fn wakers_fire_on_put_on_freed_room_and_on_destruction() {
     );
 }
 
-#[test]
-fn taking_from_an_unbounded_queue_wakes_nobody() {
+/// An unbounded queue with a waker that counts its calls.
+fn counted() -> (QueueRef, Arc<AtomicUsize>) {
     let q = unbounded();
     let hits = Arc::new(AtomicUsize::new(0));
     let h = Arc::clone(&hits);
@@ -435,6 +435,12 @@ fn taking_from_an_unbounded_queue_wakes_nobody() {
         h.fetch_add(1, Ordering::SeqCst);
     }))
     .unwrap();
+    (q, hits)
+}
+
+#[test]
+fn taking_from_an_unbounded_queue_wakes_nobody() {
+    let (q, hits) = counted();
     put(&q, 1);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     q.get(Wait::NoWait).unwrap();
@@ -443,13 +449,7 @@ fn taking_from_an_unbounded_queue_wakes_nobody() {
 
 #[test]
 fn a_quiet_put_queues_at_once_and_wakes_only_when_told() {
-    let q = unbounded();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = Arc::clone(&hits);
-    q.add_waker(Arc::new(move || {
-        h.fetch_add(1, Ordering::SeqCst);
-    }))
-    .unwrap();
+    let (q, hits) = counted();
     let wake = q.put_quiet(Value::Int(7), 0, None, Wait::NoWait).unwrap();
     assert_eq!(q.qsize(), Ok(1));
     assert_eq!(hits.load(Ordering::SeqCst), 0);
