@@ -241,6 +241,60 @@ def test_call_async_on_closed_interpreter_raises():
     assert interp.id not in aio._runners
 
 
+def test_call_async_from_several_loops_while_the_interpreter_closes():
+    # Two event loops in two threads share one interpreter's runner while a third thread
+    # closes it: every call answers, with its result or an InterpreterError; none hangs.
+    import time
+
+    interp = interpreters.create()
+    outcomes = {}
+    started = threading.Barrier(3)
+
+    def loop_thread(k):
+        async def main():
+            calls = [interp.call_async(mul, i, k) for i in range(300)]
+            started.wait()
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        outcomes[k] = asyncio.run(asyncio.wait_for(main(), 30))
+
+    threads = [threading.Thread(target=loop_thread, args=(k,)) for k in (1, 2)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.002)
+    interp.close()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    for k, results in outcomes.items():
+        assert len(results) == 300
+        for i, r in enumerate(results):
+            assert r == i * k or isinstance(r, interpreters.InterpreterError), r
+    assert interp.id not in aio._runners
+
+
+def test_serve_queue_when_the_interpreter_goes_while_it_waits():
+    other = interpreters.create()
+    qid = lowlevel._queue_create(0, 3, 0)
+    out = []
+    t = threading.Thread(
+        target=lambda: out.append(lowlevel._serve_queue(other.id, qid, "del __x__", "__x__"))
+    )
+    t.start()
+    try:
+        other.close()
+        lowlevel._queue_put(qid, 8, 0, False, None)
+        t.join(30)
+        assert not t.is_alive()
+        ((item, exc),) = out
+        assert item == 8 and isinstance(exc, RuntimeError) and "unrecognized" in str(exc)
+    finally:
+        lowlevel._queue_put(qid, None, 0, False, None)
+        t.join(30)
+        lowlevel._queue_release(qid)
+
+
 def test_close_runs_queued_calls_first():
     interp = interpreters.create()
 

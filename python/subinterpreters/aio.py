@@ -157,9 +157,17 @@ async def call(target, fn, /, *args, **kwargs):
         work = _fut._Work(fut, fdata, None, adata, sink, loop)
         tid = next(_fut._tids)
         sink.works[tid] = work
+        task = (tid, sink.qid, fdata, adata, mainfile)
         try:
-            work.worker = _runner_for(target)
-            _ll._queue_put(work.worker.qid, (tid, sink.qid, fdata, adata, mainfile), 0, False, None)
+            while True:
+                work.worker = _runner_for(target)
+                try:
+                    _ll._queue_put(work.worker.qid, task, 0, False, None)
+                    break
+                except _interp.QueueNotFoundError:
+                    # That runner has just ended (its interpreter closed, or collected): look
+                    # again, which starts a new one or says the interpreter is gone.
+                    _forget_runner(work.worker)
         except BaseException:
             sink.works.pop(tid, None)
             raise
@@ -319,11 +327,21 @@ def _runner_for(interp):
             if not _exit_hook:
                 threading._register_atexit(_stop_runners)
                 _exit_hook.append(True)
-            runner = _runners[interp.id] = _CallRunner(interp)
+            runner = _CallRunner(interp)
+            # Started before it is published: close() (in any thread) may stop and join it
+            # as soon as it can find it.
+            runner.thread.start()
+            _runners[interp.id] = runner
             _interp._call_runners[interp.id] = runner.stop
             weakref.finalize(interp, runner.stop)
-            runner.thread.start()
         return runner
+
+
+def _forget_runner(runner):
+    """Drop a runner that has ended, if it is still listed (its thread may not have got to it)."""
+    with _runners_lock:
+        if _runners.get(runner.id) is runner:
+            del _runners[runner.id]
 
 
 def _rescue_replies():
