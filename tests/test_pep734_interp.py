@@ -477,6 +477,16 @@ def test_call_failure(interps, interp):
     assert ei.errdisplay.splitlines()[1].startswith(f'  File "{__file__}"')
 
 
+@pytest.mark.ours_only
+def test_execution_failed_pickles(interps, interp):
+    with pytest.raises(interps.ExecutionFailed) as info:
+        interp.call(fails)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is interps.ExecutionFailed and str(copy) == str(info.value)
+    assert copy.excinfo.type.__name__ == "KeyError"
+    assert copy.excinfo.errdisplay == info.value.excinfo.errdisplay
+
+
 def test_call_wrong_arguments_fail_remotely(interps, interp):
     with pytest.raises(interps.ExecutionFailed) as info:
         interp.call(answer, 1)
