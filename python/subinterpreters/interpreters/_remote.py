@@ -17,6 +17,7 @@ Messages on the result channel, one per call (and, for exec, only on failure):
 """
 
 import sys
+from types import FunctionType as _FunctionType
 
 from subinterpreters import lowlevel as _ll
 from subinterpreters._pool_worker import CALL as _CALL
@@ -380,7 +381,7 @@ _invoke_code: list = []  # the template, compiled on first use
 
 
 def _invoke(ns, func, args, kwargs):
-    if type(func) is _FUNCTION:  # runs in a frame of its own, with its own globals
+    if type(func) is _FunctionType:  # runs in a frame of its own, with its own globals
         return func(*args, **kwargs)
     if not _invoke_code:
         _invoke_code.append(_invoke_template())
@@ -406,5 +407,4 @@ def run_prepare():
     ns.update(_pickle().loads(data))
 
 
-_FUNCTION = type(_invoke)
 _OUR_CODE = frozenset(f.__code__ for f in (run_exec, run_call, _call_reply, _invoke))
