@@ -3,7 +3,7 @@
 
 Each trial is a Python program generated deterministically from one integer seed: a list of
 operations on a few interpreter slots ``I[k]`` and channel slots ``C[k]`` of the whole lowlevel
-API, from the main thread, from threads of the main interpreter, from scripts run inside
+API (and ``_serve_queue``, the call runner's loop), from the main thread, from threads of the main interpreter, from scripts run inside
 subinterpreters (which destroy, run, send and release in their turn), and from threads started
 inside those subinterpreters; with bad inputs, dropped IDs and work left in flight at exit.
 Every operation catches the exceptions the API documents (RuntimeError and its ChannelError
@@ -253,6 +253,7 @@ class Gen:
             (3, self.m_drop_or_copy),
             (3, self.m_query),
             (8, self.m_run),
+            (3, self.m_serve),
             (5, self.m_chan_create),
             (8, lambda: guarded(f"L.channel_send({self.c()}, {self.value(self.c)})")),
             (6, self.m_recv),
@@ -310,6 +311,29 @@ class Gen:
             shared = self.r.choice(["[]", "{'x': object()}", "{1: 2}"])
         text = (
             f"try: L.run_string({target}, P + r'''\n{BODY}\n''', shared={shared})\n"
+            "except E as e: ok(e)"
+        )
+        return Op(text, children, indent=0, raw=True)
+
+    def m_serve(self):
+        """_serve_queue: a generated script run in one of the slots once per queued item (as
+        Interpreter.call_async's runner does), the queue always ending in the stop marker."""
+        target = self.i()
+        n = self.r.randint(1, 4)
+        children = tuple(self.sub_op() for _ in range(n))
+        items = ", ".join(self.r.choice(["1", "'a'", "(2, b'b')", "None"]) for _ in range(3))
+        shared = f"S(c={self.c()}, d={self.c()}, i={self.i()}, j={self.i()})"
+        text = (
+            "try:\n"
+            "    _q = L._queue_create(0, 3, 0)\n"
+            f"    for _v in ({items}, None): L._queue_put(_q, _v, 0, False, None)\n"
+            "    try:\n"
+            f"        _it = {target}  # once: another thread may change the slot meanwhile\n"
+            "        L.run_string(_it, 'pass', shared=" + shared + ")  # the names scripts use\n"
+            f"        _o = L._serve_queue(_it, _q, P + r'''\n{BODY}\n''', '__x__')\n"
+            "        if _o is not None: ok(_o[1])\n"
+            "    finally:\n"
+            "        L._queue_release(_q)\n"
             "except E as e: ok(e)"
         )
         return Op(text, children, indent=0, raw=True)
