@@ -3,9 +3,10 @@
 
 Each trial is a Python program generated deterministically from one integer seed: a list of
 operations on a few interpreter slots ``I[k]`` and channel slots ``C[k]`` of the whole lowlevel
-API (and ``_serve_queue``, the call runner's loop), from the main thread, from threads of the main interpreter, from scripts run inside
-subinterpreters (which destroy, run, send and release in their turn), and from threads started
-inside those subinterpreters; with bad inputs, dropped IDs and work left in flight at exit.
+API (and ``_serve_queue``, the call runner's loop), from the main thread, from threads of the
+main interpreter, from scripts run inside subinterpreters (which destroy, run, send and release
+in their turn), and from threads started inside those subinterpreters; with bad inputs, dropped
+IDs and work left in flight at exit.
 Every operation catches the exceptions the API documents (RuntimeError and its ChannelError
 subclasses, TypeError, ValueError, OverflowError), so a correct module runs every trial to a
 clean exit. The trial fails if its process dies of a signal, hangs, exits non-zero, or writes
