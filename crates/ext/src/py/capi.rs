@@ -38,3 +38,11 @@ extern "C" {
     #[link_name = "PyThreadState_GetUnchecked"]
     pub fn current_tstate_unchecked() -> *mut PyThreadState;
 }
+
+/// One entry of a heap type's slot table (`PyType_Spec.slots`); `type_slot(0, null)` ends it.
+pub const fn type_slot(
+    slot: std::ffi::c_int,
+    pfunc: *mut std::ffi::c_void,
+) -> pyo3_ffi::PyType_Slot {
+    pyo3_ffi::PyType_Slot { slot, pfunc }
+}

@@ -11,6 +11,7 @@ use subinterpreters_core::queue::{QueueRef, UnboundOp, Wait};
 use crate::error::{Error, Result};
 use crate::module::{state_of_type, ModState};
 use crate::py::args::Signature;
+use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::{guard_obj, method_entry};
 use crate::queues::api::{get, int_arg, put, wait_arg};
@@ -294,8 +295,8 @@ static mut GETSET: [ffi::PyGetSetDef; 3] = [
 /// GIL held; `module` is the module being initialised.
 pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
     let mut slots = [
-        ffi::PyType_Slot { slot: ffi::Py_tp_new, pfunc: tp_new as *mut c_void },
-        ffi::PyType_Slot { slot: ffi::Py_tp_dealloc, pfunc: tp_dealloc as *mut c_void },
+        type_slot(ffi::Py_tp_new, tp_new as *mut c_void),
+        type_slot(ffi::Py_tp_dealloc, tp_dealloc as *mut c_void),
         ffi::PyType_Slot {
             slot: ffi::Py_tp_methods,
             // SAFETY: taking the address of a static table that CPython only reads.
@@ -306,11 +307,8 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
             // SAFETY: taking the address of a static table that CPython only reads.
             pfunc: (&raw mut GETSET).cast(),
         },
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_doc,
-            pfunc: c"_QueueBase(id, /)\n--\n\nA handle on the queue `id` (private): the base of subinterpreters.interpreters.Queue.".as_ptr() as *mut c_void,
-        },
-        ffi::PyType_Slot { slot: 0, pfunc: std::ptr::null_mut() },
+        type_slot(ffi::Py_tp_doc, c"_QueueBase(id, /)\n--\n\nA handle on the queue `id` (private): the base of subinterpreters.interpreters.Queue.".as_ptr() as *mut c_void),
+        type_slot(0, std::ptr::null_mut()),
     ];
     let mut spec = ffi::PyType_Spec {
         name: c"subinterpreters.lowlevel._QueueBase".as_ptr(),

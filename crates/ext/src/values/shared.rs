@@ -39,6 +39,7 @@ use subinterpreters_core::{ForeignBuffer, InterpId, Payload, SharedBuffer};
 
 use crate::error::{Error, Result};
 use crate::py::capi;
+use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
 use crate::py::version;
 
@@ -442,23 +443,13 @@ struct ViewObject {
 /// GIL held; `module` our module being initialized.
 pub(crate) unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
     let mut slots = [
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_dealloc,
-            pfunc: view_dealloc as *mut c_void,
-        },
-        ffi::PyType_Slot {
-            slot: ffi::Py_bf_getbuffer,
-            pfunc: view_getbuffer as *mut c_void,
-        },
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_doc,
-            pfunc: c"Memory shared by another interpreter (use memoryview on it).".as_ptr()
-                as *mut c_void,
-        },
-        ffi::PyType_Slot {
-            slot: 0,
-            pfunc: std::ptr::null_mut(),
-        },
+        type_slot(ffi::Py_tp_dealloc, view_dealloc as *mut c_void),
+        type_slot(ffi::Py_bf_getbuffer, view_getbuffer as *mut c_void),
+        type_slot(
+            ffi::Py_tp_doc,
+            c"Memory shared by another interpreter (use memoryview on it).".as_ptr() as *mut c_void,
+        ),
+        type_slot(0, std::ptr::null_mut()),
     ];
     let mut spec = ffi::PyType_Spec {
         name: c"subinterpreters.lowlevel.SharedView".as_ptr(),
