@@ -1,5 +1,8 @@
-"""Module-level functions the pool and asyncio tests send to worker interpreters (a module's
-function crosses by reference: each worker imports this module, found on the tests' path)."""
+"""Module-level functions and classes the pool and asyncio tests send to worker interpreters.
+
+What crosses by reference (a function using module globals, a class) makes each worker import
+its module: this one, found on the tests' path, imports nothing heavy. A test module would bring
+pytest into every worker interpreter, which CPython 3.12/3.13 do not survive reliably."""
 
 import time
 
@@ -25,3 +28,72 @@ def rendezvous(mine, other):
 def sleep_and_return(seconds, value):
     time.sleep(seconds)
     return value
+
+
+def ident(x):
+    return x
+
+
+def fail(exctype, msg=None):
+    raise exctype(msg)
+
+
+def raise_value_error(msg):
+    raise ValueError(msg)
+
+
+def get_name():
+    return __name__
+
+
+def thread_name():
+    import _thread
+
+    return _thread._get_name()
+
+
+class CustomError(Exception):
+    pass
+
+
+class PickleShenanigans:
+    """Pickles, but does not unpickle."""
+
+    def __init__(self, value):
+        if value == 1:
+            raise RuntimeError("gotcha")
+
+    def __reduce__(self):
+        return (self.__class__, (1,))
+
+
+INIT_STATE = "uninitialized"
+
+
+def init_state(value):
+    global INIT_STATE
+    INIT_STATE = value
+
+
+def read_state():
+    return INIT_STATE
+
+
+def raise_local():
+    class Local(Exception):
+        pass
+
+    raise Local("inner")
+
+
+def get_or_return(queue, value):
+    if queue is not None:
+        queue.get()  # blocks until the test releases it
+    return value
+
+
+def damage_worker():
+    import subinterpreters._pool_worker as w
+
+    w.damage()
+    return "damaged"

@@ -13,7 +13,7 @@ aio = pytest.importorskip("subinterpreters.aio")
 from conftest import run_python  # noqa: E402
 from subinterpreters import interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
-from task_funcs import current_id, mul, rendezvous, sleep_and_return  # noqa: E402
+from task_funcs import current_id, mul, raise_value_error, rendezvous, sleep_and_return  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(scope="module", autouse=True)
 def _join_helper_threads(no_pool_threads_left):
     yield
-
-
-def fail(msg):
-    raise ValueError(msg)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +88,7 @@ def test_call_on_pool(pool):
 
 def test_call_on_pool_raises_original_exception(pool):
     async def main():
-        await aio.call(pool, fail, "boom")
+        await aio.call(pool, raise_value_error, "boom")
 
     with pytest.raises(ValueError, match="boom") as info:
         run(main())
@@ -135,7 +131,7 @@ def test_call_async_many_at_once_and_errors():
         async def main():
             results = await asyncio.gather(*(interp.call_async(mul, i, i) for i in range(50)))
             with pytest.raises(interpreters.ExecutionFailed, match="boom"):
-                await interp.call_async(fail, "boom")  # as Interpreter.call raises it
+                await interp.call_async(raise_value_error, "boom")  # as Interpreter.call raises it
             with pytest.raises(interpreters.NotShareableError):
                 await interp.call_async(mul, threading.Lock(), 1)
             return results, await interp.call_async(mul, "ab", 2)

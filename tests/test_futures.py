@@ -11,8 +11,25 @@ from concurrent.futures import CancelledError, Executor, as_completed, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
+import task_funcs
 from conftest import assert_clean_exit, run_python
-from task_funcs import current_id, mul, rendezvous, sleep_and_return
+from task_funcs import (
+    CustomError,
+    PickleShenanigans,
+    current_id,
+    damage_worker,
+    fail,
+    get_name,
+    get_or_return,
+    ident,
+    init_state,
+    mul,
+    raise_local,
+    read_state,
+    rendezvous,
+    sleep_and_return,
+    thread_name,
+)
 
 futures = pytest.importorskip("subinterpreters.futures")
 interpreters = pytest.importorskip("subinterpreters.interpreters")
@@ -24,51 +41,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(scope="module", autouse=True)
 def _join_helper_threads(no_pool_threads_left):
     yield
-
-
-def ident(x):
-    return x
-
-
-def fail(exctype, msg=None):
-    raise exctype(msg)
-
-
-def get_name():
-    return __name__
-
-
-def thread_name():
-    import _thread
-
-    return _thread._get_name()
-
-
-class CustomError(Exception):
-    pass
-
-
-class PickleShenanigans:
-    """Pickles, but does not unpickle."""
-
-    def __init__(self, value):
-        if value == 1:
-            raise RuntimeError("gotcha")
-
-    def __reduce__(self):
-        return (self.__class__, (1,))
-
-
-INIT_STATE = "uninitialized"
-
-
-def init_state(value):
-    global INIT_STATE
-    INIT_STATE = value
-
-
-def read_state():
-    return INIT_STATE
 
 
 @pytest.fixture
@@ -104,7 +76,7 @@ def test_lambda_and_stateless_functions_cross_as_code(pool):
 
 
 def test_function_with_globals_crosses_by_reference(pool):
-    assert pool.submit(get_name).result() == __name__
+    assert pool.submit(get_name).result() == "task_funcs"
 
 
 def test_interpreters_are_reused():
@@ -312,13 +284,6 @@ def test_base_exceptions_do_not_kill_the_worker():
         assert p.submit(current_id).result() == before
 
 
-def raise_local():
-    class Local(Exception):
-        pass
-
-    raise Local("inner")
-
-
 def test_unpicklable_exception_gives_execution_failed(pool):
     # A module-level function (it crosses by reference: its class body reads the global
     # __name__, so it is not stateless) raising an exception of a class that cannot be pickled.
@@ -332,7 +297,7 @@ def test_unpicklable_exception_gives_execution_failed(pool):
 def test_initializer_runs_in_each_worker():
     with Pool(2, initializer=init_state, initargs=("initialized",)) as p:
         assert p.submit(read_state).result() == "initialized"
-    assert INIT_STATE == "uninitialized"
+    assert task_funcs.INIT_STATE == "uninitialized"
 
 
 def broken_pool():
@@ -432,12 +397,6 @@ def test_map_exception_in_chunk(pool):
         list(it)
 
 
-def get_or_return(queue, value):
-    if queue is not None:
-        queue.get()  # blocks until the test releases it
-    return value
-
-
 def test_map_timeout(pool):
     # The third call blocks until released (no sleep racing the deadline); the first two have
     # the whole timeout, generous for a busy machine, to finish.
@@ -532,13 +491,6 @@ def test_garbage_collected_pool_stops_its_workers():
 
 
 # -- damaged worker -----------------------------------------------------------------------------
-
-
-def damage_worker():
-    import subinterpreters._pool_worker as w
-
-    w.damage()
-    return "damaged"
 
 
 def test_damaged_worker_is_replaced():
