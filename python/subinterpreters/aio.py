@@ -312,7 +312,7 @@ _SERVE_CALL = "__import__('subinterpreters.interpreters._remote').interpreters._
 
 
 _runners: dict = {}  # interpreter id -> _CallRunner
-_runners_lock = threading.Lock()
+_runners_lock = _interp._call_runners_lock  # shared with Interpreter.close()
 _exit_hook = []
 
 
@@ -320,6 +320,8 @@ def _runner_for(interp):
     with _runners_lock:
         runner = _runners.get(interp.id)
         if runner is None:
+            if interp.id in _interp._closing:
+                raise _interp.InterpreterError(f"interpreter {interp.id} is being closed")
             try:
                 _ll.is_running(interp._handle)  # raises for an interpreter that is gone
             except RuntimeError as exc:

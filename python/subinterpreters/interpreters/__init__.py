@@ -19,7 +19,7 @@ and threading are loaded on first use.
 """
 
 import weakref
-from _thread import _local
+from _thread import _local, allocate_lock
 
 from subinterpreters import lowlevel as _ll
 
@@ -258,8 +258,11 @@ if int(_ll.get_current()) == _MAIN_ID:
     # Registered after lowlevel's exit cleanup, so it runs before it.
     atexit.register(_warn_remaining)
 
-# Interpreter id -> stop() of its call_async runner (see subinterpreters.aio).
+# Interpreter id -> stop() of its call_async runner (see subinterpreters.aio), and the ids of
+# interpreters being closed (no new runner starts for those), both under the lock.
 _call_runners: dict = {}
+_closing: set = set()
+_call_runners_lock = allocate_lock()
 
 # One Interpreter per id, while anyone holds it.
 _known = weakref.WeakValueDictionary()
@@ -385,18 +388,23 @@ class Interpreter(IdHandle):
         ``threading._register_atexit`` run first, then the non-daemon threads are waited for.
         """
         self._check_ours("cannot destroy")
-        stop_calls = _call_runners.pop(self._id, None)
-        if stop_calls is not None:
-            stop_calls()  # the call_async calls queued so far run first
-        if self._id != int(_ll.get_current()):
-            try:
-                _ll.run_string(self._handle, _THREADING_SHUTDOWN)
-            except (RuntimeError, _ll.RunFailedError):
-                pass  # running, gone, ...: destroy() below says so
+        with _call_runners_lock:
+            _closing.add(self._id)
+            stop_calls = _call_runners.pop(self._id, None)
         try:
-            _ll.destroy(self._handle)
-        except RuntimeError as exc:
-            raise _translate(exc, self._id, "destroy") from None
+            if stop_calls is not None:
+                stop_calls()  # the call_async calls queued so far run first
+            if self._id != int(_ll.get_current()):
+                try:
+                    _ll.run_string(self._handle, _THREADING_SHUTDOWN)
+                except (RuntimeError, _ll.RunFailedError):
+                    pass  # running, gone, ...: destroy() below says so
+            try:
+                _ll.destroy(self._handle)
+            except RuntimeError as exc:
+                raise _translate(exc, self._id, "destroy") from None
+        finally:
+            _closing.discard(self._id)
 
     def prepare_main(self, ns=None, /, **kwargs):
         """Bind the given names in the interpreter's ``__main__`` module.
