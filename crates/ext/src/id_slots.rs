@@ -1,12 +1,14 @@
 //! The int-like protocol shared by `InterpreterID` and `ChannelID`: both instance layouts
 //! begin with [`IdHeader`], so `str()`, `int()`, `__index__`, `hash()` and the numeric side of
-//! `==` are one set of slot functions.
+//! `==` are one set of slot functions, and [`shared_slots`] is the part of the slot tables
+//! they share.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
+use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
 
 /// The common start of both ID objects' layouts.
@@ -180,3 +182,23 @@ pub static mut ID_METHODS: [ffi::PyMethodDef; 2] = [
     },
     ffi::PyMethodDef::zeroed(),
 ];
+
+/// The slots both ID types share, around the type's own `dealloc`, `repr` and `richcompare`:
+/// `str`, `hash`, `int`, `index` and the methods that refuse pickling.
+pub fn shared_slots(
+    dealloc: *mut c_void,
+    repr: *mut c_void,
+    richcompare: *mut c_void,
+) -> Vec<ffi::PyType_Slot> {
+    vec![
+        type_slot(ffi::Py_tp_dealloc, dealloc),
+        type_slot(ffi::Py_tp_repr, repr),
+        type_slot(ffi::Py_tp_str, tp_str as *mut c_void),
+        type_slot(ffi::Py_tp_hash, tp_hash as *mut c_void),
+        type_slot(ffi::Py_tp_richcompare, richcompare),
+        type_slot(ffi::Py_nb_int, nb_int as *mut c_void),
+        type_slot(ffi::Py_nb_index, nb_int as *mut c_void),
+        // SAFETY: taking the address of a static table that CPython only reads.
+        type_slot(ffi::Py_tp_methods, (&raw mut ID_METHODS).cast()),
+    ]
+}

@@ -8,7 +8,7 @@ use pyo3_ffi as ffi;
 use subinterpreters_core::{registry, ChannelRef, End, Value};
 
 use crate::error::{Error, Result};
-use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
+use crate::id_slots::{id_richcompare, new_str, shared_slots, IdHeader};
 use crate::module::{state_of_module, state_of_type, ModState};
 use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
@@ -265,27 +265,20 @@ static mut GETSET: [ffi::PyGetSetDef; 4] = [
 /// # Safety
 /// GIL held; `module` is the module being initialised.
 pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<Option<PyRef>> {
-    let mut slots = [
-        type_slot(ffi::Py_tp_dealloc, tp_dealloc as *mut c_void),
-        type_slot(ffi::Py_tp_repr, tp_repr as *mut c_void),
-        type_slot(ffi::Py_tp_str, tp_str as *mut c_void),
-        type_slot(ffi::Py_tp_hash, tp_hash as *mut c_void),
-        type_slot(ffi::Py_tp_richcompare, tp_richcompare as *mut c_void),
-        type_slot(ffi::Py_nb_int, nb_int as *mut c_void),
-        type_slot(ffi::Py_nb_index, nb_int as *mut c_void),
+    let mut slots = shared_slots(
+        tp_dealloc as *mut c_void,
+        tp_repr as *mut c_void,
+        tp_richcompare as *mut c_void,
+    );
+    slots.extend([
         // SAFETY: taking the address of a static that CPython only reads.
         type_slot(ffi::Py_tp_getset, (&raw mut GETSET).cast()),
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_methods,
-            // SAFETY: taking the address of a static table that CPython only reads.
-            pfunc: (&raw mut crate::id_slots::ID_METHODS).cast(),
-        },
         type_slot(
             ffi::Py_tp_doc,
             c"A channel ID identifies a channel and may be used as an int.".as_ptr() as *mut c_void,
         ),
         type_slot(0, std::ptr::null_mut()),
-    ];
+    ]);
     let mut spec = ffi::PyType_Spec {
         name: c"subinterpreters.lowlevel.ChannelID".as_ptr(),
         basicsize: std::mem::size_of::<ChanIdObject>() as c_int,

@@ -6,7 +6,7 @@ use std::ffi::{c_int, c_void};
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
-use crate::id_slots::{id_richcompare, nb_int, new_str, tp_hash, tp_str, IdHeader};
+use crate::id_slots::{id_richcompare, new_str, shared_slots, IdHeader};
 use crate::interp::registry;
 use crate::module::{state_of_type, ModState};
 use crate::py::capi::type_slot;
@@ -120,23 +120,16 @@ unsafe extern "C" fn tp_richcompare(
 /// # Safety
 /// GIL held; `module` is the module being initialised.
 pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
-    let mut slots = [
+    let mut slots = shared_slots(
+        tp_dealloc as *mut c_void,
+        tp_repr as *mut c_void,
+        tp_richcompare as *mut c_void,
+    );
+    slots.extend([
         type_slot(ffi::Py_tp_new, tp_new as *mut c_void),
-        type_slot(ffi::Py_tp_dealloc, tp_dealloc as *mut c_void),
-        type_slot(ffi::Py_tp_repr, tp_repr as *mut c_void),
-        type_slot(ffi::Py_tp_str, tp_str as *mut c_void),
-        type_slot(ffi::Py_tp_hash, tp_hash as *mut c_void),
-        type_slot(ffi::Py_tp_richcompare, tp_richcompare as *mut c_void),
-        type_slot(ffi::Py_nb_int, nb_int as *mut c_void),
-        type_slot(ffi::Py_nb_index, nb_int as *mut c_void),
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_methods,
-            // SAFETY: taking the address of a static table that CPython only reads.
-            pfunc: (&raw mut crate::id_slots::ID_METHODS).cast(),
-        },
         type_slot(ffi::Py_tp_doc, c"InterpreterID(id, *, force=False)\n--\n\nIdentifies an interpreter and may be used as an int. While any InterpreterID\nof an interpreter made by create() exists, in any interpreter, that interpreter stays alive.".as_ptr() as *mut c_void),
         type_slot(0, std::ptr::null_mut()),
-    ];
+    ]);
     let mut spec = ffi::PyType_Spec {
         name: c"subinterpreters.lowlevel.InterpreterID".as_ptr(),
         basicsize: std::mem::size_of::<InterpIdObject>() as c_int,
