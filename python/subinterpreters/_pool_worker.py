@@ -87,9 +87,8 @@ def serve(tq, count=-1):
                 task = put_get(rq, reply, tq)[0]
             if task is None:
                 return
-            tid, rq, fdata, akind, adata = task
-            answer = (rq, _run(task, loads, dumps, function_of, functions, function_types))
-            del task, adata
+            answer = (task[1], _run(task, loads, dumps, function_of, functions, function_types))
+            del task
             if _damaged:
                 raise SystemError("worker interpreter damaged")
     finally:

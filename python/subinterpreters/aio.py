@@ -147,9 +147,7 @@ async def call(target, fn, /, *args, **kwargs):
         fut = loop.create_future()
         sink = _sink_for(loop)
         target._enqueue(_fut._Work(fut, fdata, akind, adata, sink, loop))
-        if _wait_briefly(loop, sink):
-            await asyncio.sleep(0)  # the loop still gets its turn (I/O, other tasks)
-        return await fut
+        return await _reply(loop, sink, fut)
     if isinstance(target, _interp.Interpreter):
         fdata, adata, mainfile = target._call_data(fn, args, kwargs)
         sink = _sink_for(loop)
@@ -171,10 +169,15 @@ async def call(target, fn, /, *args, **kwargs):
         except BaseException:
             sink.works.pop(tid, None)
             raise
-        if _wait_briefly(loop, sink):
-            await asyncio.sleep(0)  # the loop still gets its turn (I/O, other tasks)
-        return await fut
+        return await _reply(loop, sink, fut)
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
+
+
+async def _reply(loop, sink, fut):
+    """The outcome of a call handed over with ``fut`` as its future."""
+    if _wait_briefly(loop, sink):
+        await asyncio.sleep(0)  # the loop still gets its turn (I/O, other tasks)
+    return await fut
 
 
 # How long a call's coroutine waits in place for its reply when the loop has nothing else to run.
@@ -280,14 +283,7 @@ class _CallRunner:
         """A call failed and its task is lost with it: every call handed to this runner and
         not answered yet fails with ``error`` (on each event loop, as a dead pool worker's
         do); the ones still queued run anyway, their replies then ignored."""
-        key = next(_fut._dead_keys)
-        _fut._dead_workers[key] = (self, error)
-        for sink in list(_sinks_by_qid.values()):
-            if sink.qid is not None:
-                try:
-                    _ll._queue_put(sink.qid, (0, _w.DEAD, key, 0.0), 0, False, None)
-                except _interp.QueueError:
-                    pass
+        _fut._report_dead(self, error, list(_sinks_by_qid.values()))
 
     def _fail_queued(self, error):
         for task in _take_all(self.qid):

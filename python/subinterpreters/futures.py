@@ -384,6 +384,19 @@ _dead_workers: dict = {}
 _dead_keys = itertools.count(1)
 
 
+def _report_dead(worker, error, sinks):
+    """Tell each results queue in ``sinks`` that ``worker``'s unanswered works failed with
+    ``error`` (a DEAD marker each sink resolves against its own works)."""
+    key = next(_dead_keys)
+    _dead_workers[key] = (worker, error)
+    for sink in sinks:
+        if sink.qid is not None:
+            try:
+                _ll._queue_put(sink.qid, (0, _w.DEAD, key, 0.0), 0, False, None)
+            except _interp.QueueError:
+                pass  # closed meanwhile: nobody waits on it
+
+
 class _Worker:
     """One interpreter and the OS thread serving it."""
 
@@ -940,11 +953,7 @@ def _replace(worker, handle, failure, initializer, initargs):
             # Works given back were claimed already: put them first, marked as such.
             for work in reversed(requeue):
                 pool._pending.appendleft(_Reclaimed(work))
-        key = next(_dead_keys)
-        _dead_workers[key] = (worker, error)
-        for sink in list(worker.sinks):
-            if sink.qid is not None:
-                _ll._queue_put(sink.qid, (0, _w.DEAD, key, 0.0), 0, False, None)
+        _report_dead(worker, error, list(worker.sinks))
     try:
         _ll.destroy(handle)
     except Exception:

@@ -161,19 +161,7 @@ def run_call():
     args = ns.pop(ARGS)
     cid = ns.pop(CHAN)
     mainfile = ns.pop(MAINFILE, None)
-    try:
-        func, a, kw = _rebuild_call(fdata, args, mainfile)
-    except BaseException as exc:
-        _send(cid, _not_rebuilt(exc))
-        return
-    try:
-        res = _invoke(ns, func, a, kw)
-    except BaseException as exc:
-        try:
-            _report(cid, exc)
-        except _Reported:
-            return
-    _ll.channel_send(cid, _result_reply(res))
+    _ll.channel_send(cid, _call_reply(ns, fdata, args, mainfile))
 
 
 def serve_call():

@@ -196,9 +196,25 @@ pub(super) fn existing(id: i64) -> Result<InterpPtr> {
     lookup(id).ok_or_else(|| unrecognized(id))
 }
 
-pub(super) fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
+fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes)
         .map_err(|_| Error::Value("source code string cannot contain null bytes".into()))
+}
+
+/// A `str` argument as a C string, refusing NULs as 3.11's `run_string` does.
+///
+/// # Safety
+/// GIL held; `obj` a `str`.
+pub(super) unsafe fn c_text(obj: *mut ffi::PyObject) -> Result<CString> {
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: GIL held, `obj` a str (contract); the UTF-8 buffer lives as long as `obj`.
+    unsafe {
+        let text = ffi::PyUnicode_AsUTF8AndSize(obj, &mut len);
+        if text.is_null() {
+            return Err(Error::Raised);
+        }
+        to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))
+    }
 }
 
 kw_entry!(
@@ -474,13 +490,7 @@ fast_entry!(
         )?;
         let id = id_arg(id_obj, IdKind::Interpreter, state)?;
         existing(id)?;
-        let mut len: ffi::Py_ssize_t = 0;
-        let text = ffi::PyUnicode_AsUTF8AndSize(script, &mut len);
-        if text.is_null() {
-            return Err(Error::Raised);
-        }
-        let script =
-            to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))?;
+        let script = c_text(script)?;
         let result = run_in(
             id,
             || convert_shared(shared, state),

@@ -29,11 +29,7 @@ pub unsafe fn execute(job: Job) -> Result<()> {
     // SAFETY: (whole body) GIL held in the target; borrowed pointers (the `__main__` module and
     // its dict) stay valid because `sys.modules` keeps `__main__` alive during the call.
     unsafe {
-        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
-        if main.is_null() {
-            return Err(capture(false).into_runtime("failed to get __main__"));
-        }
-        let ns = ffi::PyModule_GetDict(main);
+        let ns = main_dict()?;
         for (name, value) in job.shared {
             // Channel values need this interpreter's module state: found by import there.
             let obj = match from_value(value, None) {
@@ -47,7 +43,34 @@ pub unsafe fn execute(job: Job) -> Result<()> {
                 return Err(capture(false).into_runtime("failed to share value"));
             }
         }
-        let code = compile(&job.script)?;
+        run_in_main(&job.script, ns)
+    }
+}
+
+/// `__main__`'s dict (borrowed: `sys.modules` keeps `__main__` alive during a run).
+///
+/// # Safety
+/// GIL held.
+unsafe fn main_dict() -> Result<*mut ffi::PyObject> {
+    // SAFETY: GIL held (contract).
+    unsafe {
+        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
+        if main.is_null() {
+            return Err(capture(false).into_runtime("failed to get __main__"));
+        }
+        Ok(ffi::PyModule_GetDict(main))
+    }
+}
+
+/// Compiles `script` (cached) and executes it with `ns` as globals and locals; a failure is
+/// captured as `RunFailed`.
+///
+/// # Safety
+/// GIL held; `ns` a live dict of the current interpreter.
+unsafe fn run_in_main(script: &CString, ns: *mut ffi::PyObject) -> Result<()> {
+    // SAFETY: GIL held (contract); the result is owned by PyRef.
+    unsafe {
+        let code = compile(script)?;
         let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
         if res.is_null() {
             return Err(Error::RunFailed(capture(false)));
@@ -75,11 +98,7 @@ pub unsafe fn execute_item(
     // SAFETY: (whole body) GIL held in the target; borrowed pointers (`__main__`, its dict, the
     // imported module) stay valid while `sys.modules` holds them during the call.
     unsafe {
-        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
-        if main.is_null() {
-            return Err((None, capture(false).into_runtime("failed to get __main__")));
-        }
-        let ns = ffi::PyModule_GetDict(main);
+        let ns = main_dict().map_err(|err| (None, err))?;
         let module = match PyRef::from_owned(ffi::PyImport_ImportModule(
             c"subinterpreters.lowlevel".as_ptr(),
         )) {
@@ -98,18 +117,7 @@ pub unsafe fn execute_item(
             return Err((None, capture(false).into_runtime("failed to share value")));
         }
         drop(obj);
-        let ran = match compile(script) {
-            Ok(code) => {
-                let res = ffi::PyEval_EvalCode(code.as_ptr(), ns, ns);
-                if res.is_null() {
-                    Err(Error::RunFailed(capture(false)))
-                } else {
-                    drop(PyRef::from_owned(res));
-                    Ok(())
-                }
-            }
-            Err(err) => Err(err),
-        };
+        let ran = run_in_main(script, ns);
         let left = take_back(ns, name, state);
         match ran {
             Ok(()) => Ok(left),

@@ -8,9 +8,9 @@
 //! target's `__main__` and `script` runs there (taking the item out of `__main__`). The script
 //! answers by leaving `(qid, reply)` bound to `name`: `reply` is put on queue `qid` once the run
 //! is over, so whoever the reply wakes finds the interpreter no longer running (free for its
-//! next `exec`). If the run cannot be made or fails, the call returns `(item, exception)`: the exception `run_string`
-//! would have raised, and the item if the script had not taken it yet (else `None`). Unbound
-//! items (their interpreter was destroyed) are skipped.
+//! next `exec`). If the run cannot be made or fails, the call returns `(item, exception)`: the
+//! exception `run_string` would have raised, and the item if the script had not taken it yet
+//! (else `None`). Unbound items (their interpreter was destroyed) are skipped.
 //!
 //! How a thread moves (see `docs/threads.md`): on 3.12+, for an interpreter of ours, it waits
 //! detached and attaches straight to the target's thread state, taking only the target's GIL,
@@ -26,7 +26,7 @@ use subinterpreters_core::queue::{QueueRef, Received, Wait};
 use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
-use crate::interp::api::{already_running, existing, finalize, run_in, to_cstring_checked};
+use crate::interp::api::{already_running, c_text, existing, finalize, run_in};
 use crate::interp::registry;
 use crate::interp::run::execute_item;
 use crate::interp::thread_cache;
@@ -40,22 +40,6 @@ use crate::values::xi::from_xi;
 
 /// How long a wait for an item lasts before the caller's signal handlers get a chance to run.
 const SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// A `str` argument as a C string (refusing NULs, as `run_string` does).
-///
-/// # Safety
-/// GIL held; `obj` a `str`.
-unsafe fn c_text(obj: *mut ffi::PyObject) -> Result<CString> {
-    let mut len: ffi::Py_ssize_t = 0;
-    // SAFETY: GIL held, `obj` a str (contract); the UTF-8 buffer lives as long as `obj`.
-    unsafe {
-        let text = ffi::PyUnicode_AsUTF8AndSize(obj, &mut len);
-        if text.is_null() {
-            return Err(Error::Raised);
-        }
-        to_cstring_checked(std::slice::from_raw_parts(text.cast::<u8>(), len as usize))
-    }
-}
 
 fast_entry!(
     /// `_serve_queue(id, qid, script, name) -> None | (item, exception)` (see the module

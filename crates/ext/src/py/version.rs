@@ -5,8 +5,8 @@
 //! What differs, and since when:
 //! - **3.11**: one GIL shared by every interpreter. We move between interpreters by swapping
 //!   thread states and never release and re-take that GIL (that hangs). The current thread
-//!   state is runtime-wide, which tells a thread without the GIL whether it is held. Interpreters are made by
-//!   `_Py_NewInterpreter(isolated)`. Exceptions are a (type, value, traceback) triple, the value
+//!   state is runtime-wide, which tells a thread without the GIL whether it is held.
+//!   Interpreters are made by `_Py_NewInterpreter(isolated)`. Exceptions are a (type, value, traceback) triple, the value
 //!   possibly unnormalized. An interpreter with a thread of its own running user code counts as
 //!   running when one of its thread states has a frame; `destroy`/`is_running`/`run_string`
 //!   refuse an interpreter with threads other than ours ("more than one thread").

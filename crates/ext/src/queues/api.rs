@@ -116,12 +116,10 @@ unsafe fn blocking<S, T>(
     loop {
         let slice = wait.capped(SIGNAL_CHECK);
         // SAFETY: GIL held (contract); nothing Python is touched while it is released (the
-        // attempt works on Rust data only).
-        let ts = unsafe { ffi::PyEval_SaveThread() };
+        // attempt works on Rust data only), and dropping `away` takes it back.
+        let away = unsafe { tstate::Away::leave() };
         let result = attempt(state, slice);
-        crate::py::version::before_taking_gil();
-        // SAFETY: re-attaching the thread state detached above.
-        unsafe { ffi::PyEval_RestoreThread(ts) };
+        drop(away);
         match result {
             Ok(v) => return Ok(v),
             Err((_, Some(err))) => return Err(err),
