@@ -73,6 +73,7 @@ _WHENCE_NAMES = {
     4: "cross-interpreter C-API",
     5: "_interpreters module",
 }
+_WHENCE_STDLIB = _WHENCE_NAMES[5]
 
 
 class InterpreterError(Exception):
@@ -315,8 +316,9 @@ class Interpreter(IdHandle):
     ``"runtime init"`` for the main interpreter, ``"_interpreters module"`` for the others
     (as CPython 3.14 names those made by its own module).
 
-    Only interpreters made by this module (or by :mod:`subinterpreters.lowlevel`) can be
-    changed: close(), prepare_main(), exec() and call() refuse the main interpreter. An
+    Only interpreters made by this module (or by :mod:`subinterpreters.lowlevel`, or by
+    CPython's own interpreter module) can be changed: close(), prepare_main(), exec() and
+    call() refuse the main interpreter and those made through the C-API, as 3.14 does. An
     Interpreter of such an interpreter keeps it alive; when the last one is garbage-collected
     (in every interpreter) the interpreter is destroyed.
     """
@@ -378,7 +380,9 @@ class Interpreter(IdHandle):
             raise _translate(exc, self._id, "query") from None
 
     def _check_ours(self, what):
-        if self._id == _MAIN_ID:
+        # As 3.14 does: only interpreters made by this module (or CPython's own) can be
+        # changed; the main one and those made through the C-API are refused.
+        if self._whence != _WHENCE_STDLIB and self.whence != _WHENCE_STDLIB:
             raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
 
     def close(self):
