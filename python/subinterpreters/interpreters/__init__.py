@@ -62,6 +62,23 @@ __all__ = [
 ]
 
 
+# ``importlib.reload()`` runs this file again in the same namespace: what lowlevel and other
+# modules hold on to (the exception classes, the one Interpreter per id, the call runners) is put
+# back over the new definitions, so that the names stay the objects already in use.
+_KEPT = (
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+    "ExecutionFailed",
+    "Interpreter",
+    "_known",
+    "_channels",
+    "_call_runners",
+    "_closing",
+    "_call_runners_lock",
+)
+_reloaded = {name: globals()[name] for name in _KEPT if name in globals()}
+
 # -- exceptions ---------------------------------------------------------------------------------
 
 
@@ -88,6 +105,7 @@ class NotShareableError(TypeError):
     """The object cannot be passed to another interpreter."""
 
 
+globals().update(_reloaded)
 _queues._register()
 
 
@@ -253,7 +271,7 @@ def _warn_remaining():
         )
 
 
-if int(_ll.get_current()) == _MAIN_ID:
+if int(_ll.get_current()) == _MAIN_ID and not _reloaded:
     import atexit
 
     # Registered after lowlevel's exit cleanup, so it runs before it.
@@ -710,3 +728,7 @@ def _callable_data(func):
                 reason
             )
         raise _not_shareable(func) from exc
+
+
+globals().update(_reloaded)
+del _reloaded
