@@ -38,7 +38,7 @@ def use_suite(version):
 
 
 def suite_tag():
-    """"314" for 3.14: the suffix of the generated package and cache names."""
+    """ "314" for 3.14: the suffix of the generated package and cache names."""
     return SUITE_VERSION.replace(".", "")
 
 
@@ -97,7 +97,7 @@ def _local_candidates():
     """Lib/test directories of CPython SUITE_VERSION installs on this machine."""
     found = []
     v = SUITE_VERSION
-    if "%d.%d" % sys.version_info[:2] == v:
+    if "{}.{}".format(*sys.version_info[:2]) == v:
         import sysconfig
 
         found.append(os.path.join(sysconfig.get_path("stdlib"), "test"))

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Run CPython 3.14's and 3.15's own tests of `concurrent.interpreters` against `subinterpreters.interpreters`.
+"""Run CPython 3.14's and 3.15's tests of `concurrent.interpreters` against ours.
+
+Ours: `subinterpreters.interpreters`.
 
 The tests (Lib/test/test_interpreters/test_api.py and test_queues.py, with the utils.py they share
 and Lib/test/_crossinterp_definitions.py and _code_definitions.py, which they import) of each of
@@ -428,7 +430,8 @@ def generate(testdir, against_cpython):
 def package_init(against_cpython):
     """The generated package's __init__: test.support stand-ins for older Pythons."""
     lines = [
-        f'"""CPython {common.SUITE_VERSION} test_interpreters, rewritten by scripts/run_cpython_pep734_suite.py."""',
+        f'"""CPython {common.SUITE_VERSION} test_interpreters, rewritten by '
+        'scripts/run_cpython_pep734_suite.py."""',
         "import contextlib",
         "import os",
         "import sys",

@@ -21,7 +21,6 @@ import threading
 
 import pytest
 from conftest import PY312_PLUS, PY314_PLUS, TESTS_DIR
-
 from subinterpreters import interpreters as ours
 
 OURS = "subinterpreters.interpreters"
@@ -189,9 +188,7 @@ def test_stdlib_made_interpreter():
 def test_our_run_is_seen_running_by_cpython(ours_interp):
     r_in, w_in = os.pipe()
     r_out, w_out = os.pipe()
-    t = ours_interp.call_in_thread(
-        exec, f"import os; os.write({w_out}, b'x'); os.read({r_in}, 1)"
-    )
+    t = ours_interp.call_in_thread(exec, f"import os; os.write({w_out}, b'x'); os.read({r_in}, 1)")
     try:
         wait_for_byte(r_out)
         assert cpython_ll.is_running(ours_interp.id)
@@ -276,7 +273,7 @@ def test_reload_keeps_what_lowlevel_raises_and_returns():
         ours.InterpreterError,
         ours.NotShareableError,
     )
-    assert all(a is b for a, b in zip(now, kept)), list(zip(now, kept))
+    assert all(a is b for a, b in zip(now, kept, strict=True)), list(zip(now, kept, strict=True))
     queue = _queues.create(1)
     with pytest.raises(_queues.QueueEmpty):
         queue.get_nowait()
