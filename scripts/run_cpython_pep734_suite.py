@@ -191,13 +191,13 @@ of {TARGET}; tests of _interpreters itself are skipped by the script. Where the 
 CPython's own module, the tests get its create/get_main/exec/new_config (3.13+) and is_running
 (3.12+): interpreters made and run by CPython, seen by ours, and ours seen by CPython."""
 
+import sys as _sys
+
 try:
     import _interpreters as _cpython
 except ImportError:
-    try:
-        import _xxsubinterpreters as _cpython
-    except ImportError:
-        _cpython = None
+    # 3.12's; 3.11's refuses an interpreter with threads, which ours run in on 3.11.
+    _cpython = __import__("_xxsubinterpreters") if _sys.version_info >= (3, 12) else None
 
 from {TARGET} import (
     Interpreter as _Interpreter,
