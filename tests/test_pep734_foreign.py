@@ -156,6 +156,17 @@ def test_capi_interpreter_in_use_is_not_destroyed(capi_interp):
     assert capi_interp in ids(ours)
 
 
+def test_interpreter_destroyed_elsewhere_is_not_found():
+    # Its origin is first asked when it is already gone: not found, not "unrecognized".
+    from subinterpreters import lowlevel
+
+    handle = lowlevel.create()
+    interp = ours.Interpreter(int(handle))
+    lowlevel.destroy(handle)
+    with pytest.raises(ours.InterpreterNotFoundError):
+        interp.exec("pass")
+
+
 # -- interpreters made by CPython's own module ---------------------------------------------------
 
 

@@ -213,7 +213,9 @@ def create():
     if _PY311:
         # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
         _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
-    return Interpreter._make(int(handle), handle)
+    interp = Interpreter._make(int(handle), handle)
+    interp._whence = _WHENCE_STDLIB
+    return interp
 
 
 _PY311 = __import__("sys").version_info < (3, 12)
@@ -400,8 +402,15 @@ class Interpreter(IdHandle):
     def _check_ours(self, what):
         # As 3.14 does: only interpreters made by this module (or CPython's own) can be
         # changed; the main one and those made through the C-API are refused.
-        if self._whence != _WHENCE_STDLIB and self.whence != _WHENCE_STDLIB:
-            raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
+        if self._whence != _WHENCE_STDLIB:
+            if self._whence is None:  # asked once, and a closed one is not found
+                try:
+                    code = _ll._whence(self._id)
+                except RuntimeError as exc:
+                    raise _translate(exc, self._id, "find") from None
+                self._whence = _WHENCE_NAMES.get(code, "unknown")
+            if self._whence != _WHENCE_STDLIB:
+                raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
 
     def close(self):
         """Destroy the interpreter (finalizing it). Refused for the current one.
