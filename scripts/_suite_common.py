@@ -2,7 +2,8 @@
 run_cpython_pep734_suite.py, run_cpython_pool_suite.py; each imports it from sys.path[0]).
 
 It owns: the options they share; finding CPython's test files (the 3.11 stdlib, or CPython 3.14's
-files from a local install, the cache or Debian's libpython3.14-testsuite); rewriting them; the
+and 3.15's files from a local install, the cache or Debian's libpython3.1X-testsuite); rewriting
+them; the
 temporary directory and the child's configuration; the child's watchdog, unittest run and result
 file; the parent's watched child (SIGABRT, then SIGKILL), and the RESULT line and exit status.
 """
@@ -22,8 +23,23 @@ import sys
 import tempfile
 import unittest
 
+# The CPython releases whose test files the PEP 734 and pool runners take, each run in turn.
+SUITE_VERSIONS = ("3.14", "3.15")
+# The one being obtained and run now (see use_suite).
 SUITE_VERSION = "3.14"
 DEBIAN_PACKAGE = "libpython3.14-testsuite"
+
+
+def use_suite(version):
+    """Make ``version`` ("3.14", "3.15") the release whose test files are found and named."""
+    global SUITE_VERSION, DEBIAN_PACKAGE
+    SUITE_VERSION = version
+    DEBIAN_PACKAGE = f"libpython{version}-testsuite"
+
+
+def suite_tag():
+    """ "314" for 3.14: the suffix of the generated package and cache names."""
+    return SUITE_VERSION.replace(".", "")
 
 
 def say(*args):
@@ -46,6 +62,14 @@ def add_run_options(p, *, timeout, timeout_help, test_timeout, test_timeout_help
     p.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
     p.add_argument("--test-timeout", type=float, default=test_timeout, help=test_timeout_help)
     p.add_argument("--keep-temp", action="store_true", help="keep the generated copy")
+    p.add_argument(
+        "--suite",
+        action="append",
+        choices=SUITE_VERSIONS,
+        help="the CPython release whose test files run (repeatable; default: all of "
+        + ", ".join(SUITE_VERSIONS)
+        + ")",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
 
 
@@ -70,17 +94,18 @@ def has_files(testdir, sources):
 
 
 def _local_candidates():
-    """Lib/test directories of CPython 3.14 installs on this machine."""
+    """Lib/test directories of CPython SUITE_VERSION installs on this machine."""
     found = []
-    if sys.version_info[:2] == (3, 14):
+    v = SUITE_VERSION
+    if "{}.{}".format(*sys.version_info[:2]) == v:
         import sysconfig
 
         found.append(os.path.join(sysconfig.get_path("stdlib"), "test"))
     home = os.path.expanduser("~")
-    found += sorted(glob.glob(f"{home}/.pyenv/versions/3.14.*/lib/python3.14/test"), reverse=True)
+    found += sorted(glob.glob(f"{home}/.pyenv/versions/{v}.*/lib/python{v}/test"), reverse=True)
     pythons = os.environ.get("PYTHONS_DIR", f"{home}/.cache/cpython-debian")
-    found.append(f"{pythons}/3.14/usr/lib/python3.14/test")
-    exe = shutil.which("python3.14")
+    found.append(f"{pythons}/{v}/usr/lib/python{v}/test")
+    exe = shutil.which(f"python{v}")
     if exe:
         try:
             found.append(os.path.join(python_stdlib(exe), "test"))
@@ -91,9 +116,8 @@ def _local_candidates():
 
 def _cache_dir():
     default = os.path.join(os.path.expanduser("~"), ".cache", "subinterpreters")
-    return os.environ.get(
-        "SUBINTERPRETERS_SUITE_CACHE", os.path.join(default, "cpython314-testsuite")
-    )
+    name = f"cpython{suite_tag()}-testsuite"
+    return os.path.join(os.environ.get("SUBINTERPRETERS_SUITE_CACHE", default), name)
 
 
 def _apt_options(workdir):
@@ -165,7 +189,7 @@ def _from_debian(cache, sources):
         version = os.path.basename(debs[0]).split("_")[1]
         unpacked = os.path.join(work, "root")
         subprocess.run(["dpkg-deb", "-x", debs[0], unpacked], check=True, timeout=300)
-        src = os.path.join(unpacked, "usr", "lib", "python3.14", "test")
+        src = os.path.join(unpacked, "usr", "lib", f"python{SUITE_VERSION}", "test")
         if not has_files(src, sources):
             raise RuntimeError(f"{debs[0]} does not contain the expected files")
         dest = os.path.join(cache, version)
@@ -178,12 +202,12 @@ def _from_debian(cache, sources):
 
 
 def find_suite(sources, no_download=False):
-    """Return (CPython 3.14 Lib/test directory holding ``sources``, how it was found) or
+    """Return (CPython SUITE_VERSION's Lib/test directory holding ``sources``, how it was found) or
     (None, list of reasons)."""
     tried = []
     for cand in _local_candidates():
         if has_files(cand, sources):
-            return cand, "CPython 3.14 install"
+            return cand, f"CPython {SUITE_VERSION} install"
         tried.append(f"{cand}: not there, or lacks some of the test files")
     cache = _cache_dir()
     cached = sorted(
@@ -201,6 +225,25 @@ def find_suite(sources, no_download=False):
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         tried.append(f"Debian {DEBIAN_PACKAGE}: {exc}")
     return None, tried
+
+
+def each_suite(args, run_one):
+    """Call ``run_one()`` with each selected release (--suite, else SUITE_VERSIONS) made the
+    current one (use_suite); the worst exit status wins (2, then 1, then 0)."""
+    versions = args.suite or SUITE_VERSIONS
+    if args.suite_dir and len(versions) > 1:
+        say("error: --suite-dir needs exactly one --suite")
+        return 2
+    worst = 0
+    for version in versions:
+        use_suite(version)
+        try:
+            rc = run_one()
+        except SystemExit as exc:  # obtain_suite's verdicts
+            rc = exc.code if isinstance(exc.code, int) else 2
+        if rc == 2 or (rc and worst != 2):
+            worst = rc
+    return worst
 
 
 def obtain_suite(args, sources, name, skip_hint=False):

@@ -3,8 +3,8 @@
 #   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the dev tools
 #   scripts/dev.sh build 3.12     build the extension (release) and install the wheel into that venv
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
-#                                 test_interpreters (PEP 734) and test_interpreter_pool on that
-#                                 version
+#                                 and 3.15's test_interpreters (PEP 734) and test_interpreter_pool
+#                                 on that version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer);
@@ -107,10 +107,10 @@ cmd_pytest() {
     (cd "$ROOT/tests" && SUBINTERPRETERS_REQUIRE_OURS=1 "$dir/bin/python" -m pytest -q -c "$ROOT/pyproject.toml" --rootdir "$ROOT" "$ROOT/tests")
     log "CPython's own 3.11 suite on CPython $v"
     "$dir/bin/python" "$ROOT/scripts/run_cpython_suite.py"
-    log "CPython 3.14's test_interpreters (PEP 734) on CPython $v"
-    "$dir/bin/python" "$ROOT/scripts/run_cpython_pep734_suite.py" --timeout 120
-    log "CPython 3.14's test_interpreter_pool (InterpreterPoolExecutor) on CPython $v"
-    "$dir/bin/python" "$ROOT/scripts/run_cpython_pool_suite.py" --timeout 60
+    log "CPython 3.14's and 3.15's test_interpreters (PEP 734) on CPython $v"
+    "$dir/bin/python" "$ROOT/scripts/run_cpython_pep734_suite.py" --timeout 240
+    log "CPython 3.14's and 3.15's test_interpreter_pool (InterpreterPoolExecutor) on CPython $v"
+    "$dir/bin/python" "$ROOT/scripts/run_cpython_pool_suite.py" --timeout 120
     if [ "$v" = 3.12 ]; then
         log "stubtest: the .pyi against the compiled module and the PEP 734 module"
         [ -x "$dir/bin/stubtest" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check mypy

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Run CPython 3.14's own tests of `concurrent.interpreters` against `subinterpreters.interpreters`.
+"""Run CPython 3.14's and 3.15's tests of `concurrent.interpreters` against ours.
+
+Ours: `subinterpreters.interpreters`.
 
 The tests (Lib/test/test_interpreters/test_api.py and test_queues.py, with the utils.py they share
-and Lib/test/_crossinterp_definitions.py and _code_definitions.py, which they import) are obtained
-at run time and never committed here:
+and Lib/test/_crossinterp_definitions.py and _code_definitions.py, which they import) of each of
+CPython 3.14 and 3.15 (both by default; --suite 3.15 for one) are obtained at run time and never
+committed here:
 
-1. from a CPython 3.14 on this machine that has them (the running Python, pyenv, python3.14 on
+1. from a CPython 3.1X on this machine that has them (the running Python, pyenv, python3.1X on
    PATH, or the private copy of ../shared/tools/cpython-from-debian.sh), else
-2. from the cache this script fills (~/.cache/subinterpreters/cpython314-testsuite, or
-   $SUBINTERPRETERS_SUITE_CACHE), else
-3. from Debian's `libpython3.14-testsuite` package: `apt-get download` (with a throw-away apt
+2. from the cache this script fills (~/.cache/subinterpreters/cpython31X-testsuite, or
+   $SUBINTERPRETERS_SUITE_CACHE/cpython31X-testsuite), else
+3. from Debian's `libpython3.1X-testsuite` package: `apt-get download` (with a throw-away apt
    configuration pointing at the machine's Debian mirror, suite sid, as cpython-from-debian.sh
    does), unpacked with `dpkg-deb -x` into that cache.
 
@@ -20,13 +23,19 @@ The files are rewritten into a package (GENERATED, in a temporary directory) so 
 target our module: `concurrent.interpreters` becomes `subinterpreters.interpreters` everywhere
 (including the scripts the tests run inside subinterpreters), and CPython's private `_interpreters`
 and `_interpqueues` become two small stand-ins written by this script (SHIM_INTERPRETERS,
-SHIM_QUEUES). The stand-ins define only what the test *helpers* need (utils.py's exception capture
-and clean-up, the queue tests' tearDown), each through our public API. Tests of CPython's private
-low-level modules themselves, of the C-API test modules, or of 3.14-only internals are skipped by
-name with a reason (SKIPS below); a few single lines are edited the same way (EDITS below).
+SHIM_QUEUES). The stand-ins give the test helpers what they need (utils.py's exception capture and
+clean-up, the queue tests' tearDown) through our public API, and, where the Python has CPython's
+own interpreter module (3.12: `_xxsubinterpreters`, 3.13+: `_interpreters`), hand the tests that
+module's `create`, `get_main`, `exec`, `new_config` and `is_running`: so the tests that make
+interpreters through CPython's module or its C-API test modules (`_testinternalcapi`, present
+where the Python has it) run against ours in one process, as CPython runs them, and check that
+both modules see the same interpreters. Tests of CPython's private low-level modules themselves
+or of CPython internals are skipped by name with a reason (SKIPS below); a few single lines are
+edited the same way (EDITS below).
 
 The selected tests run with unittest in a child process of the Python running this script (3.11
-to 3.15), under a per-test watchdog (faulthandler, --test-timeout) and a whole-run timeout
+to 3.15), in the files' order, under a per-test watchdog (faulthandler, --test-timeout) and a
+whole-run timeout
 (--timeout: SIGABRT for stacks, then SIGKILL). On Pythons older than 3.14 the few test.support
 helpers the files use and that Python lacks get minimal stand-ins (SUPPORT_SHIMS).
 
@@ -49,7 +58,7 @@ import _suite_common as common
 from _suite_common import say
 
 TARGET = "subinterpreters.interpreters"
-GENERATED = "cpy314_pep734"  # package name of the rewritten copy
+GENERATED = "cpy_pep734"  # package name of the rewritten copy
 SHIM_INTERPRETERS = "pep734_shim_interpreters"  # stands in for _interpreters
 SHIM_QUEUES = "pep734_shim_interpqueues"  # stands in for _interpqueues and _crossinterp
 SKIP_TAG = "[run_cpython_pep734_suite]"
@@ -68,26 +77,10 @@ SOURCES = {
 # test of the file (so that the list cannot rot silently).
 
 _LOW = "tests CPython's private _interpreters module itself, not the public API"
-_CAPI = (
-    "creates or runs interpreters through CPython's C-API test modules (_testinternalcapi/"
-    "_testcapi), which only CPython's own module knows about"
-)
 _LOWQ = "tests CPython's private _interpqueues module itself, not the public API"
 
 SKIPS = {
     # --- test_api.py ---
-    # C-API test modules (these are also skipped by CPython itself when _testinternalcapi is
-    # missing, as on Pythons built without tests).
-    "test_api.GetCurrentTests.test_created_with_capi": _CAPI,
-    "test_api.ListAllTests.test_created_with_capi": _CAPI,
-    "test_api.TestInterpreterIsRunning.test_created_with_capi": _CAPI,
-    "test_api.TestInterpreterClose.test_created_with_capi": _CAPI,
-    "test_api.TestInterpreterPrepareMain.test_created_with_capi": _CAPI,
-    "test_api.TestInterpreterExec.test_created_with_capi": _CAPI,
-    "test_api.InterpreterObjectTests.test_whence": (
-        "its C-API sub-test makes an interpreter through CPython's C-API test modules, which "
-        "only CPython's module can drive; whence itself is tested in tests/test_pep734_interp.py"
-    ),
     "test_api.TestInterpreterCall.test_stateless_funcs": (
         "compares code objects with _testinternalcapi.get_code_var_counts (3.14 internals)"
     ),
@@ -104,13 +97,28 @@ SKIPS = {
     # --- test_queues.py ---
     "test_queues.LowLevelTests": _LOWQ,
 }
+# Tests of a class skipped above that run all the same: they test the public module.
+RUN_ANYWAY = {"test_queues.LowLevelTests.test_highlevel_reloaded"}
 
 # Tests skipped on some Pythons only: (first, last) version -> {test: reason}.
 _T311 = (
     "3.11 only: threads in a subinterpreter; 3.11's isolated mode refuses them and 3.11's "
     "run/destroy refuse an interpreter that has threads (README difference 12 of lowlevel)"
 )
+_CAPI = (
+    "makes interpreters through _testinternalcapi.create_interpreter() or "
+    "_interpreters.new_config(), which CPython added in 3.13"
+)
 VERSION_SKIPS = {
+    ((3, 11), (3, 12)): {
+        "test_api.GetCurrentTests.test_created_with_capi": _CAPI,
+        "test_api.ListAllTests.test_created_with_capi": _CAPI,
+        "test_api.TestInterpreterIsRunning.test_created_with_capi": _CAPI,
+        "test_api.TestInterpreterClose.test_created_with_capi": _CAPI,
+        "test_api.TestInterpreterPrepareMain.test_created_with_capi": _CAPI,
+        "test_api.TestInterpreterExec.test_created_with_capi": _CAPI,
+        "test_api.InterpreterObjectTests.test_whence": _CAPI + " (its C-API sub-test)",
+    },
     ((3, 11), (3, 11)): {
         "test_api.TestInterpreterClose.test_remaining_threads": _T311,
         "test_api.TestInterpreterClose.test_subthreads_still_running": _T311,
@@ -178,8 +186,18 @@ EDITS = (
 
 SHIM_INTERPRETERS_SRC = f'''\
 """Stands in for CPython's private _interpreters in CPython's tests (written by
-scripts/run_cpython_pep734_suite.py). Only what the tests use as helpers, through the public API
-of {TARGET}; tests of _interpreters itself are skipped by the script."""
+scripts/run_cpython_pep734_suite.py). What the tests use as helpers, through the public API
+of {TARGET}; tests of _interpreters itself are skipped by the script. Where the Python has
+CPython's own module, the tests get its create/get_main/exec/new_config (3.13+) and is_running
+(3.12+): interpreters made and run by CPython, seen by ours, and ours seen by CPython."""
+
+import sys as _sys
+
+try:
+    import _interpreters as _cpython
+except ImportError:
+    # 3.12's; 3.11's refuses an interpreter with threads, which ours run in on 3.11.
+    _cpython = __import__("_xxsubinterpreters") if _sys.version_info >= (3, 12) else None
 
 from {TARGET} import (
     Interpreter as _Interpreter,
@@ -197,7 +215,14 @@ WHENCE_LEGACY_CAPI = 2
 WHENCE_CAPI = 3
 WHENCE_XI = 4
 WHENCE_STDLIB = 5
-_WHENCE = {{"runtime init": WHENCE_RUNTIME, "_interpreters module": WHENCE_STDLIB}}
+_WHENCE = {{
+    "unknown": WHENCE_UNKNOWN,
+    "runtime init": WHENCE_RUNTIME,
+    "legacy C-API": WHENCE_LEGACY_CAPI,
+    "C-API": WHENCE_CAPI,
+    "cross-interpreter C-API": WHENCE_XI,
+    "_interpreters module": WHENCE_STDLIB,
+}}
 
 
 def whence(id):
@@ -205,6 +230,8 @@ def whence(id):
 
 
 def is_running(id):
+    if _cpython is not None:
+        return _cpython.is_running(id)
     return _Interpreter(id).is_running()
 
 
@@ -217,6 +244,12 @@ def exec(id, code):
 
 
 run_string = exec
+
+if hasattr(_cpython, "new_config"):  # 3.13+
+    create = _cpython.create
+    get_main = _cpython.get_main
+    new_config = _cpython.new_config
+    exec = _cpython.exec
 
 
 def capture_exception(exc=None):
@@ -397,7 +430,8 @@ def generate(testdir, against_cpython):
 def package_init(against_cpython):
     """The generated package's __init__: test.support stand-ins for older Pythons."""
     lines = [
-        '"""CPython 3.14 test_interpreters, rewritten by scripts/run_cpython_pep734_suite.py."""',
+        f'"""CPython {common.SUITE_VERSION} test_interpreters, rewritten by '
+        'scripts/run_cpython_pep734_suite.py."""',
         "import contextlib",
         "import os",
         "import sys",
@@ -447,6 +481,7 @@ def _skip_targets(skips):
 def child_main(cfg_path):
     """The child of this script and of run_cpython_pool_suite.py."""
     cfg, arm = common.start_child(cfg_path)
+    common.use_suite(cfg["suite"])
     if common.import_under_test(cfg["target"]) is None:
         return 2
     package = cfg.get("package", GENERATED)
@@ -471,6 +506,8 @@ def child_main(cfg_path):
                 key = f"{modname}.{cname}" + (f".{meth}" if meth else "")
                 if meth is None:
                     for name in loader.getTestCaseNames(cls):
+                        if f"{key}.{name}" in RUN_ANYWAY:
+                            continue
                         setattr(cls, name, unittest.skip(f"{SKIP_TAG} {why}")(getattr(cls, name)))
                 elif hasattr(cls, meth):
                     setattr(cls, meth, unittest.skip(f"{SKIP_TAG} {why}")(getattr(cls, meth)))
@@ -532,7 +569,9 @@ def parse_args(argv):
         action="store_true",
         help="run the unmodified files against CPython's concurrent.interpreters (3.14+)",
     )
-    p.add_argument("--suite-dir", help="CPython 3.14's Lib/test directory to take the files from")
+    p.add_argument(
+        "--suite-dir", help="the Lib/test directory to take the files from (with one --suite)"
+    )
     p.add_argument("--no-download", action="store_true", help="never call apt-get")
     common.add_run_options(
         p,
@@ -553,6 +592,11 @@ def main(argv=None):
     if args.against_cpython and sys.version_info < (3, 14):
         say("error: --against-cpython needs CPython 3.14+ (concurrent.interpreters)")
         return 2
+    return common.each_suite(args, lambda: run_suite(args, pyver))
+
+
+def run_suite(args, pyver):
+    """Obtain, generate and run the files of one CPython release (common.SUITE_VERSION)."""
     testdir, how = common.obtain_suite(args, SOURCES, "test_interpreters", skip_hint=True)
     files, notes = generate(testdir, args.against_cpython)
     target = "concurrent.interpreters" if args.against_cpython else TARGET
@@ -562,8 +606,9 @@ def main(argv=None):
         say(f"    {n}")
 
     with common.child_config(
-        "cpython314-pep734-",
+        f"cpython{common.suite_tag()}-pep734-",
         args,
+        suite=common.SUITE_VERSION,
         target=target,
         test_modules=[n[:-3] for n in TEST_FILES],
         skips={} if args.against_cpython else active_skips(),

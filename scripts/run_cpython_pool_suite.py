@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Run CPython 3.14's own tests of `concurrent.futures.InterpreterPoolExecutor` against
+"""Run CPython 3.14's and 3.15's own tests of `concurrent.futures.InterpreterPoolExecutor` against
 `subinterpreters.futures.InterpreterPoolExecutor`.
 
 The tests (Lib/test/test_concurrent_futures/test_interpreter_pool.py, with the executor.py and
-util.py it imports) are obtained at run time exactly as run_cpython_pep734_suite.py obtains
-test_interpreters (a local CPython 3.14, the cache, or Debian's `libpython3.14-testsuite`, through
-_suite_common.py), and run the same way (its child process and summary, imported from that script).
+util.py it imports) of each release (both by default; --suite 3.15 for one) are obtained at run
+time exactly as run_cpython_pep734_suite.py obtains test_interpreters (a local CPython 3.1X, the
+cache, or Debian's `libpython3.1X-testsuite`, through _suite_common.py), and run the same way
+(its child process and summary, imported from that script).
 
 The copy is rewritten to target our modules: the executor class, `BrokenInterpreterPool`,
 `concurrent.interpreters` (-> `subinterpreters.interpreters`) and CPython's private
@@ -31,7 +32,7 @@ import _suite_common as common  # noqa: E402
 import run_cpython_pep734_suite as base  # noqa: E402
 
 TARGET = "subinterpreters.futures"
-GENERATED = "cpy314_pool"
+GENERATED = "cpy_pool"
 SHIM_INTERPRETERS = "pool_shim_interpreters"
 TEST_FILES = ("test_interpreter_pool.py",)
 SOURCES = {
@@ -126,7 +127,7 @@ def get_current():
 
 # test.support / unittest / asyncio helpers of 3.14 that older Pythons lack.
 PACKAGE_INIT = '''\
-"""CPython 3.14 test_interpreter_pool, rewritten by scripts/run_cpython_pool_suite.py."""
+"""CPython 3.14/3.15 test_interpreter_pool, rewritten by scripts/run_cpython_pool_suite.py."""
 import asyncio
 import unittest
 from test import support
@@ -138,6 +139,20 @@ if not hasattr(unittest.TestCase, "assertStartsWith"):
             self.fail(msg or f"{s!r} does not start with {prefix!r}")
     unittest.TestCase.assertStartsWith = _assert_starts_with
     SHIMMED.append("unittest.TestCase.assertStartsWith")
+from test.support import warnings_helper
+if not hasattr(warnings_helper, "ignore_fork_in_thread_deprecation_warnings"):  # 3.15's
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def _ignore_fork_in_thread():
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", ".*fork.*may lead to deadlocks in the child.*", DeprecationWarning
+            )
+            yield
+    warnings_helper.ignore_fork_in_thread_deprecation_warnings = _ignore_fork_in_thread
+    SHIMMED.append("warnings_helper.ignore_fork_in_thread_deprecation_warnings")
 if not hasattr(support, "Py_GIL_DISABLED"):
     support.Py_GIL_DISABLED = False
     SHIMMED.append("Py_GIL_DISABLED")
@@ -215,17 +230,23 @@ def main(argv=None):
     if args.against_cpython and sys.version_info < (3, 14):
         common.say("error: --against-cpython needs CPython 3.14+")
         return 2
+    return common.each_suite(args, lambda: run_suite(args, pyver))
+
+
+def run_suite(args, pyver):
+    """Obtain, generate and run the file of one CPython release (common.SUITE_VERSION)."""
     testdir, how = common.obtain_suite(args, SOURCES, "test_interpreter_pool")
     files, notes = generate(testdir, args.against_cpython)
     target = "concurrent.futures" if args.against_cpython else TARGET
-    common.say(f"==> CPython 3.14 test_interpreter_pool ({testdir}, via {how})")
+    common.say(f"==> CPython {common.SUITE_VERSION} test_interpreter_pool ({testdir}, via {how})")
     common.say(f"    against {target}.InterpreterPoolExecutor on Python {pyver} ({sys.executable})")
     for n in notes:
         common.say(f"    {n}")
 
     with common.child_config(
-        "cpython314-pool-",
+        f"cpython{common.suite_tag()}-pool-",
         args,
+        suite=common.SUITE_VERSION,
         target=target,
         script=os.path.abspath(__file__),
         package=GENERATED,

@@ -62,6 +62,23 @@ __all__ = [
 ]
 
 
+# ``importlib.reload()`` runs this file again in the same namespace: what lowlevel and other
+# modules hold on to (the exception classes, the one Interpreter per id, the call runners) is put
+# back over the new definitions, so that the names stay the objects already in use.
+_KEPT = (
+    "InterpreterError",
+    "InterpreterNotFoundError",
+    "NotShareableError",
+    "ExecutionFailed",
+    "Interpreter",
+    "_known",
+    "_channels",
+    "_call_runners",
+    "_closing",
+    "_call_runners_lock",
+)
+_reloaded = {name: globals()[name] for name in _KEPT if name in globals()}
+
 # -- exceptions ---------------------------------------------------------------------------------
 
 
@@ -73,6 +90,7 @@ _WHENCE_NAMES = {
     4: "cross-interpreter C-API",
     5: "_interpreters module",
 }
+_WHENCE_STDLIB = _WHENCE_NAMES[5]
 
 
 class InterpreterError(Exception):
@@ -87,6 +105,7 @@ class NotShareableError(TypeError):
     """The object cannot be passed to another interpreter."""
 
 
+globals().update(_reloaded)
 _queues._register()
 
 
@@ -194,7 +213,9 @@ def create():
     if _PY311:
         # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
         _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
-    return Interpreter._make(int(handle), handle)
+    interp = Interpreter._make(int(handle), handle)
+    interp._whence = _WHENCE_STDLIB
+    return interp
 
 
 _PY311 = __import__("sys").version_info < (3, 12)
@@ -252,7 +273,7 @@ def _warn_remaining():
         )
 
 
-if int(_ll.get_current()) == _MAIN_ID:
+if int(_ll.get_current()) == _MAIN_ID and not _reloaded:
     import atexit
 
     # Registered after lowlevel's exit cleanup, so it runs before it.
@@ -315,8 +336,9 @@ class Interpreter(IdHandle):
     ``"runtime init"`` for the main interpreter, ``"_interpreters module"`` for the others
     (as CPython 3.14 names those made by its own module).
 
-    Only interpreters made by this module (or by :mod:`subinterpreters.lowlevel`) can be
-    changed: close(), prepare_main(), exec() and call() refuse the main interpreter. An
+    Only interpreters made by this module (or by :mod:`subinterpreters.lowlevel`, or by
+    CPython's own interpreter module) can be changed: close(), prepare_main(), exec() and
+    call() refuse the main interpreter and those made through the C-API, as 3.14 does. An
     Interpreter of such an interpreter keeps it alive; when the last one is garbage-collected
     (in every interpreter) the interpreter is destroyed.
     """
@@ -378,8 +400,17 @@ class Interpreter(IdHandle):
             raise _translate(exc, self._id, "query") from None
 
     def _check_ours(self, what):
-        if self._id == _MAIN_ID:
-            raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
+        # As 3.14 does: only interpreters made by this module (or CPython's own) can be
+        # changed; the main one and those made through the C-API are refused.
+        if self._whence != _WHENCE_STDLIB:
+            if self._whence is None:  # asked once, and a closed one is not found
+                try:
+                    code = _ll._whence(self._id)
+                except RuntimeError as exc:
+                    raise _translate(exc, self._id, "find") from None
+                self._whence = _WHENCE_NAMES.get(code, "unknown")
+            if self._whence != _WHENCE_STDLIB:
+                raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
 
     def close(self):
         """Destroy the interpreter (finalizing it). Refused for the current one.
@@ -706,3 +737,7 @@ def _callable_data(func):
                 reason
             )
         raise _not_shareable(func) from exc
+
+
+globals().update(_reloaded)
+del _reloaded

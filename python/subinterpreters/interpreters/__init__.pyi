@@ -95,7 +95,16 @@ class Interpreter:
     def id(self) -> int:
         """The process-wide id of this interpreter."""
     @property
-    def whence(self) -> Literal["runtime init", "_interpreters module"]:
+    def whence(
+        self,
+    ) -> Literal[
+        "unknown",
+        "runtime init",
+        "legacy C-API",
+        "C-API",
+        "cross-interpreter C-API",
+        "_interpreters module",
+    ]:
         """How the interpreter was created."""
     def is_running(self) -> bool:
         """Return whether the interpreter is running code right now (in any thread)."""

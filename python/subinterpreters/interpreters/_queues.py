@@ -17,6 +17,21 @@ from subinterpreters import lowlevel as _ll
 
 from ._handle import IdHandle
 
+# What a reload keeps (see below): the objects registered with lowlevel and the handle table.
+_KEPT = (
+    "QueueError",
+    "QueueNotFoundError",
+    "QueueEmpty",
+    "QueueFull",
+    "ItemInterpreterDestroyed",
+    "UNBOUND",
+    "UNBOUND_ERROR",
+    "UNBOUND_REMOVE",
+    "Queue",
+    "_known",
+)
+_reloaded = {name: globals()[name] for name in _KEPT if name in globals()}
+
 __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
@@ -85,6 +100,11 @@ UNBOUND = _UnboundItem()
 UNBOUND_ERROR = _UnboundOp("UNBOUND_ERROR")
 #: Such items leave the queue when their interpreter is destroyed.
 UNBOUND_REMOVE = _UnboundOp("UNBOUND_REMOVE")
+
+# ``importlib.reload()`` runs this file again in the same namespace: the classes and markers
+# registered with lowlevel (which it raises and returns) are put back, so that the module's
+# names stay the very objects lowlevel uses, before anything below captures them.
+globals().update(_reloaded)
 
 # The flags the Rust side uses for the three rules (CPython 3.14 uses the same numbers).
 _FLAG_OF = {UNBOUND_REMOVE: 1, UNBOUND_ERROR: 2, UNBOUND: 3}
@@ -189,6 +209,10 @@ class Queue(IdHandle, _ll._QueueBase):
         from subinterpreters import aio
 
         return await aio.queue_put(self, obj, unbounditems=unbounditems)
+
+
+globals().update(_reloaded)
+del _reloaded
 
 
 def _register():

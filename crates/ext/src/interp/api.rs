@@ -105,7 +105,9 @@ unsafe fn running(id: i64, interp: InterpPtr) -> bool {
         return true;
     }
     if registry::is_created(id) {
-        return false;
+        // Ours, run by CPython's own module (3.12+).
+        // SAFETY: forwarded contract.
+        return unsafe { version::marked_running(interp.0) };
     }
     // SAFETY: forwarded contract.
     unsafe { version::foreign_running(interp.0) }
@@ -131,11 +133,19 @@ pub(super) unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
     let mut queue = vec![(doomed, wait)];
     while let Some((d, wait)) = queue.pop() {
         FINALIZING.with(|f| f.set(f.get() + 1));
+        if lookup(d.id) != Some(d.interp) {
+            // Finalized by someone else (CPython's own module, given our id): its thread
+            // states went with it, so only our record is left to drop.
+            registry::finalized(d);
+            FINALIZING.with(|f| f.set(f.get() - 1));
+            continue;
+        }
         let idle = registry::thread_states(d.id);
         // SAFETY: the registry handed `d` to this thread alone (`Finalizing`), so nobody else
-        // runs code in it or finalizes it; `idle` are its cached visitors, all idle (no run is
-        // in progress), and they are deleted only if the finalization goes through.
-        let done = unsafe { tstate::end_interpreter(d.keeper, &idle, wait) };
+        // of ours runs code in it or finalizes it (CPython's modules are seen by their running
+        // mark, which `end_interpreter` checks); `idle` are its cached visitors, all idle (no
+        // run is in progress), and they are deleted only if the finalization goes through.
+        let done = unsafe { tstate::end_interpreter(d.keeper, &idle, wait, d.made_keeper) };
         if d.id == first {
             first_done = done;
         }
@@ -266,7 +276,8 @@ kw_entry!(
             ));
         }
         check_single_thread(id, interp)?;
-        if id == 0 {
+        // Main always runs; others may be run by CPython's own module (its mark, 3.12+).
+        if id == 0 || version::marked_running(interp.0) {
             return Err(already_running());
         }
         let doomed = match registry::take_for_destroy(id) {
@@ -297,16 +308,36 @@ unsafe fn foreign_keeper(id: i64) -> Result<Doomed> {
     unsafe {
         let _list = tstate::lock_interp_list(false, false);
         let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
-        let head = ffi::PyInterpreterState_ThreadHead(interp.0);
-        if head.is_null() || !ffi::PyThreadState_Next(head).is_null() {
-            return Err(Error::Runtime(
-                "interpreter has more than one thread".into(),
-            ));
-        }
         if version::foreign_running(interp.0) {
             return Err(already_running());
         }
-        registry::take_foreign(id, interp, tstate::TStatePtr(head)).map_err(|_| already_running())
+        let head = ffi::PyInterpreterState_ThreadHead(interp.0);
+        let (keeper, made) = if head.is_null() {
+            // None at rest (3.13+, or made through the C-API): make the one thread state
+            // `Py_EndInterpreter` needs, as CPython's module does.
+            (ffi::PyThreadState_New(interp.0), true)
+        } else if !version::FOREIGN_KEEPS_CREATION_TSTATE {
+            // A thread is using it right now (not with CPython's running mark): ending it
+            // would pull the interpreter from under that thread.
+            return Err(already_running());
+        } else if !ffi::PyThreadState_Next(head).is_null() {
+            return Err(Error::Runtime(
+                "interpreter has more than one thread".into(),
+            ));
+        } else {
+            (head, false)
+        };
+        if keeper.is_null() {
+            return Err(Error::Raised);
+        }
+        let keeper = tstate::TStatePtr(keeper);
+        registry::take_foreign(id, interp, keeper, made).map_err(|_| {
+            if made {
+                // SAFETY: made just now, never attached: deleted unused.
+                tstate::delete_unused(keeper);
+            }
+            already_running()
+        })
     }
 }
 
@@ -468,9 +499,22 @@ pub(super) unsafe fn run_in<P, T>(
         // From here on only the ticket's pointer is used: `interp` may have been finalized by
         // another thread since the lookup above (3.12+).
         let ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
-        let result = prepare().and_then(|prepared| {
-            crate::interp::thread_cache::visit(id, ticket.interp(), || body(prepared))
-        });
+        let target = ticket.interp();
+        // CPython's own module may be running it (3.12+; on 3.12 on a thread state that may be
+        // one of ours): refused before attaching, and again by the mark, which cannot be set
+        // twice.
+        let result = if version::marked_running(target.0) {
+            Err(already_running())
+        } else {
+            prepare().and_then(|prepared| {
+                crate::interp::thread_cache::visit(id, target, || {
+                    // SAFETY (of the enclosing block): a thread state of `target` is current;
+                    // the mark is dropped before the visit ends.
+                    let _mark = tstate::RunMark::set(target).ok_or_else(already_running)?;
+                    body(prepared)
+                })
+            })
+        };
         if let Some(doomed) = ticket.finish() {
             finalize(doomed, Wait::Nothing);
         }

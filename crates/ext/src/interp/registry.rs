@@ -82,7 +82,12 @@ impl Entry {
         match self.state {
             State::Idle | State::Pending => {
                 self.state = State::Finalizing;
-                Some(Doomed { id, keeper })
+                Some(Doomed {
+                    id,
+                    interp: self.interp,
+                    keeper,
+                    made_keeper: false,
+                })
             }
             State::Running { .. } | State::Finalizing => None,
         }
@@ -111,8 +116,15 @@ fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
 pub struct Doomed {
     /// The interpreter's id.
     pub id: i64,
-    /// Its keeper thread state (for interpreters made by others, their only thread state).
+    /// The interpreter as the registry recorded it (compared with CPython's list before use:
+    /// CPython's own module may have finalized one of ours behind our back).
+    pub interp: InterpPtr,
+    /// Its keeper thread state (for interpreters made by others, the one `Py_EndInterpreter`
+    /// will run on).
     pub keeper: TStatePtr,
+    /// Whether `keeper` was made for this finalization (an interpreter made by someone else
+    /// that had no thread state): deleted again if the finalization is refused.
+    pub made_keeper: bool,
 }
 
 /// Why an interpreter cannot be taken for a run or a finalization, or made.
@@ -333,7 +345,12 @@ fn end_run(id: i64, may_finalize: bool) -> Option<Doomed> {
         None
     } else if may_finalize {
         e.state = State::Finalizing;
-        Some(Doomed { id, keeper })
+        Some(Doomed {
+            id,
+            interp: e.interp,
+            keeper,
+            made_keeper: false,
+        })
     } else {
         e.state = State::Pending;
         None
@@ -353,13 +370,23 @@ pub fn take_for_destroy(id: i64) -> Result<Doomed, Busy> {
 /// Takes an interpreter made by someone else for finalization through `keeper`, its only
 /// thread state; fails if we are running code in it. The caller keeps `interp` from being
 /// finalized by us meanwhile (the interpreter-list lock).
-pub fn take_foreign(id: i64, interp: InterpPtr, keeper: TStatePtr) -> Result<Doomed, Busy> {
+pub fn take_foreign(
+    id: i64,
+    interp: InterpPtr,
+    keeper: TStatePtr,
+    made_keeper: bool,
+) -> Result<Doomed, Busy> {
     let mut map = lock();
     if map.contains_key(&id) {
         return Err(Busy::Running);
     }
     map.insert(id, Entry::new(interp, None, State::Finalizing));
-    Ok(Doomed { id, keeper })
+    Ok(Doomed {
+        id,
+        interp,
+        keeper,
+        made_keeper,
+    })
 }
 
 /// Forgets an interpreter once it has been finalized.

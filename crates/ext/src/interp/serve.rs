@@ -104,13 +104,23 @@ unsafe fn serve(
         let mut slot = Some(value);
         if direct {
             if let Ok(ticket) = registry::begin_run(id, runner, None) {
+                let target = ticket.interp();
                 // SAFETY: 3.12+, nothing attached; the ticket keeps the interpreter ours,
-                // alive and marked running for us until `finish`.
+                // alive and marked running for us until `finish`. CPython's own module
+                // running it (its mark) sends us the slow way, which refuses.
                 let ran = unsafe {
-                    thread_cache::visit_detached(id, ticket.interp(), || {
-                        let item = slot.take().expect("the item is taken once");
-                        execute_item(script, name, item)
-                    })
+                    if version::marked_running(target.0) {
+                        None
+                    } else {
+                        thread_cache::visit_detached(id, target, || {
+                            // SAFETY (of the enclosing block): a thread state of `target`
+                            // is current; the mark is dropped before the visit ends.
+                            let _mark = tstate::RunMark::set(target)?;
+                            let item = slot.take().expect("the item is taken once");
+                            Some(execute_item(script, name, item))
+                        })
+                        .flatten()
+                    }
                 };
                 let doomed = ticket.finish();
                 if let Some(doomed) = doomed {

@@ -24,6 +24,15 @@ extern "C" {
     #[cfg(Py_3_12)]
     pub fn _PyInterpreterState_IsRunningMain(interp: *mut PyInterpreterState) -> std::ffi::c_int;
 
+    /// Marks the interpreter of the current thread state as running its `__main__` (CPython's
+    /// modules do so around each run); -1 with `RuntimeError` set if it is marked already.
+    #[cfg(Py_3_12)]
+    pub fn _PyInterpreterState_SetRunningMain(interp: *mut PyInterpreterState) -> std::ffi::c_int;
+
+    /// Clears that mark; the thread state that set it must be current.
+    #[cfg(Py_3_12)]
+    pub fn _PyInterpreterState_SetNotRunningMain(interp: *mut PyInterpreterState);
+
     /// How the interpreter was created (`_PyInterpreterState_WHENCE_*`), 3.13+.
     #[cfg(Py_3_13)]
     pub fn _PyInterpreterState_GetWhence(interp: *mut PyInterpreterState) -> std::ffi::c_long;

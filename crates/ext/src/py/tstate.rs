@@ -181,6 +181,32 @@ impl Drop for Visit {
     }
 }
 
+/// CPython's "running `__main__`" mark on an interpreter we run code in, held for the run
+/// (see `version::mark_running`): CPython's own modules then see the run and refuse to run
+/// in or destroy that interpreter meanwhile. Cleared when dropped, a panic included, while
+/// the visitor that set it is still current.
+pub struct RunMark(*mut ffi::PyInterpreterState);
+
+impl RunMark {
+    /// Sets the mark on the current interpreter; `None` if it is set already (CPython's module
+    /// is running it).
+    ///
+    /// # Safety
+    /// GIL held by a thread state of `interp`, current on this thread; the mark must be dropped
+    /// before that thread state is left.
+    pub unsafe fn set(interp: InterpPtr) -> Option<RunMark> {
+        // SAFETY: forwarded contract.
+        unsafe { version::mark_running(interp.0) }.then_some(RunMark(interp.0))
+    }
+}
+
+impl Drop for RunMark {
+    fn drop(&mut self) {
+        // SAFETY: the thread state that set the mark is still current (contract of `set`).
+        unsafe { version::unmark_running(self.0) };
+    }
+}
+
 /// Runs `body` in `interp`, then switches back to the caller's thread state.
 ///
 /// The visit uses `reuse` (a thread state of `interp` made earlier on this OS thread) or else a
@@ -338,18 +364,34 @@ pub enum Wait {
 /// than the keeper and `idle` remains (a thread still running, a daemon thread), nothing is
 /// deleted or finalized and `false` is returned: `Py_EndInterpreter` would abort the process
 /// on it (3.11, 3.12: "not the last thread"; 3.13+ also while a thread is still attached).
+/// Also refused while CPython's own module runs it (its running mark). A keeper made for this
+/// finalization (`made_keeper`) is deleted again when refused.
 ///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state, which must belong to
 /// another interpreter; `keeper` must be the interpreter's keeper, with no frame; `idle` must be
 /// the interpreter's cached visitor thread states, all idle; the registry must guarantee that
 /// no other thread of ours uses the interpreter from now on (it is `Finalizing`).
-pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: Wait) -> bool {
+pub unsafe fn end_interpreter(
+    keeper: TStatePtr,
+    idle: &[TStatePtr],
+    wait: Wait,
+    made_keeper: bool,
+) -> bool {
     // SAFETY: the "destroy" sequence of ARCHITECTURE.md; holding the target's GIL keeps its
     // thread list stable while we count it (threads are added and removed by holders of that
     // GIL).
     unsafe {
         let caller = ffi::PyThreadState_Get();
+        let interp = ffi::PyThreadState_GetInterpreter(keeper.0);
+        // Run by CPython's own module (3.12+): refused before the keeper is attached, since
+        // on 3.12 that module runs on an existing thread state, possibly the keeper.
+        if version::marked_running(interp) {
+            if made_keeper {
+                delete_unused(keeper);
+            }
+            return false;
+        }
         version::detach();
         version::attach(keeper.0);
         if wait != Wait::Nothing {
@@ -360,10 +402,14 @@ pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: Wait)
         if let Wait::Exit(grace) = wait {
             stop_daemon_threads(grace);
         }
-        let count = thread_count(InterpPtr(ffi::PyThreadState_GetInterpreter(keeper.0)));
-        if count > 1 + idle.len() {
-            version::detach();
-            version::attach(caller);
+        let count = thread_count(InterpPtr(interp));
+        if count > 1 + idle.len() || version::marked_running(interp) {
+            if made_keeper {
+                version::delete_visitor(keeper.0, caller);
+            } else {
+                version::detach();
+                version::attach(caller);
+            }
             return false;
         }
         // Deleting our visitors may release the lock `threading` holds for the thread that
@@ -381,6 +427,22 @@ pub unsafe fn end_interpreter(keeper: TStatePtr, idle: &[TStatePtr], wait: Wait)
         // Py_EndInterpreter leaves no thread state current (and on 3.11 the shared GIL held).
         version::attach(caller);
         true
+    }
+}
+
+/// Deletes a thread state that was made and never used (nothing of it is current).
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state; `ts` alive, idle, and
+/// its interpreter alive.
+pub unsafe fn delete_unused(ts: TStatePtr) {
+    // SAFETY: clearing and deleting need `ts`'s own GIL: attached for that, then the caller is
+    // made current again by `delete_visitor`.
+    unsafe {
+        let caller = ffi::PyThreadState_Get();
+        version::detach();
+        version::attach(ts.0);
+        version::delete_visitor(ts.0, caller);
     }
 }
 

@@ -24,6 +24,11 @@
 //!   and `PyThreadState_GetUnchecked` behave as in 3.13, so they take 3.13's branches. What
 //!   changed for users (wording of some CPython errors, no `__annotations__` in a fresh
 //!   `__main__`) is CPython's own text and passes through unchanged.
+//! - **Running marks (3.12+)**: CPython's modules mark an interpreter as running its
+//!   `__main__` for each run and refuse to run or destroy a marked one; we set the same mark
+//!   around our runs (`mark_running`) and honour theirs. 3.11 has no mark (a frame on one of
+//!   its thread states is the sign). From 3.13 an interpreter made by someone else has no
+//!   thread state at rest (`FOREIGN_KEEPS_CREATION_TSTATE`).
 
 use std::ffi::c_char;
 
@@ -259,6 +264,67 @@ pub(crate) unsafe fn foreign_running(interp: *mut ffi::PyInterpreterState) -> bo
         }
     }
 }
+
+/// Marks `interp`, whose thread state is current on this thread, as running its `__main__`
+/// the way CPython's own interpreter modules do around each of their runs (3.12+), so that
+/// they see our runs: their `is_running()` says so and their `destroy()`/`exec()` refuse it.
+/// Returns false, with nothing set, if it is marked already (CPython's module is running
+/// it). 3.11 keeps no such mark: always true.
+///
+/// # Safety
+/// GIL held by a thread state of `interp`, current on this thread.
+pub(crate) unsafe fn mark_running(interp: *mut ffi::PyInterpreterState) -> bool {
+    #[cfg(Py_3_12)]
+    // SAFETY: the current thread state belongs to `interp` (contract), which is what the call
+    // requires; the error it sets when the mark is taken is cleared (the caller reports it).
+    unsafe {
+        if capi::_PyInterpreterState_SetRunningMain(interp) < 0 {
+            ffi::PyErr_Clear();
+            return false;
+        }
+    }
+    #[cfg(not(Py_3_12))]
+    let _ = interp;
+    true
+}
+
+/// Whether `interp` carries CPython's "running `__main__`" mark (3.12+; set by CPython's
+/// modules or by our own runs). Always false on 3.11, which keeps no mark.
+///
+/// # Safety
+/// `interp` alive. A plain read of a field another interpreter's thread may change (CPython's
+/// modules read it the same way, under another GIL).
+pub(crate) unsafe fn marked_running(interp: *mut ffi::PyInterpreterState) -> bool {
+    #[cfg(Py_3_12)]
+    // SAFETY: `interp` alive (contract).
+    let marked = unsafe { capi::_PyInterpreterState_IsRunningMain(interp) != 0 };
+    #[cfg(not(Py_3_12))]
+    let marked = {
+        let _ = interp;
+        false
+    };
+    marked
+}
+
+/// Clears the mark [`mark_running`] set.
+///
+/// # Safety
+/// The same thread state as when it was set is current, holding `interp`'s GIL.
+pub(crate) unsafe fn unmark_running(interp: *mut ffi::PyInterpreterState) {
+    #[cfg(Py_3_12)]
+    // SAFETY: forwarded contract.
+    unsafe {
+        capi::_PyInterpreterState_SetNotRunningMain(interp)
+    };
+    #[cfg(not(Py_3_12))]
+    let _ = interp;
+}
+
+/// Whether CPython's own module runs and finalizes an interpreter it did not make on the
+/// thread state left from its creation (3.11, 3.12: we then do the same), or leaves none and
+/// makes a fresh one for each use (3.13+: a thread state found there belongs to a thread
+/// using it right now, never ours to take).
+pub(crate) const FOREIGN_KEEPS_CREATION_TSTATE: bool = !cfg!(Py_3_13);
 
 /// A pending exception taken out of the thread state.
 pub(crate) struct Fetched {
