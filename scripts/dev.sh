@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The project's command surface, called by the Makefile (and so by the README and CI).
-#   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the dev tools
-#   scripts/dev.sh build 3.12     build the extension (release) and install the wheel into that venv
+#   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the test
+#                                 tools (pytest, pytest-timeout, dask where it installs), no Rust
+#   scripts/dev.sh wheel 3.12     build the release wheel for CPython 3.12 into dist/ (manylinux_2_28,
+#                                 linked by zig against glibc 2.28 symbols; tools in .venv/tools)
+#   scripts/dev.sh build 3.12     that wheel, installed into .venv/py312
+#   scripts/dev.sh wheels         the wheel for every version and the sdist, into dist/
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
 #                                 and 3.15's test_interpreters (PEP 734) and test_interpreter_pool
 #                                 on that version
 #   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
-#   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer);
-#                                 with a short fuzz run per version (FUZZ_SECONDS, default 20;
-#                                 FUZZ_SECONDS=0 skips it)
+#   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer),
+#                                 each version's venv made afresh from its wheel with no cargo or
+#                                 rustc on PATH; with a short fuzz run per version (FUZZ_SECONDS,
+#                                 default 20; FUZZ_SECONDS=0 skips it)
+#   scripts/dev.sh sdist-check 3.12  pip install the sdist (needs Rust) into a throwaway venv
 #   scripts/dev.sh demo           build and run the demo on every version
 #   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
 #                                 (installs backports.interpreters from PyPI on 3.11-3.13 to compare)
@@ -21,7 +27,22 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VERSIONS=${PYVERSIONS:-"3.11 3.12 3.13 3.14 3.15"}
 DEBIAN_TOOL="$ROOT/../shared/tools/cpython-from-debian.sh"
-TOOLS="maturin>=1.5,<2 pytest>=8 pytest-timeout"
+# Test tools, in each version's venv. The build and lint tools live apart in .venv/tools, so
+# that no test venv can build anything: the tests run against the wheel as a user gets it.
+TOOLS="pytest>=8 pytest-timeout"
+BUILD_TOOLS="maturin>=1.5,<2 ziglang ruff"
+TOOLS_VENV="$ROOT/.venv/tools"
+# The wheel's platform tag. zig links the extension against glibc 2.28's symbol versions, so the
+# tag is true, and maturin's own audit of the symbols the .so needs confirms it at every build.
+MANYLINUX=manylinux_2_28
+# PATH without any directory holding cargo or rustc: test venvs are made and used under it.
+NORUST_PATH=$(
+    IFS=:; out=""
+    for d in $PATH; do
+        [ -n "$d" ] && [ ! -e "$d/cargo" ] && [ ! -e "$d/rustc" ] && out="${out:+$out:}$d"
+    done
+    echo "$out"
+)
 
 log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -53,11 +74,14 @@ find_python() {
 
 venv_dir() { echo "$ROOT/.venv/py${1//./}"; }
 
+# The test venv for version $1, made under NORUST_PATH. With FRESH=1 it is made anew (the pip
+# cache keeps that quick): what `make test` uses, so nothing but the wheel provides the package.
 cmd_venv() {
-    local v=$1 dir
+    local v=$1 dir PATH="$NORUST_PATH"
     dir=$(venv_dir "$v")
-    if [ ! -x "$dir/bin/python" ]; then
-        log "creating $dir"
+    if [ ! -x "$dir/bin/python" ] || [ "${FRESH:-0}" = 1 ]; then
+        log "creating $dir${FRESH:+ (fresh)}"
+        rm -rf "$dir"
         "$(find_python "$v")" -m venv "$dir"
     fi
     if [ ! -f "$dir/.tools-ok" ]; then
@@ -86,21 +110,77 @@ install_dask() {
     fi
 }
 
+# maturin, ziglang (zig as the linker, from PyPI) and ruff, in one venv beside the test venvs.
+tools_venv() {
+    if [ ! -f "$TOOLS_VENV/.tools-ok" ]; then
+        log "creating $TOOLS_VENV (build and lint tools)"
+        rm -rf "$TOOLS_VENV"
+        "$(find_python "${TOOLS_PYTHON:-3.12}")" -m venv "$TOOLS_VENV"
+        "$TOOLS_VENV/bin/python" -m pip install -q --disable-pip-version-check $BUILD_TOOLS
+        touch "$TOOLS_VENV/.tools-ok"
+    fi
+}
+
+# dist/'s wheel for version $1 (exactly one).
+wheel_path() {
+    local t=cp${1//./} w
+    w=("$ROOT"/dist/subinterpreters-*-"$t"-"$t"-*.whl)
+    [ ${#w[@]} = 1 ] && [ -f "${w[0]}" ] || { echo "not one $t wheel in dist/: ${w[*]}" >&2; exit 1; }
+    echo "${w[0]}"
+}
+
+cmd_wheel() {
+    local v=$1 t=cp${1//./}
+    tools_venv
+    log "building the wheel for CPython $v ($MANYLINUX, zig)"
+    rm -f "$ROOT"/dist/subinterpreters-*-"$t"-"$t"-*.whl
+    # The tools venv first on PATH: maturin runs zig as `python3 -m ziglang`. PYO3_PYTHON and
+    # -i name the same interpreter as clippy's (cmd_lint), so the two share build-script output.
+    PATH="$TOOLS_VENV/bin:$PATH" PYO3_PYTHON="$(find_python "$v")" \
+        CARGO_TARGET_DIR="$ROOT/target/py${v//./}" maturin build --release --quiet \
+        --zig --compatibility "$MANYLINUX" -i "$(find_python "$v")" -o "$ROOT/dist"
+    wheel_path "$v" >/dev/null
+}
+
+# The wheel, installed into the version's test venv (no build tools there, no Rust on PATH).
 cmd_build() {
-    local v=$1 dir tag
+    local v=$1
+    cmd_wheel "$v"
     cmd_venv "$v"
-    dir=$(venv_dir "$v"); tag=py${v//./}
-    log "building the extension for CPython $v"
-    rm -rf "$ROOT/dist/$tag"
-    CARGO_TARGET_DIR="$ROOT/target/$tag" "$dir/bin/maturin" build --release --quiet \
-        -i "$dir/bin/python" -o "$ROOT/dist/$tag"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
-        "$ROOT"/dist/"$tag"/*.whl
+    PATH="$NORUST_PATH" "$(venv_dir "$v")/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall \
+        --no-deps --only-binary :all: "$(wheel_path "$v")"
+}
+
+cmd_wheels() {
+    local v
+    for v in $VERSIONS; do cmd_wheel "$v"; done
+    log "building the sdist"
+    rm -f "$ROOT"/dist/subinterpreters-*.tar.gz
+    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist --quiet -o "$ROOT/dist"
+    ls -l "$ROOT"/dist/subinterpreters-*
+}
+
+# The sdist builds where Rust is: pip install it into a throwaway venv, import the extension.
+cmd_sdist_check() {
+    local v=$1 tmp
+    tools_venv
+    rm -f "$ROOT"/dist/subinterpreters-*.tar.gz
+    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist --quiet -o "$ROOT/dist"
+    tmp=$(mktemp -d)
+    "$(find_python "$v")" -m venv "$tmp/venv"
+    log "pip install of the sdist on CPython $v (a source build)"
+    CARGO_TARGET_DIR="$ROOT/target/sdist" "$tmp/venv/bin/python" -m pip install -q \
+        --disable-pip-version-check "$ROOT"/dist/subinterpreters-*.tar.gz
+    (cd "$tmp" && "$tmp/venv/bin/python" -c \
+        "import subinterpreters.interpreters as i; print(i.create().call(sum, (1, 2)))")
+    rm -rf "$tmp"
 }
 
 cmd_pytest() {
-    local v=$1 dir
+    # Everything below runs with no cargo or rustc reachable: only the installed wheel counts.
+    local v=$1 dir PATH="$NORUST_PATH"
     dir=$(venv_dir "$v")
+    ! command -v cargo rustc >/dev/null || { echo "cargo/rustc still on PATH" >&2; exit 1; }
     log "pytest on CPython $v"
     # Run from tests/ so that the installed package, not python/ in the tree, is imported.
     # The module under test must be there: a failed install is a failure, never a row of skips.
@@ -128,17 +208,13 @@ cmd_lint() {
     for v in $VERSIONS; do
         # Each version compiles different cfg-gated code: lint them all.
         log "cargo clippy -D warnings (CPython $v)"
-        cmd_venv "$v"
-        PYO3_PYTHON="$(venv_dir "$v")/bin/python" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
+        PYO3_PYTHON="$(find_python "$v")" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
             cargo clippy --workspace --all-targets --release -- -D warnings
     done
     log "ruff"
-    v=3.12
-    cmd_venv "$v"
-    dir=$(venv_dir "$v")
-    [ -x "$dir/bin/ruff" ] || "$dir/bin/python" -m pip install -q --disable-pip-version-check ruff
-    "$dir/bin/ruff" check python tests scripts bench demo.py
-    "$dir/bin/ruff" format --check python tests scripts bench demo.py
+    tools_venv
+    "$TOOLS_VENV/bin/ruff" check python tests scripts bench demo.py
+    "$TOOLS_VENV/bin/ruff" format --check python tests scripts bench demo.py
 }
 
 cmd_rust_test() {
@@ -150,7 +226,7 @@ cmd_test() {
     cmd_lint
     cmd_rust_test
     for v in $VERSIONS; do
-        cmd_build "$v"
+        FRESH=1 cmd_build "$v"
         cmd_pytest "$v"
         if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
             run_fuzz "$v" --seconds "${FUZZ_SECONDS:-20}" --seed 1 --shrink-seconds 90 --quiet
@@ -206,8 +282,9 @@ cmd_bench() {
 
 sub=${1:-}; shift || true
 case "$sub" in
-    venv|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
-    lint|test|demo|bench|fuzz) "cmd_$sub" "$@" ;;
+    venv|wheel|build|pytest) "cmd_$sub" "${1:?version, e.g. 3.12}" ;;
+    sdist-check) cmd_sdist_check "${1:-3.12}" ;;
+    lint|test|demo|bench|fuzz|wheels) "cmd_$sub" "$@" ;;
     rust-test) cmd_rust_test ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
