@@ -467,6 +467,45 @@ def notes(runs: list[dict]) -> list[str]:
     return seen
 
 
+def install_results() -> list[dict]:
+    """bench/size_import.py's results (bench/results/install-py3*.json), oldest Python first."""
+    found = []
+    for path in glob.glob(os.path.join(HERE, "results", "install-py3*.json")):
+        with open(path) as f:
+            found.append(json.load(f))
+    found.sort(key=lambda d: tuple(int(x) for x in d["meta"]["python"].split(".")[:2]))
+    return found
+
+
+def install_section(results: list[dict]) -> list[str]:
+    if not results:
+        return []
+
+    def ms(d: dict, module: str) -> str:
+        t = d["import_seconds"].get(module)
+        return "n/a (3.14+)" if t is None else f"{num(t * 1e3)} ms"
+
+    out = [
+        "## Wheel size and import time",
+        "",
+        "The release wheel (`make wheels`; `bench/size_import.py`): its size, the extension's "
+        "size inside it, and the time of a first `import` in a fresh process (median of "
+        f"{results[0]['meta']['rounds']} processes per module, the two modules alternating; "
+        "interpreter startup excluded).",
+        "",
+        "| CPython | wheel | extension (.so) | `import subinterpreters.interpreters` "
+        "| `import concurrent.interpreters` |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for d in results:
+        out.append(
+            f"| {d['meta']['python']} | {num(d['wheel_bytes'] / 1024)} KiB "
+            f"| {num(d['extension_bytes'] / 1024)} KiB "
+            f"| {ms(d, 'subinterpreters.interpreters')} | {ms(d, 'concurrent.interpreters')} |"
+        )
+    return out + [""]
+
+
 def render(runs: list[dict]) -> str:
     m = runs[0]["meta"]["machine"]
     mem = m.get("memory_bytes")
@@ -513,6 +552,7 @@ def render(runs: list[dict]) -> str:
         targets_table(runs),
         "",
     ]
+    out += install_section(install_results())
     out += pool_section(runs)
     out += [
         "## Where we lose",

@@ -272,6 +272,9 @@ cmd_bench() {
                     backports.interpreters \
                     || echo "backports.interpreters did not install on CPython $v: its PEP 734 rows will be skipped" >&2 ;;
         esac
+        log "wheel size and import time on CPython $v"
+        "$(venv_dir "$v")/bin/python" "$ROOT/bench/size_import.py" --wheel "$(wheel_path "$v")" \
+            --json "$ROOT/bench/results/install-py${v//./}.json"
         log "benchmarks on CPython $v (ours vs CPython's modules)"
         "$(venv_dir "$v")/bin/python" "$ROOT/bench/bench.py" "$@" \
             --json "$ROOT/bench/results/py${v//./}.json"
