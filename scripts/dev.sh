@@ -2,8 +2,8 @@
 # The project's command surface, called by the Makefile (and so by the README and CI).
 #   scripts/dev.sh venv 3.12      create .venv/py312 from the machine's CPython 3.12 with the test
 #                                 tools (pytest, pytest-timeout, dask where it installs), no Rust
-#   scripts/dev.sh wheel 3.12     build the release wheel for CPython 3.12 into dist/ (manylinux_2_28,
-#                                 linked by zig against glibc 2.28 symbols; tools in .venv/tools)
+#   scripts/dev.sh wheel 3.12     build the release wheel for CPython 3.12 into dist/ (manylinux_2_28:
+#                                 scripts/zig-link.sh links against glibc 2.28; tools in .venv/tools)
 #   scripts/dev.sh build 3.12     that wheel, installed into .venv/py312
 #   scripts/dev.sh wheels         the wheel for every version and the sdist, into dist/
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
@@ -32,8 +32,9 @@ DEBIAN_TOOL="$ROOT/../shared/tools/cpython-from-debian.sh"
 TOOLS="pytest>=8 pytest-timeout"
 BUILD_TOOLS="maturin>=1.5,<2 ziglang ruff"
 TOOLS_VENV="$ROOT/.venv/tools"
-# The wheel's platform tag. zig links the extension against glibc 2.28's symbol versions, so the
-# tag is true, and maturin's own audit of the symbols the .so needs confirms it at every build.
+# The wheel's platform tag. zig links the extension against glibc 2.28's symbol versions
+# (scripts/zig-link.sh, rustc's linker for the wheels), so the tag is true, and maturin's own
+# audit of the symbols the .so needs confirms it at every build.
 MANYLINUX=manylinux_2_28
 # PATH without any directory holding cargo or rustc: test venvs are made and used under it.
 NORUST_PATH=$(
@@ -132,13 +133,15 @@ wheel_path() {
 cmd_wheel() {
     local v=$1 t=cp${1//./}
     tools_venv
-    log "building the wheel for CPython $v ($MANYLINUX, zig)"
+    log "building the wheel for CPython $v ($MANYLINUX, linked by zig)"
     rm -f "$ROOT"/dist/subinterpreters-*-"$t"-"$t"-*.whl
-    # The tools venv first on PATH: maturin runs zig as `python3 -m ziglang`. PYO3_PYTHON and
-    # -i name the same interpreter as clippy's (cmd_lint), so the two share build-script output.
-    PATH="$TOOLS_VENV/bin:$PATH" PYO3_PYTHON="$(find_python "$v")" \
-        CARGO_TARGET_DIR="$ROOT/target/py${v//./}" maturin build --release --quiet \
-        --zig --compatibility "$MANYLINUX" -i "$(find_python "$v")" -o "$ROOT/dist"
+    # Not maturin's --zig: it links zig's own unwinder into the extension (see zig-link.sh).
+    # PYO3_PYTHON and -i name the same interpreter as clippy's (cmd_lint).
+    ZIG_PYTHON="$TOOLS_VENV/bin/python" \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$ROOT/scripts/zig-link.sh" \
+        PYO3_PYTHON="$(find_python "$v")" CARGO_TARGET_DIR="$ROOT/target/py${v//./}" \
+        "$TOOLS_VENV/bin/maturin" build --release --quiet --compatibility "$MANYLINUX" \
+        -i "$(find_python "$v")" -o "$ROOT/dist"
     wheel_path "$v" >/dev/null
 }
 

@@ -14,7 +14,7 @@ import email.parser
 import hashlib
 import importlib.metadata
 import os
-import re
+import struct
 import sys
 import sysconfig
 import zipfile
@@ -114,27 +114,87 @@ def test_license_is_the_projects(wheel):
     assert text.startswith("MIT License")
 
 
-def glibc_versions(elf: bytes) -> set[tuple[int, ...]]:
-    """The GLIBC_x.y symbol versions an ELF file names (its version-needed strings)."""
-    return {tuple(map(int, m.split(b"."))) for m in re.findall(rb"GLIBC_(\d+(?:\.\d+)+)\0", elf)}
+def elf_dynamic(elf: bytes) -> tuple[list[str], dict[str, set[str]]]:
+    """The shared libraries an ELF64 little-endian file needs (DT_NEEDED) and, per library, the
+    symbol versions it needs from it (the GNU version-needed section)."""
+    assert elf[:6] == b"\x7fELF\x02\x01", "not a little-endian ELF64 file"
+    (shoff,) = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", elf, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+
+    def string(section: int, offset: int) -> str:
+        start = sections[section][4] + offset
+        return elf[start : elf.index(b"\0", start)].decode()
+
+    needed: list[str] = []
+    versions: dict[str, set[str]] = {}
+    for _name, kind, _flags, _addr, off, size, link, info, _align, _entsize in sections:
+        if kind == 6:  # SHT_DYNAMIC: (tag, value) pairs; tag 1 is DT_NEEDED
+            for pos in range(off, off + size, 16):
+                tag, value = struct.unpack_from("<qQ", elf, pos)
+                if tag == 1:
+                    needed.append(string(link, value))
+        elif kind == 0x6FFFFFFE:  # SHT_GNU_verneed: `info` entries, each with a chain of names
+            pos = off
+            for _ in range(info):
+                _ver, count, file, aux, nxt = struct.unpack_from("<HHIII", elf, pos)
+                names = versions.setdefault(string(link, file), set())
+                apos = pos + aux
+                for _ in range(count):
+                    _hash, _fl, _other, name, anext = struct.unpack_from("<IHHII", elf, apos)
+                    names.add(string(link, name))
+                    apos += anext
+                pos += nxt
+    return needed, versions
 
 
-def test_tag_is_manylinux_2_28_and_honest(wheel):
+def version_tuple(name: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in name.split("_", 1)[1].split("."))
+
+
+@pytest.fixture(scope="module")
+def extension(wheel) -> bytes:
+    with zipfile.ZipFile(wheel) as z:
+        return z.read("subinterpreters/lowlevel" + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def test_tag_is_manylinux_2_28_and_honest(wheel, extension):
     tag = f"{ABI}-{ABI}-manylinux_{GLIBC[0]}_{GLIBC[1]}_x86_64"
     assert wheel.name.endswith(f"-{tag}.whl")
     with zipfile.ZipFile(wheel) as z:
         meta = email.parser.Parser().parsestr(z.read(f"{dist_info(wheel)}/WHEEL").decode())
-        so = z.read("subinterpreters/lowlevel" + sysconfig.get_config_var("EXT_SUFFIX"))
     assert meta.get_all("Tag") == [tag]
     assert meta["Root-Is-Purelib"] == "false"
-    needed = glibc_versions(so)
-    assert needed, "the extension names no glibc symbol version"
-    assert max(needed) <= GLIBC, f"the extension needs glibc {max(needed)}, newer than the tag"
+    _, versions = elf_dynamic(extension)
+    glibc = {
+        version_tuple(v)
+        for lib, names in versions.items()
+        if lib.startswith(("libc.so", "libpthread.so", "libdl.so", "libm.so", "librt.so"))
+        for v in names
+        if v.startswith("GLIBC_") and v != "GLIBC_PRIVATE"
+    }
+    assert glibc, "the extension names no glibc symbol version"
+    assert max(glibc) <= GLIBC, f"the extension needs glibc {max(glibc)}, newer than the tag"
 
 
-def test_glibc_version_reader():
-    # The reader above must see a version a .so built against a newer glibc would need.
-    assert glibc_versions(b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_PRIVATE\0") == {(2, 2, 5), (2, 34)}
+def test_extension_unwinds_with_the_systems_libgcc_s(extension):
+    # Linked by maturin's --zig, the extension carried zig's own unwinder: glibc ends a thread
+    # that CPython stops at exit with libgcc_s's unwinder, and through our frames the two mixed
+    # and segfaulted (tests/test_interp_lifecycle.py's daemon-thread exits). The unwinder must
+    # be the system's libgcc_s, as in an ordinary build.
+    needed, versions = elf_dynamic(extension)
+    assert "libgcc_s.so.1" in needed, needed
+    assert {"GCC_3.0"} <= versions["libgcc_s.so.1"], versions
+
+
+def test_elf_reader_reads_this_python():
+    # The reader must find what any dynamically linked Python needs: libc, with GLIBC_ versions.
+    with open(os.path.realpath(sys.executable), "rb") as f:
+        needed, versions = elf_dynamic(f.read())
+    assert any(n.startswith("libc.so") for n in needed), needed
+    libc = next(names for lib, names in versions.items() if lib.startswith("libc.so"))
+    assert all(v.startswith("GLIBC_") for v in libc), libc
+    assert version_tuple("GLIBC_2.2.5") == (2, 2, 5)
 
 
 def test_metadata(wheel):
