@@ -159,7 +159,7 @@ cmd_wheels() {
     for v in $VERSIONS; do cmd_wheel "$v"; done
     log "building the sdist"
     rm -f "$ROOT"/dist/subinterpreters-*.tar.gz
-    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist --quiet -o "$ROOT/dist"
+    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist -o "$ROOT/dist"
     ls -l "$ROOT"/dist/subinterpreters-*
 }
 
@@ -168,7 +168,7 @@ cmd_sdist_check() {
     local v=$1 tmp
     tools_venv
     rm -f "$ROOT"/dist/subinterpreters-*.tar.gz
-    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist --quiet -o "$ROOT/dist"
+    PATH="$TOOLS_VENV/bin:$PATH" maturin sdist -o "$ROOT/dist"
     tmp=$(mktemp -d)
     "$(find_python "$v")" -m venv "$tmp/venv"
     log "pip install of the sdist on CPython $v (a source build)"
