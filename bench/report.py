@@ -3,8 +3,9 @@
     python bench/report.py bench/results/py311.json bench/results/py312.json \\
         bench/results/py313.json -o BENCHMARKS.md
 
-Without file arguments it reads every bench/results/py3*.json. Runs on any Python >= 3.11 and
-imports nothing from the project.
+Without file arguments it reads every bench/results/py3*.json; the wheel size and import time
+table comes from bench/results/install-py3*.json (bench/size_import.py). Runs on any Python
+>= 3.11 and imports nothing from the project.
 """
 
 from __future__ import annotations
@@ -529,7 +530,8 @@ def render(runs: list[dict]) -> str:
         "",
         "Regenerate: `make bench` (all versions, then this file); one benchmark on one version: "
         "`.venv/py312/bin/python bench/bench.py --only send_recv` then `python bench/report.py "
-        "-o BENCHMARKS.md`. Add `--quick` for a short run.",
+        "-o BENCHMARKS.md`. Add `--quick` for a short run. The wheel table: "
+        "`bench/size_import.py` (run by `make bench` for each version).",
         "",
         f"- Report generated: {today}",
         f"- Machine: {m['cpu']}, {m['cpus']} CPUs ({m['usable_cpus']} usable), "
