@@ -150,8 +150,9 @@ cmd_build() {
     local v=$1
     cmd_wheel "$v"
     cmd_venv "$v"
-    PATH="$NORUST_PATH" "$(venv_dir "$v")/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall \
-        --no-deps --only-binary :all: "$(wheel_path "$v")"
+    PATH="$NORUST_PATH" "$(venv_dir "$v")/bin/python" -m pip install -q \
+        --disable-pip-version-check --force-reinstall --no-deps --only-binary :all: \
+        "$(wheel_path "$v")"
 }
 
 cmd_wheels() {
