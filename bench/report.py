@@ -492,15 +492,18 @@ def install_section(results: list[dict]) -> list[str]:
         "The release wheel (`make wheels`; `bench/size_import.py`): its size, the extension's "
         "size inside it, and the time of a first `import` in a fresh process (median of "
         f"{results[0]['meta']['rounds']} processes per module, the two modules alternating; "
-        "interpreter startup excluded).",
+        "interpreter startup excluded). In brackets, the machine's 1-minute load average at "
+        "the time: compare the two modules on one row, not rows with each other.",
         "",
         "| CPython | wheel | extension (.so) | `import subinterpreters.interpreters` "
         "| `import concurrent.interpreters` |",
         "|---|---:|---:|---:|---:|",
     ]
     for d in results:
+        load = d["meta"].get("load")
         out.append(
-            f"| {d['meta']['python']} | {num(d['wheel_bytes'] / 1024)} KiB "
+            f"| {d['meta']['python']}{f' (load {load})' if load is not None else ''} "
+            f"| {num(d['wheel_bytes'] / 1024)} KiB "
             f"| {num(d['extension_bytes'] / 1024)} KiB "
             f"| {ms(d, 'subinterpreters.interpreters')} | {ms(d, 'concurrent.interpreters')} |"
         )

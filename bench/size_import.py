@@ -63,6 +63,9 @@ def main() -> None:
             "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "rounds": args.rounds,
+            # The machine's 1-minute load average when the run ended: on a busy machine every
+            # import takes longer, ours and the standard library's alike.
+            "load": round(os.getloadavg()[0], 1),
         },
         "wheel": os.path.basename(args.wheel),
         "wheel_bytes": os.path.getsize(args.wheel),
