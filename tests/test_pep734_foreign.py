@@ -308,6 +308,8 @@ def test_keyboard_interrupt_while_call_in_thread_runs():
     # The main thread waits for the call's thread at exit when SIGINT arrives: the
     # KeyboardInterrupt is reported and the process ends, without hanging or aborting.
     code = """if True:
+        import signal  # a parent that ignores SIGINT (a background job) passes that on: undo it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from subinterpreters import interpreters
 
         def test():

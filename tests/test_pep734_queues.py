@@ -400,6 +400,8 @@ def test_ctrl_c_interrupts_a_blocked_call_in_the_main_thread(call):
     import subprocess
 
     script = (
+        # Python keeps SIGINT ignored if its parent ignored it (a background job): undo that.
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import sys, time\n"
         "from subinterpreters import interpreters as I\n"
         "q = I.create_queue(maxsize=1)\n"
