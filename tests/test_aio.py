@@ -150,7 +150,7 @@ def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
     # ModuleNotFoundError as ExecutionFailed, none hangs, and the interpreter stays usable.
     interp = interpreters.create()
     try:
-        interp.exec("import sys; sys.modules['subinterpreters.interpreters._remote'] = None")
+        interp.exec("import sys; sys.modules['subinterpreters._protocol'] = None")
 
         async def main():
             for _ in range(2):
@@ -159,7 +159,7 @@ def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
 
         run(main())
         lowlevel.run_string(
-            interp.id, "import sys; del sys.modules['subinterpreters.interpreters._remote']"
+            interp.id, "import sys; del sys.modules['subinterpreters._protocol']"
         )
         assert run(interp.call_async(mul, 2, 3)) == 6
     finally:
@@ -234,7 +234,7 @@ def test_call_async_on_closed_interpreter_raises():
             await interp.call_async(mul, 1, 1)
 
     run(main())
-    assert interp.id not in aio._runners
+    assert interp.id not in interpreters._call_runners
 
 
 def test_call_async_from_several_loops_while_the_interpreter_closes():
@@ -267,7 +267,7 @@ def test_call_async_from_several_loops_while_the_interpreter_closes():
         assert len(results) == 300
         for i, r in enumerate(results):
             assert r == i * k or isinstance(r, interpreters.InterpreterError), r
-    assert interp.id not in aio._runners
+    assert interp.id not in interpreters._call_runners
 
 
 def test_serve_queue_when_the_interpreter_goes_while_it_waits():
@@ -332,11 +332,11 @@ def test_call_async_runner_stops_when_the_interpreter_is_collected():
         return await held[0].call_async(mul, 2, 2)
 
     assert run(main()) == 4
-    runner = aio._runners[iid]
+    runner = interpreters._call_runners[iid]
     held.clear()
     gc.collect()
     runner.thread.join(30)
-    assert not runner.thread.is_alive() and iid not in aio._runners
+    assert not runner.thread.is_alive() and iid not in interpreters._call_runners
     for interp in interpreters.list_all():  # still there where collecting does not destroy
         if interp.id == iid:
             interp.close()

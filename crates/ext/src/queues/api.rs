@@ -24,7 +24,7 @@ use crate::values::xi::{from_xi, is_shareable, to_xi};
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The positional arguments of a private function, `min..=max` of them, no keywords.
-pub(super) fn positional<'a>(
+pub(crate) fn positional<'a>(
     fa: &'a FastArgs,
     name: &str,
     min: usize,
