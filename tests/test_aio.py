@@ -158,9 +158,7 @@ def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
                     await interp.call_async(mul, 2, 3)
 
         run(main())
-        lowlevel.run_string(
-            interp.id, "import sys; del sys.modules['subinterpreters._protocol']"
-        )
+        lowlevel.run_string(interp.id, "import sys; del sys.modules['subinterpreters._protocol']")
         assert run(interp.call_async(mul, 2, 3)) == 6
     finally:
         interp.close()

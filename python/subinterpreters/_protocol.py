@@ -82,8 +82,9 @@ def _safe_repr(obj):
 
 
 def new_reply_queue():
-    """A queue for tasks and replies (released with ``lowlevel._queue_release``)."""
-    return _ll._queue_create(0, QUEUE_UNBOUND, QUEUE_FALLBACK)
+    """A queue for tasks and replies (released with ``lowlevel._queue_release``); it is not
+    listed among the user's queues."""
+    return _ll._queue_create(0, QUEUE_UNBOUND, QUEUE_FALLBACK, True)
 
 
 # -- the caller's side: encoding ----------------------------------------------------------------
@@ -222,11 +223,17 @@ def call_in(handle, fdata, akind, adata, mainfile=None):
     for it: its reply's ``(status, payload)``. ``run_string``'s own errors propagate
     (``RunFailedError`` if the interpreter could not even serve the task)."""
     holder = _thread_queues.__dict__.pop("q", None)
+    task = (fdata, akind, adata, mainfile)
+    if holder is not None:
+        try:
+            _ll._queue_put(holder.qid, (0, 0, holder.qid, *task), 0, False, None)
+        except RuntimeError:  # a QueueNotFoundError: destroyed by someone listing all queues
+            holder = None
     if holder is None:
         holder = _ThreadQueue()
+        _ll._queue_put(holder.qid, (0, 0, holder.qid, *task), 0, False, None)
     qid = holder.qid
     try:
-        _ll._queue_put(qid, (0, 0, qid, fdata, akind, adata, mainfile), 0, False, None)
         _ll.run_string(handle, _SERVE_MAIN, {TASK: qid})
         reply = _ll._queue_get(qid, False, None)[0]
     except BaseException:
@@ -279,7 +286,7 @@ def remote_exception(data, info, unwrap):
     (or None), ``info`` the strings of its ``excinfo``. An ``ExecutionFailed`` carries the
     remote traceback; with ``unwrap`` the original exception, unpickled, is raised with that
     as its ``__cause__`` (when it can be unpickled)."""
-    wrapper = _errors.ExecutionFailed(_errors.excinfo(*info))
+    wrapper = _errors.ExecutionFailed(remote_excinfo((data, info)))
     if unwrap and data is not None:
         try:
             exc = _pickle().loads(data)
@@ -289,6 +296,11 @@ def remote_exception(data, info, unwrap):
             exc.__cause__ = wrapper
             return exc
     return wrapper
+
+
+def remote_excinfo(payload):
+    """The ``excinfo`` of an ``ExecutionFailed`` for a ``RAISED`` payload."""
+    return _errors.excinfo(*payload[1])
 
 
 # -- the target's side --------------------------------------------------------------------------

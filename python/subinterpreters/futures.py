@@ -575,7 +575,7 @@ def _run_initializer(handle, initializer, initargs):
     """Run the initializer in the interpreter; the exception it failed with, or None."""
     try:
         fdata, akind, adata = _encode(initializer, tuple(initargs), {})
-        status, payload = _p.call_in(handle, fdata, akind, adata)
+        status, payload = _p.call_in(handle, fdata, akind, adata, _p.main_file())
     except _ll.RunFailedError as exc:
         return _errors.ExecutionFailed(_errors.excinfo_from_run_failed(exc))
     except BaseException as exc:  # noqa: B036

@@ -183,7 +183,7 @@ static mut METHODS: [ffi::PyMethodDef; 38] = [
     kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
     kw_method!(c"_channel_id", crate::chan::id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
     fast_method!(c"_queue_register", qu::queue_register, c"Register the classes of subinterpreters.interpreters (private)."),
-    fast_method!(c"_queue_create", qu::queue_create, c"_queue_create(maxsize, unbound, fallback) -> id (private)."),
+    fast_method!(c"_queue_create", qu::queue_create, c"_queue_create(maxsize, unbound, fallback, unlisted=False) -> id (private)."),
     fast_method!(c"_queue_destroy", qu::queue_destroy, c"_queue_destroy(id) (private)."),
     fast_method!(c"_queue_bind", qu::queue_bind, c"_queue_bind(id) (private)."),
     fast_method!(c"_queue_release", qu::queue_release, c"_queue_release(id) (private)."),

@@ -450,6 +450,9 @@ class Interpreter(IdHandle):
         src = _script(code)
         self._check_ours("cannot exec code for")
         status, payload = self._call_in(src, _p.SCRIPT, None, None)
+        if status == _p.RAISED:  # the line shows in tracebacks, as 3.14's does
+            excinfo = _p.remote_excinfo(payload)
+            raise ExecutionFailed(excinfo)
         if status != _p.OK:
             raise _p.decode(status, payload, False)[1]
 
