@@ -18,6 +18,10 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import workloads_report  # noqa: E402 - beside this file
+
 ORDER = (
     "create_destroy",
     "run_string",
@@ -514,6 +518,7 @@ def render(runs: list[dict]) -> str:
         "",
     ]
     out += pool_section(runs)
+    out += workloads_report.section()
     out += [
         "## Where we lose",
         "",

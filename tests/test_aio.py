@@ -13,7 +13,17 @@ aio = pytest.importorskip("subinterpreters.aio")
 from conftest import run_python  # noqa: E402
 from subinterpreters import interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
-from task_funcs import current_id, mul, raise_value_error, rendezvous, sleep_and_return  # noqa: E402
+from task_funcs import (  # noqa: E402
+    current_id,
+    ident,
+    mul,
+    raise_value_error,
+    record,
+    rendezvous,
+    signal_and_wait,
+    size_and_echo,
+    sleep_and_return,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -435,6 +445,62 @@ def test_cancelled_call_leaves_nothing_behind(pool):
 
     works, after = run(main())
     assert works == {} and after == 4
+
+
+def test_pool_call_async_goes_to_the_idle_worker():
+    # One worker busy until released: cheap calls awaited meanwhile all return (none waits
+    # behind the busy worker), then the busy one is released.
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+
+    async def main(p):
+        busy = asyncio.create_task(p.call_async(signal_and_wait, started, release))
+        while started.empty():
+            await asyncio.sleep(0.001)
+        quick = [await p.call_async(mul, i, 3) for i in range(20)]
+        assert not busy.done()
+        release.put(None)
+        return quick, await busy
+
+    with InterpreterPoolExecutor(2) as p:
+        assert run(main(p)) == ([i * 3 for i in range(20)], "released")
+
+
+def test_cancelled_call_async_that_had_not_started_never_runs():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+
+    async def main(p):
+        busy = asyncio.create_task(p.call_async(signal_and_wait, started, release))
+        while started.empty():
+            await asyncio.sleep(0.001)
+        queued = asyncio.create_task(p.call_async(record, log, 1))
+        await asyncio.sleep(0)  # queued in the pool behind the busy call
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.put(None)
+        assert await busy == "released"
+        return await p.call_async(mul, 2, 2)
+
+    with InterpreterPoolExecutor(1) as p:
+        assert run(main(p)) == 4
+        assert log.empty()  # the cancelled call never ran
+
+
+@pytest.mark.parametrize("value", [b"y" * 1_000_000, "\u20ac" * 300_000])
+def test_large_values_through_call_async(pool, value):
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            return (
+                await pool.call_async(size_and_echo, value),
+                await interp.call_async(size_and_echo, value),
+                await interp.call_async(ident, value),
+            )
+
+        assert run(main()) == ((len(value), value), (len(value), value), value)
+    finally:
+        interp.close()
 
 
 def test_run_in_executor(pool):
