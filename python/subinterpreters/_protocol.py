@@ -32,6 +32,7 @@ into the result or the exception to raise; :func:`remote_exception` is the one p
 exception raised over there becomes one to raise here.
 """
 
+import _thread
 import sys
 from time import perf_counter
 
@@ -202,7 +203,7 @@ def main_file():
 
 
 # One task-and-reply queue per thread, for calls made while the thread waits (call_in).
-_thread_queues = __import__("_thread")._local()
+_thread_queues = _thread._local()
 
 
 class _ThreadQueue:
