@@ -33,4 +33,3 @@ noargs_entry!(
         Ok(ffi::PyLong_FromSize_t(claims::open_count()))
     }
 );
-
