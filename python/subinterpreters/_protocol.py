@@ -33,6 +33,7 @@ exception raised over there becomes one to raise here.
 """
 
 import _thread
+import builtins
 import sys
 from time import perf_counter
 
@@ -53,7 +54,6 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _SCALARS = frozenset({type(None), bool, float, str, bytes})
 _FunctionType = type(lambda: None)
 _BuiltinType = type(len)
-_ModuleType = type(sys)
 _CACHE_LIMIT = 256
 
 
@@ -329,7 +329,7 @@ def run(fdata, akind, adata, mainfile):
         reason = f"object could not be unpickled: {type(exc).__name__}: {_safe_str(exc)}"
         return (NOT_SHAREABLE, ("args not shareable", reason), 0.0)
     try:
-        if type(func) is _BuiltinType and type(func.__self__) is _ModuleType:
+        if type(func) is _BuiltinType and func.__self__ is builtins and func in _FRAME_BUILTINS:
             res = _invoke_in_main(func, akind, adata)
         elif akind == ARGS_NONE:
             res = func()
@@ -513,8 +513,6 @@ def _global_names(code):
 def uses_only_builtins(func):
     """3.14's rule: every global name the function uses resolves to a builtin (a name bound in
     its module, ``__name__`` included, is a global, not a builtin)."""
-    import builtins
-
     names = _global_names(func.__code__)
     if not names:
         return True
@@ -592,12 +590,15 @@ def _loads(data, mainfile):
         sys.modules["__main__"] = real
 
 
-# A call of a module's builtin function (eval, exec, globals, locals, vars, dir look at their
-# caller's frame; builtins have none of their own) is made from
+# A call of a builtin that looks at its caller's frame (eval, exec, globals, locals, vars, dir;
+# a builtin has no frame of its own) is made from
 # module-level code run with __main__'s dict as globals and locals, so that builtins which look
 # at their caller's frame (eval, exec, globals, locals, vars, dir) see __main__, as in 3.14.
 # The callable, its arguments and a list for the result are constants of the code (a copy of
 # this template per call), so no name of ours shows in __main__.
+_FRAME_BUILTINS = frozenset(
+    (builtins.eval, builtins.exec, builtins.globals, builtins.locals, builtins.vars, builtins.dir)
+)
 _INVOKE_FILE = "<subinterpreters>"
 _INVOKE_KEYS = ("\0S", "\0F", "\0A", "\0K")
 _invoke_code: list = []  # the template, compiled on first use

@@ -14,6 +14,7 @@ import collections
 import itertools
 from concurrent.futures import _base
 
+from subinterpreters import _errors
 from subinterpreters import _protocol as _p
 from subinterpreters import lowlevel as _ll
 
@@ -284,6 +285,12 @@ def report_dead(key, error):
                 _ll._queue_put(sink.qid, (0, _p.DEAD, (key, error), 0.0), 0, False, None)
             except RuntimeError:  # a QueueError: closed meanwhile, nobody waits on it
                 pass
+            except Exception:  # the error does not pickle: its text crosses instead
+                error = _errors.InterpreterError(f"{type(error).__name__}: {error}")
+                try:
+                    _ll._queue_put(sink.qid, (0, _p.DEAD, (key, error), 0.0), 0, False, None)
+                except RuntimeError:
+                    pass
 
 
 def sink_of(qid):
