@@ -314,6 +314,7 @@ def main() -> None:
                 "quick": args.quick,
                 "cpus": os.cpu_count(),
                 "sides": {k: LABELS[k] for k in sides},
+                "load_before": os.getloadavg()[0],
             },
             "workloads": bench_tasks(sides, tasks_of(args.quick), rounds, problems),
             "latency": bench_latency(sides, 0.5 if args.quick else 1.0, rounds),
@@ -322,6 +323,7 @@ def main() -> None:
     finally:
         for ex in sides.values():
             ex.shutdown()
+    res["meta"]["load_after"] = os.getloadavg()[0]
     res["targets"] = targets(res)
     res["problems"] = problems
     if args.json:

@@ -118,6 +118,21 @@ def section(write_charts: bool = True) -> list[str]:
             "",
             f"![workloads on CPython {m['python']}]({rel})",
             "",
+            *(
+                [
+                    f"Load average (1 min) before / after the run: {m['load_before']:.1f} / "
+                    f"{m['load_after']:.1f} on {m['cpus']} CPUs"
+                    + (
+                        ": the machine was busy with other work, so these numbers are noisy "
+                        "and the parallel speed-ups understated."
+                        if max(m["load_before"], m["load_after"]) > m["cpus"]
+                        else "."
+                    ),
+                    "",
+                ]
+                if "load_before" in m and "load_after" in m
+                else []
+            ),
             "| workload (ms per task) | " + " | ".join(SHORT[k] for k in sides) + " |",
             "|---|" + "---:|" * len(sides),
         ]
