@@ -73,11 +73,9 @@ __all__ = [
 # ``importlib.reload()`` runs this file again in the same namespace: what lowlevel and other
 # modules hold on to (the exception classes, the one Interpreter per id, the call runners) is put
 # back over the new definitions, so that the names stay the objects already in use.
+# (The exception classes come from subinterpreters._errors, which a reload of this module
+# does not run again, so they stay the same objects by themselves.)
 _KEPT = (
-    "InterpreterError",
-    "InterpreterNotFoundError",
-    "NotShareableError",
-    "ExecutionFailed",
     "Interpreter",
     "_known",
     "_call_runners",
