@@ -19,6 +19,10 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import workloads_report  # noqa: E402 - beside this file
+
 ORDER = (
     "create_destroy",
     "run_string",
@@ -559,6 +563,7 @@ def render(runs: list[dict]) -> str:
     ]
     out += install_section(install_results())
     out += pool_section(runs)
+    out += workloads_report.section()
     out += [
         "## Where we lose",
         "",

@@ -17,7 +17,8 @@
 #                                 default 20; FUZZ_SECONDS=0 skips it)
 #   scripts/dev.sh sdist-check 3.12  pip install the sdist (needs Rust) into a throwaway venv
 #   scripts/dev.sh demo           build and run the demo on every version
-#   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS on every version, write BENCHMARKS.md
+#   scripts/dev.sh bench [ARGS]   build, run bench/bench.py ARGS and bench/workloads.py (--quick
+#                                 passed on) on every version, write BENCHMARKS.md
 #                                 (installs backports.interpreters from PyPI on 3.11-3.13 to compare)
 #   scripts/dev.sh fuzz [ARGS]    build, run scripts/fuzz.py ARGS on every version (default: 60 s
 #                                 each); the long run: make fuzz FUZZ_ARGS="--seconds 1800".
@@ -282,6 +283,11 @@ cmd_bench() {
         log "benchmarks on CPython $v (ours vs CPython's modules)"
         "$(venv_dir "$v")/bin/python" "$ROOT/bench/bench.py" "$@" \
             --json "$ROOT/bench/results/py${v//./}.json"
+        log "real workloads on CPython $v (ours vs serial, threads, processes, 3.14's pool)"
+        local quick=""
+        case " $* " in *" --quick "*) quick=--quick ;; esac
+        "$(venv_dir "$v")/bin/python" "$ROOT/bench/workloads.py" $quick \
+            --json "$ROOT/bench/results/workloads_py${v//./}.json"
     done
     log "BENCHMARKS.md"
     "$(venv_dir "${VERSIONS%% *}")/bin/python" "$ROOT/bench/report.py" -o "$ROOT/BENCHMARKS.md"

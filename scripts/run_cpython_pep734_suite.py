@@ -207,7 +207,7 @@ from {TARGET} import (
     NotShareableError,
     is_shareable,
 )
-from {TARGET} import _remote
+from subinterpreters import _protocol
 
 WHENCE_UNKNOWN = 0
 WHENCE_RUNTIME = 1
@@ -259,7 +259,7 @@ def capture_exception(exc=None):
 
     if exc is None:
         exc = sys.exception()
-    _, name, qualname, module, msg, formatted, errdisplay = _remote._excinfo(exc)
+    name, qualname, module, msg, formatted, errdisplay = _protocol._excinfo(exc)
     kind = SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module)
     return SimpleNamespace(type=kind, msg=msg, formatted=formatted, errdisplay=errdisplay)
 '''

@@ -97,3 +97,32 @@ def damage_worker():
 
     w.damage()
     return "damaged"
+
+
+def signal_and_wait(started, release):
+    # Tells the test it runs, then runs until the test releases it.
+    started.put(1)
+    release.get()
+    return "released"
+
+
+def record(log, value):
+    # Leaves a trace of having run: a test counts what ran by what is in `log`.
+    log.put(value)
+    return value
+
+
+def nested_pool(n):
+    # A pool made inside a worker or interpreter: no daemon thread, everything joined.
+    import threading
+
+    from subinterpreters.futures import InterpreterPoolExecutor
+
+    with InterpreterPoolExecutor(2) as pool:
+        squares = list(pool.map(mul, range(n), range(n)))
+        daemons = [t.name for t in threading.enumerate() if t.daemon]
+    return sum(squares), daemons, threading.active_count()
+
+
+def size_and_echo(data):
+    return len(data), data

@@ -13,7 +13,17 @@ aio = pytest.importorskip("subinterpreters.aio")
 from conftest import run_python  # noqa: E402
 from subinterpreters import interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
-from task_funcs import current_id, mul, raise_value_error, rendezvous, sleep_and_return  # noqa: E402
+from task_funcs import (  # noqa: E402
+    current_id,
+    ident,
+    mul,
+    raise_value_error,
+    record,
+    rendezvous,
+    signal_and_wait,
+    size_and_echo,
+    sleep_and_return,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -150,7 +160,7 @@ def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
     # ModuleNotFoundError as ExecutionFailed, none hangs, and the interpreter stays usable.
     interp = interpreters.create()
     try:
-        interp.exec("import sys; sys.modules['subinterpreters.interpreters._remote'] = None")
+        interp.exec("import sys; sys.modules['subinterpreters._protocol'] = None")
 
         async def main():
             for _ in range(2):
@@ -158,9 +168,7 @@ def test_call_async_fails_cleanly_when_the_interpreter_cannot_make_calls():
                     await interp.call_async(mul, 2, 3)
 
         run(main())
-        lowlevel.run_string(
-            interp.id, "import sys; del sys.modules['subinterpreters.interpreters._remote']"
-        )
+        lowlevel.run_string(interp.id, "import sys; del sys.modules['subinterpreters._protocol']")
         assert run(interp.call_async(mul, 2, 3)) == 6
     finally:
         interp.close()
@@ -234,7 +242,7 @@ def test_call_async_on_closed_interpreter_raises():
             await interp.call_async(mul, 1, 1)
 
     run(main())
-    assert interp.id not in aio._runners
+    assert interp.id not in interpreters._call_runners
 
 
 def test_call_async_from_several_loops_while_the_interpreter_closes():
@@ -267,7 +275,7 @@ def test_call_async_from_several_loops_while_the_interpreter_closes():
         assert len(results) == 300
         for i, r in enumerate(results):
             assert r == i * k or isinstance(r, interpreters.InterpreterError), r
-    assert interp.id not in aio._runners
+    assert interp.id not in interpreters._call_runners
 
 
 def test_serve_queue_when_the_interpreter_goes_while_it_waits():
@@ -332,11 +340,11 @@ def test_call_async_runner_stops_when_the_interpreter_is_collected():
         return await held[0].call_async(mul, 2, 2)
 
     assert run(main()) == 4
-    runner = aio._runners[iid]
+    runner = interpreters._call_runners[iid]
     held.clear()
     gc.collect()
     runner.thread.join(30)
-    assert not runner.thread.is_alive() and iid not in aio._runners
+    assert not runner.thread.is_alive() and iid not in interpreters._call_runners
     for interp in interpreters.list_all():  # still there where collecting does not destroy
         if interp.id == iid:
             interp.close()
@@ -437,6 +445,62 @@ def test_cancelled_call_leaves_nothing_behind(pool):
 
     works, after = run(main())
     assert works == {} and after == 4
+
+
+def test_pool_call_async_goes_to_the_idle_worker():
+    # One worker busy until released: cheap calls awaited meanwhile all return (none waits
+    # behind the busy worker), then the busy one is released.
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+
+    async def main(p):
+        busy = asyncio.create_task(p.call_async(signal_and_wait, started, release))
+        while started.empty():
+            await asyncio.sleep(0.001)
+        quick = [await p.call_async(mul, i, 3) for i in range(20)]
+        assert not busy.done()
+        release.put(None)
+        return quick, await busy
+
+    with InterpreterPoolExecutor(2) as p:
+        assert run(main(p)) == ([i * 3 for i in range(20)], "released")
+
+
+def test_cancelled_call_async_that_had_not_started_never_runs():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+
+    async def main(p):
+        busy = asyncio.create_task(p.call_async(signal_and_wait, started, release))
+        while started.empty():
+            await asyncio.sleep(0.001)
+        queued = asyncio.create_task(p.call_async(record, log, 1))
+        await asyncio.sleep(0)  # queued in the pool behind the busy call
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.put(None)
+        assert await busy == "released"
+        return await p.call_async(mul, 2, 2)
+
+    with InterpreterPoolExecutor(1) as p:
+        assert run(main(p)) == 4
+        assert log.empty()  # the cancelled call never ran
+
+
+@pytest.mark.parametrize("value", [b"y" * 1_000_000, "\u20ac" * 300_000])
+def test_large_values_through_call_async(pool, value):
+    interp = interpreters.create()
+    try:
+
+        async def main():
+            return (
+                await pool.call_async(size_and_echo, value),
+                await interp.call_async(size_and_echo, value),
+                await interp.call_async(ident, value),
+            )
+
+        assert run(main()) == ((len(value), value), (len(value), value), value)
+    finally:
+        interp.close()
 
 
 def test_run_in_executor(pool):

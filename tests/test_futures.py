@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _thread
 import logging
+import sys
 import threading
 from concurrent.futures import CancelledError, Executor, as_completed, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -24,15 +25,20 @@ from task_funcs import (
     ident,
     init_state,
     mul,
+    nested_pool,
     raise_local,
     read_state,
+    record,
     rendezvous,
+    signal_and_wait,
+    size_and_echo,
     sleep_and_return,
     thread_name,
 )
 
 futures = pytest.importorskip("subinterpreters.futures")
 interpreters = pytest.importorskip("subinterpreters.interpreters")
+lowlevel = pytest.importorskip("subinterpreters.lowlevel")
 
 Pool = futures.InterpreterPoolExecutor
 pytestmark = pytest.mark.timeout(60)
@@ -490,6 +496,175 @@ def test_garbage_collected_pool_stops_its_workers():
         assert not t.is_alive()
 
 
+# -- dispatch to idle workers, exact cancellation -----------------------------------------------
+
+
+def _drain(queue):
+    items = []
+    while True:
+        try:
+            items.append(queue.get_nowait())
+        except interpreters.QueueEmpty:
+            return items
+
+
+def test_an_idle_worker_takes_the_next_task_while_another_is_busy():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(2) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+        quick = [p.submit(mul, i, 2) for i in range(20)]
+        # Each returns while the busy task still runs: none waits behind it (a task queued
+        # behind the busy worker would never finish before the release below).
+        assert [f.result(timeout=60) for f in quick] == [i * 2 for i in range(20)]
+        assert busy.running() or not busy.done()
+        release.put(None)
+        assert busy.result() == "released"
+
+
+def test_an_idle_worker_takes_map_chunks_while_another_is_busy():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(2) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+        assert list(p.map(mul, range(40), range(40), chunksize=8)) == [i * i for i in range(40)]
+        release.put(None)
+        assert busy.result() == "released"
+
+
+def test_cancel_futures_cancels_every_call_not_started():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+    p = Pool(2)
+    busy = [p.submit(signal_and_wait, started, release) for _ in range(2)]
+    started.get(timeout=60)
+    started.get(timeout=60)
+    queued = [p.submit(record, log, i) for i in range(20)]
+    chunked = p.map(record, [log] * 6, range(6), chunksize=3)
+    p.shutdown(wait=False, cancel_futures=True)
+    # Cancelled at once, wherever they waited; the two running calls are not.
+    assert sum(f.cancelled() for f in queued) == 20
+    assert not any(f.cancelled() for f in busy)
+    assert [f.cancel() for f in busy] == [False, False]
+    assert all(f.running() for f in busy)
+    release.put(None)
+    release.put(None)
+    p.shutdown(wait=True)
+    assert [f.result() for f in busy] == ["released", "released"]
+    with pytest.raises(CancelledError):
+        list(chunked)
+    assert _drain(log) == []  # none of the cancelled calls ran
+    assert not any(t.is_alive() for t in p._threads)
+
+
+def test_shutdown_without_wait_leaves_no_future_pending_once_stopped():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+    p = Pool(2)
+    forever = p.submit(signal_and_wait, started, release)  # runs until released
+    started.get(timeout=60)
+    fs = [p.submit(record, log, i) for i in range(10)]
+    p.shutdown(wait=False)
+    # The other worker runs everything queued before the shutdown.
+    assert [f.result(timeout=60) for f in fs] == list(range(10))
+    # Counted, not compared: the other worker may have ended already, its items then UNBOUND.
+    assert len(_drain(log)) == 10
+    assert not forever.done()
+    release.put(None)
+    for thread in list(p._threads):
+        thread.join()
+    p._collector.join()
+    assert forever.result() == "released"
+
+
+def test_shutdown_without_wait_cancelling_leaves_only_the_running_call():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+    p = Pool(1)
+    forever = p.submit(signal_and_wait, started, release)
+    started.get(timeout=60)
+    fs = [p.submit(record, log, i) for i in range(10)]
+    p.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in fs)
+    assert not forever.done()
+    release.put(None)
+    for thread in list(p._threads):
+        thread.join()
+    p._collector.join()
+    assert all(f.done() for f in [forever, *fs])
+    assert _drain(log) == []
+
+
+def test_cancel_works_on_any_call_not_yet_started():
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+    with Pool(1) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+        queued = [p.submit(record, log, i) for i in range(5)]
+        assert queued[2].cancel() and queued[2].cancelled()
+        assert not busy.cancel()  # started: it runs to the end
+        release.put(None)
+        assert [f.result() for f in queued if f is not queued[2]] == [0, 1, 3, 4]
+        assert busy.result() == "released"
+        # Before the shutdown: items of a destroyed worker's interpreter become UNBOUND.
+        assert sorted(_drain(log)) == [0, 1, 3, 4]
+
+
+def test_a_stopped_pool_leaves_no_claim_open():
+    before = lowlevel._claim_count()
+    started, release, log = (interpreters.create_queue() for _ in range(3))
+    p = Pool(1)
+    p.submit(signal_and_wait, started, release)
+    started.get(timeout=60)
+    fs = [p.submit(record, log, i) for i in range(10)]
+    fs[0].cancel()
+    release.put(None)
+    p.shutdown(wait=True)
+    assert all(f.done() for f in fs)
+    assert lowlevel._claim_count() == before
+
+
+# -- nesting ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11's interpreters share one GIL")
+def test_a_pool_works_inside_an_interpreter():
+    interp = interpreters.create()
+    try:
+        total, daemons, threads_left = interp.call(nested_pool, 10)
+        assert total == sum(i * i for i in range(10))
+        assert daemons == []  # an interpreter allows none (3.12+)
+        assert threads_left == 1  # the pool's threads were all joined
+    finally:
+        interp.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11's interpreters share one GIL")
+def test_a_pool_works_inside_a_pool_worker():
+    with Pool(1) as p:
+        total, daemons, _ = p.submit(nested_pool, 5).result()
+        assert total == sum(i * i for i in range(5)) and daemons == []
+
+
+# -- large values -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [b"y" * 1_000_000, "\u20ac" * 300_000, "a" * 1_000_000])
+def test_large_bytes_and_str_round_trip(pool, value):
+    assert pool.submit(size_and_echo, value).result() == (len(value), value)
+    assert list(pool.map(len, [value] * 3)) == [len(value)] * 3
+    assert pool.submit(ident, value).result() == value
+
+
+def test_large_bytes_cross_without_pickle():
+    from subinterpreters import _protocol
+
+    data = b"y" * 1_000_000
+    assert _protocol.encode_args((data,), {}) == (_protocol.ARGS_ONE, data)
+    assert _protocol.encode_args((data, "s", 1), {})[0] == _protocol.ARGS_TUPLE
+    status, payload, _ = _protocol.run(
+        _protocol.function_data(ident), _protocol.ARGS_ONE, data, None
+    )
+    assert status == _protocol.OK and payload is data
+
+
 # -- damaged worker -----------------------------------------------------------------------------
 
 
@@ -501,6 +676,18 @@ def test_damaged_worker_is_replaced():
         assert after != before
         assert p.submit(mul, 2, 21).result() == 42
         assert len(p._threads) == 1
+
+
+def test_a_damaged_worker_leaves_nothing_behind():
+    from subinterpreters import _results
+
+    claims, sinks = lowlevel._claim_count(), set(_results._sinks)
+    with Pool(1) as p:
+        for _ in range(3):
+            assert p.submit(damage_worker).result() == "damaged"
+        assert p.submit(mul, 2, 3).result() == 6
+    assert lowlevel._claim_count() == claims
+    assert set(_results._sinks) == sinks
 
 
 # -- exit ---------------------------------------------------------------------------------------

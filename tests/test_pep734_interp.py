@@ -85,6 +85,14 @@ def script_function():
     sys.modules["__main__"].__dict__["ran"] = "yes"
 
 
+def ident_of(x):
+    return x
+
+
+def put_len(queue, value):
+    queue.put(len(value))
+
+
 def read_one(fd):
     import os
 
@@ -798,3 +806,12 @@ def test_remaining_interpreters_warn_at_exit(interps):
         "RuntimeWarning: remaining subinterpreters; close them with Interpreter.close()"
         in proc.stderr
     )
+
+
+@pytest.mark.parametrize("value", [b"y" * 1_000_000, "\u20ac" * 300_000, "a" * 1_000_000])
+def test_large_bytes_and_str_through_call_and_call_in_thread(interps, interp, value):
+    assert interp.call(len, value) == len(value)
+    assert interp.call(ident_of, value) == value
+    out = interps.create_queue()
+    interp.call_in_thread(put_len, out, value).join()
+    assert out.get(timeout=30) == len(value)

@@ -255,6 +255,31 @@ def test_large_bytes_cross_intact_both_ways_and_die_with_their_sender():
     assert q.empty()
 
 
+@pytest.mark.parametrize("unit", ["a", "\u20ac", "\U0001f600"])
+def test_large_str_crosses_intact_both_ways_and_dies_with_its_sender(unit):
+    # From 8 KiB of code units a str item borrows the putter's object, as bytes do.
+    big = (unit + "xyz") * 100_000
+    q = ours.create_queue()
+    q.put(big)
+    q.put(("tuple", big[:9000]))
+    assert q.get() == big
+    assert q.get() == ("tuple", big[:9000])
+    interp = ours.create()
+    try:
+        interp.prepare_main(q=q, unit=unit)
+        q.put(big)
+        interp.exec("got = q.get(timeout=5)\nq.put((len(got), got[:3], got[-3:]))")
+        assert q.get(timeout=5) == (len(big), big[:3], big[-3:])
+        interp.exec("data = (unit + 'xyz') * 100_000\nq.put(data)\nq.put(data[:20000])")
+        got = q.get(timeout=5)  # sub -> main
+        assert got == big and type(got) is str
+        assert q.qsize() == 1
+    finally:
+        interp.close()
+    assert q.get() is ours.UNBOUND
+    assert q.empty()
+
+
 def test_bad_unbounditems_is_refused(impl):
     with pytest.raises(NotImplementedError):
         impl.create_queue(unbounditems="nope")

@@ -25,8 +25,9 @@ the awaiting coroutine first waits up to 50 µs for the reply in place (GIL rele
 and yields to the loop once before returning, so I/O and other tasks still run between calls.
 
 Cancelling a coroutine waiting here leaves nothing behind: the waker is unregistered, and an
-item is only ever taken synchronously, right before it is returned (never lost). A call already
-handed to a worker still runs; its result is dropped.
+item is only ever taken synchronously, right before it is returned (never lost). A cancelled
+call that no worker has started yet never runs (its claim is taken back, see ``_protocol``);
+one already running finishes, its result dropped.
 
 ``aio.call(interp, ...)`` (and ``await interp.call_async(...)``) on a plain
 :class:`~subinterpreters.interpreters.Interpreter` queues the call for that interpreter's call
@@ -44,11 +45,12 @@ import os
 import threading
 import weakref
 
-from subinterpreters import _pool_worker as _w
+from subinterpreters import _errors
+from subinterpreters import _protocol as _p
+from subinterpreters import _results as _r
 from subinterpreters import futures as _fut
 from subinterpreters import interpreters as _interp
 from subinterpreters import lowlevel as _ll
-from subinterpreters.interpreters import _remote
 
 __all__ = ["call", "queue_get", "queue_put"]
 
@@ -62,22 +64,6 @@ def _new_fd():
     os.set_blocking(r, False)
     os.set_blocking(w, False)
     return r, w
-
-
-def _take_all(qid):
-    """Every item now in queue ``qid`` but UNBOUND markers (None), taken off without waiting;
-    what there is so far if the queue goes away meanwhile."""
-    get = _ll._queue_get
-    items = []
-    while True:
-        try:
-            item = get(qid, False, None)[0]
-        except _interp.QueueError:  # empty, or gone
-            return items
-        except Exception:  # taken but not rebuilt (MemoryError): the others still count
-            continue
-        if item is not None:
-            items.append(item)
 
 
 def _close_fds(r, w):
@@ -94,7 +80,7 @@ def _drain(fd):
         pass
 
 
-class _LoopSink(_fut._Sink):
+class _LoopSink(_r.Sink):
     """The results queue of one event loop, read when its descriptor is readable."""
 
     def __init__(self, loop):
@@ -103,11 +89,17 @@ class _LoopSink(_fut._Sink):
         self.rfd, self.wfd = _new_fd()
         self.token = _ll._queue_add_fd_waker(self.qid, self.wfd)
         loop.add_reader(self.rfd, self._ready)
-        _sinks_by_qid[self.qid] = self
 
     def _ready(self):
         _drain(self.rfd)  # first: a reply put after the drain below writes again
-        self.deliver(_take_all(self.qid))
+        self.deliver(_r.take_all(self.qid))
+
+    def hand_over(self, replies):
+        """Replies taken off this queue by another thread: delivered in the loop's thread."""
+        try:
+            self.loop.call_soon_threadsafe(self.deliver, replies)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for these
 
     def close(self):
         if self.qid is None:
@@ -122,12 +114,10 @@ class _LoopSink(_fut._Sink):
         except Exception:
             pass
         _close_fds(self.rfd, self.wfd)
-        _sinks_by_qid.pop(self.qid, None)
         super().close()
 
 
 _sinks = weakref.WeakKeyDictionary()  # loop -> _LoopSink
-_sinks_by_qid: dict = {}  # results queue id -> _LoopSink (read by call runners' threads)
 
 
 def _sink_for(loop):
@@ -143,32 +133,29 @@ async def call(target, fn, /, *args, **kwargs):
     worker) or an Interpreter. Raises as ``Future.result()`` / ``Interpreter.call()`` would."""
     loop = asyncio.get_running_loop()
     if isinstance(target, _fut.InterpreterPoolExecutor):
-        fdata, akind, adata = _fut._encode(fn, args, kwargs)
-        fut = loop.create_future()
         sink = _sink_for(loop)
-        target._enqueue(_fut._Work(fut, fdata, akind, adata, sink, loop))
+        fut = _fut.submit_for_loop(target, loop, sink, fn, args, kwargs)
         return await _reply(loop, sink, fut)
     if isinstance(target, _interp.Interpreter):
-        fdata, adata, mainfile = target._call_data(fn, args, kwargs)
+        fdata, akind, adata, mainfile = _interp.call_data(target, fn, args, kwargs)
         sink = _sink_for(loop)
         fut = loop.create_future()
-        work = _fut._Work(fut, fdata, None, adata, sink, loop)
-        tid = next(_fut._tids)
-        sink.works[tid] = work
-        task = (tid, sink.qid, fdata, adata, mainfile)
-        try:
-            while True:
-                work.worker = _runner_for(target)
-                try:
-                    _ll._queue_put(work.worker.qid, task, 0, False, None)
-                    break
-                except _interp.QueueNotFoundError:
-                    # That runner has just ended (its interpreter closed, or collected): look
-                    # again, which starts a new one or says the interpreter is gone.
-                    _forget_runner(work.worker)
-        except BaseException:
-            sink.works.pop(tid, None)
-            raise
+        while True:
+            runner = _interp.call_runner(target, _CallRunner)
+            work = _r.Work(
+                fut, sink, loop=loop, unwrap=False, key=runner.key, claim=_ll._claim_open()
+            )
+            try:
+                _ll._queue_put(runner.qid, work.task(fdata, akind, adata, mainfile), 0, False, None)
+                break
+            except _interp.QueueNotFoundError:
+                # That runner has just ended (its interpreter closed, or collected): look
+                # again, which starts a new one or says the interpreter is gone.
+                work.withdraw()
+                _interp.forget_call_runner(runner.id, runner)
+            except BaseException:
+                work.withdraw()
+                raise
         return await _reply(loop, sink, fut)
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
 
@@ -203,7 +190,7 @@ def _wait_briefly(loop, sink):
     # The reply's put also signalled the descriptor: drain it first (a reply put after this
     # signals again), or the loop would wake for nothing and find its callbacks due next time.
     _drain(sink.rfd)
-    batch = _take_all(sink.qid)
+    batch = _r.take_all(sink.qid)
     if first is not None:
         batch.insert(0, first)
     sink.deliver(batch)
@@ -213,33 +200,36 @@ def _wait_briefly(loop, sink):
 class _CallRunner:
     """Makes the ``call_async`` calls of one interpreter: a thread of this interpreter that
     serves a queue of calls with ``_ll._serve_queue``, which waits for each call with no GIL
-    held, enters the target interpreter for it (``_remote.serve_call``), whose reply goes
+    held, enters the target interpreter for it (``_protocol.serve_bound``), whose reply goes
     straight to its event loop's results queue, and leaves. Between calls the thread is
     outside the interpreter, which is then not running."""
 
     def __init__(self, interp):
         self.id = interp.id
-        self.qid = _ll._queue_create(0, _fut._QUEUE_UNBOUND, _fut._PICKLE_FALLBACK)
-        self.inflight = 0  # for _Sink.deliver, which counts a worker's calls
+        self.key = _r.new_key()  # names this runner in DEAD replies
+        self.qid = _p.new_reply_queue()
         self.thread = threading.Thread(
             target=self._serve, name=f"subinterpreters-call-{self.id}", daemon=False
         )
-
-    @staticmethod
-    def pool():  # a runner belongs to no pool (see _Sink.deliver)
-        return None
+        if not _exit_hook:
+            threading._register_atexit(_stop_runners)
+            _exit_hook.append(True)
+        # Started before it is registered: close() (in any thread) may stop and join it as
+        # soon as it can find it.
+        self.thread.start()
+        weakref.finalize(interp, self.stop)
 
     def stop(self):
         """Let the queued calls run, then end the thread (and wait for it, unless called from
-        it). Then the replies already made are handed to their loops (see _rescue_replies):
-        this runs before the interpreter is destroyed."""
+        it). Then the replies already made are handed to their loops (see
+        ``_results.rescue_replies``): this runs before the interpreter is destroyed."""
         try:
             _ll._queue_put(self.qid, None, 0, False, None)
         except _interp.QueueError:
             return  # stopped already
         if self.thread is not threading.current_thread():
             self.thread.join()
-            _rescue_replies()
+            _r.rescue_replies()
 
     def _serve(self):
         qid = self.qid
@@ -247,122 +237,62 @@ class _CallRunner:
             while True:
                 try:
                     # Serves until the stop marker; comes back only for a call it could not
-                    # make (see _ll._serve_queue), with the task unless serve_call had it.
-                    out = _ll._serve_queue(self.id, qid, _SERVE_CALL, _remote.TASK)
+                    # make (see _ll._serve_queue), with the task unless serve_bound had it.
+                    out = _ll._serve_queue(self.id, qid, _SERVE_CALL, _p.TASK)
                 except Exception as exc:  # the task itself could not be brought back
                     out = (None, exc)
                 if out is None:
                     return
                 task, exc = out
                 if isinstance(exc, _ll.RunFailedError):
-                    # Not a call's own exception (serve_call reports those): the run itself
+                    # Not a call's own exception (serve_bound reports those): the run itself
                     # was interrupted, or the interpreter could not start it.
-                    error = _interp.ExecutionFailed(_interp._excinfo_from_run_failed(exc))
+                    error = _errors.ExecutionFailed(_errors.excinfo_from_run_failed(exc))
                 elif isinstance(exc, RuntimeError):
-                    error = _interp._translate(exc, self.id, "run")
+                    error = _interp.translate_error(exc, self.id, "run")
                 else:
                     error = exc
                 if task is not None:
                     self._fail(task, error)
                 else:
-                    self._fail_unanswered(error)
+                    # The failed call's task is lost with it: every call handed to this
+                    # runner and not answered yet fails (on each event loop); the ones still
+                    # queued run anyway, their replies then ignored.
+                    _r.report_dead(self.key, error)
                 if isinstance(error, _interp.InterpreterNotFoundError):
                     return  # destroyed by other means: the calls still queued fail below
         finally:
-            # No lock: stop() may be joining this thread while holding _runners_lock (from a
-            # finalizer the garbage collector ran there); these dict operations are atomic.
-            if _runners.get(self.id) is self:
-                _runners.pop(self.id, None)
+            _interp.forget_call_runner(self.id, self)
             self._fail_queued(_interp.InterpreterError("the interpreter's call runner stopped"))
             try:
                 _ll._queue_release(qid)
             except Exception:
                 pass
 
-    def _fail_unanswered(self, error):
-        """A call failed and its task is lost with it: every call handed to this runner and
-        not answered yet fails with ``error`` (on each event loop, as a dead pool worker's
-        do); the ones still queued run anyway, their replies then ignored."""
-        _fut._report_dead(self, error, list(_sinks_by_qid.values()))
-
     def _fail_queued(self, error):
-        for task in _take_all(self.qid):
+        for task in _r.take_all(self.qid):
             self._fail(task, error)
 
     @staticmethod
     def _fail(task, error):
         # Handed to the loop as is (this thread is of the loop's interpreter): an exception
-        # need not survive a trip through a queue.
-        sink = _sinks_by_qid.get(task[1])
-        if sink is None:
-            return  # the event loop's queue is gone: nobody waits for this call
-        try:
-            sink.loop.call_soon_threadsafe(sink.deliver, [(task[0], _w.FAILED, error, 0.0)])
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for this call
+        # need not survive a trip through a queue. A call whose claim is gone was cancelled.
+        if task[1] and not _ll._claim_take(task[1]):
+            return
+        sink = _r.sink_of(task[2])
+        if sink is not None:
+            sink.hand_over([(task[0], _p.FAILED, error, 0.0)])
 
 
 # Without a fromlist, __import__ returns the top package from sys.modules in C: cheaper than
 # the fromlist form, which runs importlib's Python code each time.
-_SERVE_CALL = "__import__('subinterpreters.interpreters._remote').interpreters._remote.serve_call()"
+_SERVE_CALL = "__import__('subinterpreters._protocol')._protocol.serve_bound()"
 
-
-_runners: dict = {}  # interpreter id -> _CallRunner
-_runners_lock = _interp._call_runners_lock  # shared with Interpreter.close()
 _exit_hook = []
 
 
-def _runner_for(interp):
-    with _runners_lock:
-        runner = _runners.get(interp.id)
-        if runner is None:
-            if interp.id in _interp._closing:
-                raise _interp.InterpreterError(f"interpreter {interp.id} is being closed")
-            try:
-                _ll.is_running(interp._handle)  # raises for an interpreter that is gone
-            except RuntimeError as exc:
-                raise _interp._translate(exc, interp.id, "run") from None
-            if not _exit_hook:
-                threading._register_atexit(_stop_runners)
-                _exit_hook.append(True)
-            runner = _CallRunner(interp)
-            # Started before it is published: close() (in any thread) may stop and join it
-            # as soon as it can find it.
-            runner.thread.start()
-            _runners[interp.id] = runner
-            _interp._call_runners[interp.id] = runner.stop
-            weakref.finalize(interp, runner.stop)
-        return runner
-
-
-def _forget_runner(runner):
-    """Drop a runner that has ended, if it is still listed (its thread may not have got to it)."""
-    with _runners_lock:
-        if _runners.get(runner.id) is runner:
-            del _runners[runner.id]
-
-
-def _rescue_replies():
-    """Take every reply waiting in an event loop's results queue and hand it to its loop.
-
-    An item of a queue belongs to the interpreter that put it: destroying that interpreter
-    turns the item into an UNBOUND marker, which names no call. A reply taken off the queue is
-    an object of this interpreter, safe from that."""
-    for sink in list(_sinks_by_qid.values()):
-        if sink.qid is None:
-            continue
-        batch = _take_all(sink.qid)
-        if batch:
-            try:
-                sink.loop.call_soon_threadsafe(sink.deliver, batch)
-            except RuntimeError:
-                pass  # the loop is closed: nobody waits for these
-
-
 def _stop_runners():
-    with _runners_lock:
-        runners = list(_runners.values())
-    for runner in runners:
+    for runner in _interp.call_runners():
         runner.stop()
 
 

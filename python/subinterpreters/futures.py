@@ -10,20 +10,20 @@ CPython 3.11 to 3.15::
         print(list(pool.map(pow, range(10), range(10), chunksize=4)))
 
 How it works (see ``_pool_worker`` for the other half): each worker is one interpreter, created
-on first need and reused, and one OS thread that enters it once and stays there, serving tasks
-from the worker's own Rust queue. The submitting thread encodes a task (stateless functions as
-their code, other callables and arguments by pickle) and puts it straight on a worker's queue;
-the worker puts the reply on a results queue that one collector thread of the pool reads (or,
-for ``await pool.call_async(...)``, on the event loop's own results queue, which wakes the loop
-through a file descriptor). No thread of the main interpreter sits between a task and its
-interpreter, so the main interpreter's GIL is needed only to submit and to complete futures.
+when a call finds no idle worker and reused, and one OS thread that enters it once and stays
+there. The submitting thread encodes a task with the call protocol (``_protocol``) and puts it
+on the pool's one task queue (a Rust queue), which every idle worker waits on: a task goes to
+the first worker free to start it, never behind a busy one. The worker puts the reply on a
+results queue that one collector thread of the pool reads (or, for ``await
+pool.call_async(...)``, on the event loop's own results queue, which wakes the loop through a
+file descriptor). No thread of the main interpreter sits between a task and its interpreter.
 
-Tasks wait in the pool (cancellable) until a worker has room; a worker is given a few tasks
-ahead (enough for about 10 ms of work, at least 1), so that it never waits for the collector.
-A task handed to a worker is ``running()`` and can no longer be cancelled.
+Cancellation is exact, as in ``concurrent.futures``: each task carries a claim that the worker
+takes before it starts the call. ``Future.cancel()`` and ``shutdown(cancel_futures=True)`` take
+the claims of calls still queued (those are then skipped), and fail only for calls a worker has
+started. A pool that has stopped leaves no future pending.
 """
 
-import _thread
 import collections
 import itertools
 import os
@@ -34,8 +34,9 @@ import weakref
 from concurrent.futures import _base
 from concurrent.futures.thread import BrokenThreadPool
 
-from subinterpreters import _pool_worker as _w
-from subinterpreters import interpreters as _interp
+from subinterpreters import _errors
+from subinterpreters import _protocol as _p
+from subinterpreters import _results as _r
 from subinterpreters import lowlevel as _ll
 
 __all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
@@ -57,358 +58,31 @@ else:
 
 
 _BROKEN_MESSAGE = "A thread initializer failed, the thread pool is not usable anymore"
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-_tids = itertools.count(1)
-_QUEUE_UNBOUND, _PICKLE_FALLBACK = 3, 1
 
-# Scripts the worker thread runs in its interpreter (compiled once there, then cached).
+# The script each worker thread runs in its interpreter (compiled once there, then cached).
 _SERVE = "__import__('subinterpreters._pool_worker', None, None, ['_']).serve(tq)"
-_SERVE_ONE = "__import__('subinterpreters._pool_worker', None, None, ['_']).serve(tq, 1)"
 
-# How much work (in seconds) a worker is given ahead, and the bounds on that depth.
-_AHEAD_SECONDS = 0.01
-_MIN_DEPTH, _MAX_DEPTH = 1, 1024
-
-# At most this many replies are delivered under one take of the pool's lock.
+# At most this many replies are delivered per batch by the collector.
 _BATCH = 256
 
 
-def _pickle():
-    import pickle
-
-    return pickle
-
-
-# -- encoding tasks -----------------------------------------------------------------------------
-
-_FunctionType = type(_pickle)
-_fdata_cache: dict = {}
-
-
-def _function_data(fn):
-    """The callable as the worker receives it: NUL + marshalled code, or a pickle."""
-    if type(fn) is _FunctionType:
-        key = (fn, fn.__code__)
-        data = _fdata_cache.get(key)
-        if data is None:
-            data = None
-            if fn.__module__ != "__main__":
-                # A module's function runs with its module's globals: by reference (as 3.14's
-                # pool sends it), when it can be found by name.
-                try:
-                    data = _pickle().dumps(fn, 5)
-                except Exception:
-                    data = None
-            if data is None:
-                data = _interp._callable_data(fn)
-            if len(_fdata_cache) >= 256:
-                _fdata_cache.clear()
-            _fdata_cache[key] = data
-        return data
-    try:
-        return _dumps(fn)
-    except Exception as exc:
-        raise _interp.NotShareableError(
-            f"{_safe_repr(fn)} does not support cross-interpreter data"
-        ) from exc
-
-
-def _dumps(obj):
-    return _pickle().dumps(obj, 5)
-
-
-def _safe_repr(obj):
-    try:
-        return repr(obj)
-    except Exception:
-        return f"<{type(obj).__name__} object>"
-
-
 def _encode(fn, args, kwargs):
-    """(fdata, akind, adata) for a call; raises NotShareableError."""
-    fdata = _function_data(fn)
-    if not kwargs:
-        if not args:
-            return fdata, _w.ARGS_NONE, None
-        if len(args) == 1:
-            arg = args[0]
-            tp = type(arg)
-            if tp is str or (tp is int and _INT_MIN <= arg <= _INT_MAX):
-                return fdata, _w.ARGS_ONE, arg
+    """(fdata, akind, adata) for a pool call; NotShareableError if it cannot cross."""
+    fdata = _p.function_data(fn, by_reference=True)
     try:
-        return fdata, _w.ARGS_PICKLED, _dumps((args, kwargs))
-    except Exception as exc:
-        raise _interp.NotShareableError("args not shareable") from exc
+        akind, adata = _p.encode_args(args, kwargs)
+    except _errors.NotShareableError as exc:
+        raise _errors.NotShareableError("args not shareable") from exc
+    return fdata, akind, adata
 
 
-# -- replies ------------------------------------------------------------------------------------
-
-
-def _outcome(status, payload):
-    """(ok, value): the result, or the exception to raise, for one reply."""
-    if status == _w.OK:
-        return True, payload
-    if status == _w.PICKLED:
-        try:
-            return True, _pickle().loads(payload)
-        except Exception as exc:
-            err = _interp.NotShareableError("result not shareable")
-            err.__cause__ = exc
-            return False, err
-    if status == _w.RAISED:
-        data, info = payload
-        wrapper = _interp.ExecutionFailed(_interp._excinfo(*info))
-        if data is not None:
-            try:
-                exc = _pickle().loads(data)
-            except Exception:
-                exc = None
-            if isinstance(exc, BaseException):
-                exc.__cause__ = wrapper
-                return False, exc
-        return False, wrapper
-    if status == _w.CALL:
-        return _interp._call_outcome(payload)
-    if status == _w.FAILED:
-        return False, payload
-    if status == _w.NOT_SHAREABLE:
-        message, cause = payload
-        err = _interp.NotShareableError(message)
-        err.__cause__ = _interp.NotShareableError(cause)
-        return False, err
-    return False, _interp.InterpreterError(f"unexpected reply status {status!r}")
-
-
-class _Condition(_thread.RLock):
-    """The condition of a :class:`_Future`: what ``threading.Condition()`` gives, but the lock is
-    the object itself, so ``with``, ``acquire`` and ``release`` are C calls and creating one is a
-    single allocation (the pool makes one per task; ``threading.Condition`` costs several times
-    more on 3.11 to 3.13, where this was most of a submit)."""
-
-    __slots__ = ("_waiters",)
-
-    def wait(self, timeout=None):
-        if not self._is_owned():
-            raise RuntimeError("cannot wait on un-acquired lock")
-        waiter = _thread.allocate_lock()
-        waiter.acquire()
-        waiters = getattr(self, "_waiters", None)
-        if waiters is None:
-            waiters = self._waiters = collections.deque()
-        waiters.append(waiter)
-        saved = self._release_save()
-        got = False
-        try:
-            if timeout is None:
-                waiter.acquire()
-                got = True
-            elif timeout > 0:
-                got = waiter.acquire(True, timeout)
-            else:
-                got = waiter.acquire(False)
-            return got
-        finally:
-            self._acquire_restore(saved)
-            if not got:
-                try:
-                    waiters.remove(waiter)
-                except ValueError:
-                    pass
-
-    def notify(self, n=1):
-        if not self._is_owned():
-            raise RuntimeError("cannot notify on un-acquired lock")
-        waiters = getattr(self, "_waiters", None)
-        while waiters and n > 0:
-            waiter = waiters.popleft()
-            try:
-                waiter.release()
-            except RuntimeError:  # released by a timed-out waiter meanwhile
-                pass
-            n -= 1
-
-    def notify_all(self):
-        waiters = getattr(self, "_waiters", None)
-        self.notify(len(waiters) if waiters else 0)
-
-
-class _Future(_base.Future):
-    """A Future made cheaply (see :class:`_Condition`) whose ``result()`` raises a falsey
-    exception too (CPython gh-132063, fixed in 3.14: before that, an exception whose
-    ``__bool__`` or ``__len__`` says false was ignored)."""
-
-    __slots__ = ()
-
-    def __init__(self):
-        # Everything _base.Future.__init__ sets, with the cheaper condition.
-        self._condition = _Condition()
-        self._state = _base.PENDING
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
-
-    def _Future__get_result(self):
-        if self._exception is not None:
-            try:
-                raise self._exception
-            finally:
-                self = None  # break the reference cycle with the exception
-        else:
-            return self._result
-
-
-class _Work:
-    """One submitted call (or map chunk), from submit to completion."""
-
-    __slots__ = ("future", "fdata", "akind", "adata", "sink", "worker", "loop")
-
-    def __init__(self, future, fdata, akind, adata, sink, loop=None):
-        self.future = future
-        self.fdata = fdata
-        self.akind = akind
-        self.adata = adata
-        self.sink = sink
-        self.worker = None
-        self.loop = loop  # set for asyncio futures
-
-    def claim(self):
-        """Called once, when a worker takes it: False if it was cancelled meanwhile."""
-        if self.loop is None:
-            return self.future.set_running_or_notify_cancel()
-        return not self.future.done()
-
-    def finish(self, ok, value):
-        """Complete the future (in the sink's thread: the collector, or the event loop)."""
-        fut = self.future
-        if self.loop is None:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-        elif not fut.done():
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-
-    def fail(self, exc):
-        """Fail the future from any thread."""
-        if self.loop is None:
-            if not self.future.done():
-                self.future.set_exception(exc)
-        else:
-            try:
-                self.loop.call_soon_threadsafe(_set_exception_if_pending, self.future, exc)
-            except RuntimeError:  # the loop is closed
-                pass
-
-    def cancel(self):
-        if self.loop is None:
-            self.future.cancel()
-        else:
-            try:
-                self.loop.call_soon_threadsafe(self.future.cancel)
-            except RuntimeError:
-                pass
-
-
-def _set_exception_if_pending(fut, exc):
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-class _Sink:
-    """A results queue and the works whose replies go there."""
-
-    def __init__(self):
-        self.qid = _ll._queue_create(0, _QUEUE_UNBOUND, _PICKLE_FALLBACK)
-        self.works = {}  # tid -> _Work
-
-    def deliver(self, replies):
-        """Complete the works of a batch of replies, in order: each pool's lock is taken once
-        for the batch (taking it per reply made the collector and a submitting thread hand the
-        GIL to each other for every task)."""
-        done = []  # (work, status, payload)
-        counts = {}  # pool -> [(worker, seconds)]
-        for tid, status, payload, seconds in replies:
-            if status == _w.DEAD:
-                self._finish(done, counts)
-                done, counts = [], {}
-                self._worker_died(payload)
-                continue
-            work = self.works.pop(tid, None)
-            if work is None:
-                continue
-            worker = work.worker
-            pool = worker.pool()
-            if pool is not None:
-                counts.setdefault(pool, []).append((worker, seconds))
-            else:
-                worker.inflight -= 1
-            done.append((work, status, payload))
-        self._finish(done, counts)
-
-    @staticmethod
-    def _finish(done, counts):
-        for pool, finished in counts.items():
-            pool._tasks_done(finished)
-        for work, status, payload in done:
-            ok, value = _outcome(status, payload)
-            work.finish(ok, value)
-
-    def _worker_died(self, key):
-        entry = _dead_workers.get(key)
-        if entry is None:
-            return
-        worker, error = entry
-        lost = [tid for tid, work in self.works.items() if work.worker is worker]
-        for tid in lost:
-            work = self.works.pop(tid)
-            pool = worker.pool()
-            if pool is not None:
-                pool._tasks_done([(worker, 0.0)])
-            work.finish(False, error)
-
-    def close(self):
-        qid, self.qid = self.qid, None
-        if qid is not None:
-            try:
-                _ll._queue_release(qid)
-            except Exception:
-                pass
-
-
-# key -> (worker, error) for workers whose interpreter failed (read by every sink).
-_dead_workers: dict = {}
-_dead_keys = itertools.count(1)
-
-
-def _report_dead(worker, error, sinks):
-    """Tell each results queue in ``sinks`` that ``worker``'s unanswered works failed with
-    ``error`` (a DEAD marker each sink resolves against its own works)."""
-    key = next(_dead_keys)
-    _dead_workers[key] = (worker, error)
-    for sink in sinks:
-        if sink.qid is not None:
-            try:
-                _ll._queue_put(sink.qid, (0, _w.DEAD, key, 0.0), 0, False, None)
-            except _interp.QueueError:
-                pass  # closed meanwhile: nobody waits on it
-
-
-class _Worker:
-    """One interpreter and the OS thread serving it."""
-
-    def __init__(self, pool, index):
-        self.pool = weakref.ref(pool)
-        self.index = index
-        self.qid = _ll._queue_create(0, _QUEUE_UNBOUND, _PICKLE_FALLBACK)
-        self.inflight = 0
-        self.ready = False
-        self.stopping = False
-        self.sinks = set()
-        self.thread = None
+def submit_for_loop(pool, loop, sink, fn, args, kwargs):
+    """Queue ``fn(*args, **kwargs)`` in ``pool`` for an event loop: its reply goes to ``sink``
+    (that loop's results queue). Returns the asyncio future (``subinterpreters.aio``)."""
+    fdata, akind, adata = _encode(fn, args, kwargs)
+    fut = loop.create_future()
+    pool._enqueue(fut, sink, loop, fdata, akind, adata)
+    return fut
 
 
 # -- the executor -------------------------------------------------------------------------------
@@ -427,9 +101,62 @@ def _python_exit():
     for pool in list(_pools):
         for thread in list(pool._threads):
             thread.join()
+        collector = pool._collector
+        if collector is not None:
+            collector.join()
 
 
 threading._register_atexit(_python_exit)
+
+
+class _Crew:
+    """What a pool shares with its threads, so that the last worker out ends the collector
+    and settles what is left even after the pool object itself was collected."""
+
+    def __init__(self, lock, sink):
+        self.lock = lock
+        self.sink = sink
+        self.tq = _p.new_reply_queue()
+        self.live = 0  # worker threads not yet finished
+        self.collector = False  # a collector thread was started
+        self.swept = False
+
+    def worker_finished(self, pool):
+        with self.lock:
+            self.live -= 1
+            if self.live == 0 and (pool is None or pool._shutdown or pool._broken):
+                self.stopped(None if pool is None else pool._works)
+
+    def stopped(self, works):
+        """Every worker has ended (lock held): settle what is left, once the collector has
+        delivered every reply put before now."""
+        if self.collector:
+            if self.sink.qid is not None and not self.swept:
+                _ll._queue_put(self.sink.qid, None, 0, False, None)
+        else:
+            self.sweep(works)
+
+    def sweep(self, works):
+        """No worker will take another task: cancel every call still queued; fail any a worker
+        claimed and never answered (its interpreter was lost); drop the task queue. ``works``
+        is the pool's (None if it is gone: then its own sink's)."""
+        with self.lock:
+            if self.swept:
+                return
+            self.swept = True
+            left = list((works if works is not None else self.sink.works).values())
+            tq, self.tq = self.tq, None
+        lost = _errors.InterpreterError("the pool's worker ended without answering")
+        for work in left:
+            if work.withdraw():
+                work.cancel()
+            elif work.loop is None:
+                work.fail(lost)
+        if tq is not None:
+            try:
+                _ll._queue_release(tq)
+            except Exception:
+                pass
 
 
 def _default_workers():
@@ -446,9 +173,11 @@ class InterpreterPoolExecutor(_base.Executor):
     :class:`BrokenInterpreterPool`). Worker threads are named ``thread_name_prefix`` + ``_N``.
 
     What crosses: a function that needs no state crosses as its code and runs in the worker's
-    ``__main__``; other callables, the arguments and the result cross by pickle. A call that
-    cannot cross fails with :class:`~subinterpreters.interpreters.NotShareableError`; one that
-    raises fails with the original exception (unpickled), whose ``__cause__`` is an
+    ``__main__``; other callables by pickle; arguments and results that are None, bool, int,
+    float, str or bytes cross as they are (a large ``bytes`` is copied once, by its receiver),
+    others by pickle. A call that cannot cross fails with
+    :class:`~subinterpreters.interpreters.NotShareableError`; one that raises fails with the
+    original exception (unpickled), whose ``__cause__`` is an
     :class:`~subinterpreters.interpreters.ExecutionFailed` with the remote traceback.
     """
 
@@ -469,17 +198,16 @@ class InterpreterPoolExecutor(_base.Executor):
         self._initializer = initializer
         self._initargs = initargs
         self._lock = threading.RLock()
-        self._replied = threading.Condition(self._lock)  # a reply was delivered
         self._shutdown_lock = self._lock  # ThreadPoolExecutor's name, for code that peeks
-        self._pending = collections.deque()
-        self._workers = []
+        self._sink = _r.Sink()
+        self._crew = _Crew(self._lock, self._sink)
+        self._tq = self._crew.tq  # the task queue every idle worker waits on
+        self._works = {}  # tid -> Work not settled yet (queued or running)
+        self._workers = 0  # worker threads started
         self._threads = set()
+        self._stops = 0  # stop markers put on the task queue
         self._shutdown = False
         self._broken = False
-        self._live = 0  # worker threads not yet finished
-        self._seconds = 0.0  # moving average of a task's duration
-        self._depth = _MIN_DEPTH
-        self._sink = _Sink()
         self._collector = None
         _pools.add(self)
 
@@ -487,14 +215,14 @@ class InterpreterPoolExecutor(_base.Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)`` in a worker interpreter; return its Future."""
-        future = _Future()
+        future = _r.Future()
         try:
             fdata, akind, adata = _encode(fn, args, kwargs)
-        except _interp.NotShareableError as exc:
+        except _errors.NotShareableError as exc:
             self._check_open()
             future.set_exception(exc)
             return future
-        self._enqueue(_Work(future, fdata, akind, adata, self._sink))
+        self._enqueue(future, self._sink, None, fdata, akind, adata)
         return future
 
     submit.__doc__ = _base.Executor.submit.__doc__
@@ -514,134 +242,75 @@ class InterpreterPoolExecutor(_base.Executor):
         if _global_shutdown:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
 
-    def _enqueue(self, work):
+    def _enqueue(self, future, sink, loop, fdata, akind, adata):
         with self._lock:
             self._check_open()
-            if self._collector is None and work.loop is None:
+            if loop is None and self._collector is None:
                 self._start_collector()
-            grow = len(self._workers) < self._max_workers and not self._has_idle()
-            self._pending.append(work)
-            self._dispatch()
-            if grow:
-                self._adjust_workers()
+            work = _r.Work(future, sink, loop=loop, owner=self, claim=_ll._claim_open())
+            self._works[work.tid] = work
+            try:
+                _ll._queue_put(self._tq, work.task(fdata, akind, adata), 0, False, None)
+            except BaseException:
+                work.withdraw()
+                raise
+            # One worker per unsettled call, up to the maximum: a call never waits for a
+            # worker to finish another while the pool could start one for it.
+            if self._workers < self._max_workers and len(self._works) > self._workers:
+                self._add_worker()
 
-    def _has_idle(self):
-        return any(w.ready and w.inflight == 0 for w in self._workers)
+    def _settled(self, work):
+        """A work is answered or withdrawn (any thread; a dict pop is atomic)."""
+        self._works.pop(work.tid, None)
 
-    def _adjust_workers(self):
-        worker = _Worker(self, len(self._workers))
-        name = f"{self._thread_name_prefix or self}_{worker.index}"
+    def _add_worker(self):
+        index = self._workers
+        name = f"{self._thread_name_prefix or self}_{index}"
         thread = threading.Thread(
-            name=name, target=_worker_main, args=(worker, self._initializer, self._initargs)
+            name=name,
+            target=_worker_main,
+            args=(weakref.ref(self), self._crew, self._initializer, self._initargs),
         )
-        worker.thread = thread
-        self._workers.append(worker)
+        self._workers += 1
         self._threads.add(thread)
-        self._live += 1
+        self._crew.live += 1
         thread.start()
 
     def _start_collector(self):
+        # Not a daemon: a pool works inside an interpreter, which allows no daemon threads
+        # (3.12+); the collector ends once every worker has (see _Crew.stopped).
         thread = threading.Thread(
             name=f"{self._thread_name_prefix}_collector",
             target=_collect,
-            args=(self._sink,),
-            daemon=True,
+            args=(self._sink, self._crew, weakref.ref(self)),
         )
         self._collector = thread
+        self._crew.collector = True
         thread.start()
 
-    def _dispatch(self):
-        """Hand pending works to workers with room (lock held)."""
-        pending = self._pending
-        if not pending:
-            return
-        depth = self._depth
-        put = _ll._queue_put
-        workers = [w for w in self._workers if w.ready and not w.stopping]
-        while pending and workers:
-            best = min(workers, key=_inflight)
-            if best.inflight >= depth:
-                return
-            work = pending.popleft()
-            if not work.claim():
-                continue
-            tid = next(_tids)
-            work.worker = best
-            best.inflight += 1
-            sink = work.sink
-            sink.works[tid] = work
-            best.sinks.add(sink)
-            put(best.qid, (tid, sink.qid, work.fdata, work.akind, work.adata), 0, False, None)
-        if not pending:
-            self._maybe_stop()
+    @property
+    def _live(self):
+        return self._crew.live
 
-    def _tasks_done(self, finished):
-        """Account for finished tasks ((worker, seconds) pairs) and refill the workers."""
-        with self._lock:
-            avg = self._seconds
-            stopping = False
-            for worker, seconds in finished:
-                worker.inflight -= 1
-                stopping = stopping or worker.stopping
-                avg = avg * 0.8 + seconds * 0.2
-            self._seconds = avg
-            if stopping:
-                self._replied.notify_all()
-            depth = _AHEAD_SECONDS / avg if avg > 0 else _MAX_DEPTH
-            self._depth = int(max(_MIN_DEPTH, min(_MAX_DEPTH, depth)))
-            if self._pending:
-                self._dispatch()
-            elif self._shutdown:
-                self._maybe_stop()
-
-    def _maybe_stop(self):
-        """After shutdown, once nothing waits in the pool: tell the workers to stop."""
-        if not self._shutdown or self._pending:
-            return
-        for w in self._workers:
-            if not w.stopping:
-                w.stopping = True
-                _ll._queue_put(w.qid, None, 0, False, None)
-        if self._live == 0:
-            # No worker thread left to stop it when it finishes (none started, or all ended
-            # already, e.g. after a failed initializer broke the pool before this shutdown).
-            self._stop_collector()
-
-    def _stop_collector(self):
-        if self._sink.qid is None:
-            return
-        if self._collector is not None:
-            _ll._queue_put(self._sink.qid, None, 0, False, None)
-        else:
-            self._sink.close()
-
-    def _wait_replies_taken(self, worker, timeout=30.0):
-        """Wait until every reply ``worker`` sent has been taken off its results queue (bounded:
-        a sink whose event loop no longer runs never takes them). Destroying the worker's
-        interpreter earlier would turn replies still queued into UNBOUND markers (its items are
-        bound to it), losing results."""
-        with self._lock:
-            self._replied.wait_for(lambda: worker.inflight <= 0, timeout)
-
-    def _worker_finished(self, worker):
-        with self._lock:
-            self._live -= 1
-            if self._live == 0 and self._shutdown:
-                self._stop_collector()
+    def _stop_workers(self):
+        """Put a stop marker for each worker not yet told (lock held): each worker takes one,
+        after the tasks queued before it."""
+        while self._stops < self._workers:
+            self._stops += 1
+            _ll._queue_put(self._tq, None, 0, False, None)
+        if self._crew.live == 0:
+            self._crew.stopped(self._works)
 
     def _break(self, reason):
         with self._lock:
             if self._broken:
                 return
             self._broken = reason
-            pending = list(self._pending)
-            self._pending.clear()
-            workers = list(self._workers)
-        for work in pending:
-            work.fail(self.BROKEN(reason))
-        for w in workers:
-            w.stopping = True
-            _ll._queue_put(w.qid, None, 0, False, None)
+            works = list(self._works.values())
+            self._stop_workers()
+        for work in works:
+            if work.withdraw():
+                work.fail(self.BROKEN(reason))
 
     # -- map ----------------------------------------------------------------------------------
 
@@ -661,7 +330,7 @@ class InterpreterPoolExecutor(_base.Executor):
             raise ValueError("buffersize must be None or > 0")
         if chunksize == 1:
             return self._map(fn, iterables, timeout, buffersize, None)
-        fdata = _function_data(fn)
+        fdata = _p.function_data(fn, by_reference=True)
         chunks = _batched(zip(*iterables, strict=False), chunksize)
         results = self._map(None, (chunks,), timeout, buffersize, fdata)
         return itertools.chain.from_iterable(results)
@@ -704,16 +373,16 @@ class InterpreterPoolExecutor(_base.Executor):
         return result_iterator()
 
     def _submit_chunk(self, fdata, chunk):
-        future = _Future()
+        future = _r.Future()
         try:
-            adata = _pickle().dumps(list(chunk), 5)
+            akind, adata = _p.encode_chunk(chunk)
         except Exception as exc:
             self._check_open()
-            err = _interp.NotShareableError("args not shareable")
+            err = _errors.NotShareableError("args not shareable")
             err.__cause__ = exc
             future.set_exception(err)
             return future
-        self._enqueue(_Work(future, fdata, _w.ARGS_CHUNK, adata, self._sink))
+        self._enqueue(future, self._sink, None, fdata, akind, adata)
         return future
 
     # -- shutdown -----------------------------------------------------------------------------
@@ -721,15 +390,14 @@ class InterpreterPoolExecutor(_base.Executor):
     def shutdown(self, wait=True, *, cancel_futures=False):
         """Stop accepting calls; let the queued ones finish (or cancel them), then end the
         workers and their interpreters. With ``wait``, return once all of that is done."""
+        withdrawn = []
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                pending = list(self._pending)
-                self._pending.clear()
-            else:
-                pending = ()
-            self._maybe_stop()
-        for work in pending:
+                # Every call no worker has started, wherever it waits, never runs.
+                withdrawn = [w for w in list(self._works.values()) if w.withdraw()]
+            self._stop_workers()
+        for work in withdrawn:
             work.cancel()
         if wait:
             for thread in list(self._threads):
@@ -746,10 +414,6 @@ class InterpreterPoolExecutor(_base.Executor):
                 self.shutdown(wait=False)
         except Exception:
             pass
-
-
-def _inflight(worker):
-    return worker.inflight
 
 
 def _batched(iterable, n):
@@ -771,40 +435,47 @@ def _result_or_cancel(fut, timeout=None):
 # -- threads ------------------------------------------------------------------------------------
 
 
-def _collect(sink):
+def _collect(sink, crew, pool_ref):
     """The collector thread: completes the pool's futures from its results queue, taking
-    whatever replies have arrived as one batch."""
+    whatever replies have arrived as one batch, until the stop marker; then settles what is
+    left (see ``_sweep``)."""
     get = _ll._queue_get
     qid = sink.qid
     deliver = sink.deliver
-    empty = _interp.QueueEmpty
     try:
         while True:
             batch = []
             item = get(qid, True, None)
+            stop = False
             while True:
                 reply, unbound = item
                 if reply is not None:
                     batch.append(reply)
                 elif unbound is None:  # the stop marker: deliver what came before it
-                    deliver(batch)
-                    return
+                    stop = True
+                    break
                 # else: a reply whose interpreter was destroyed first (not expected)
                 if len(batch) >= _BATCH:
                     break
                 try:
                     item = get(qid, False, None)
-                except empty:
+                except RuntimeError:  # QueueEmpty
                     break
             deliver(batch)
+            del batch, item
+            if stop:
+                return
     finally:
+        pool = pool_ref()
+        crew.sweep(None if pool is None else pool._works)
+        del pool
         sink.close()
 
 
 def _boot(handle):
     # The main script's file: a pickle naming a __main__ function this interpreter lacks is
     # retried with that script run as "<fake __main__>", as 3.14 does.
-    shared = {"mf": _interp._main_file()}
+    shared = {"mf": _p.main_file()}
     if sys.version_info < (3, 12):
         path0 = _sys_path_0()
         if path0 is not None:
@@ -842,46 +513,45 @@ def _sys_path_0():
     return ""
 
 
-def _worker_main(worker, initializer, initargs):
+def _worker_main(pool_ref, crew, initializer, initargs):
     handle = None
     try:
-        handle = _start_interpreter(worker, initializer, initargs)
-        if handle is None:
-            return
-        while True:
+        handle = _start_interpreter(pool_ref, initializer, initargs)
+        while handle is not None:
             try:
-                _ll.run_string(handle, _SERVE, {"tq": worker.qid})
+                _ll.run_string(handle, _SERVE, {"tq": crew.tq})
                 return  # told to stop
             except _ll.RunFailedError as exc:
                 failure = exc
-            # The interpreter is damaged: give its queued tasks back, fail the one it was
-            # running, and carry on with a fresh interpreter.
-            handle = _replace(worker, handle, failure, initializer, initargs)
-            if handle is None:
-                return
+            # The interpreter is damaged (the call it was making was answered by serve): carry
+            # on with a fresh one.
+            _base.LOGGER.warning(
+                "a pool worker's interpreter failed; replacing it: %s",
+                _errors.excinfo_from_run_failed(failure).formatted,
+            )
+            _retire(handle)
+            handle = None
+            handle = _start_interpreter(pool_ref, initializer, initargs)
     finally:
         if handle is not None:
-            pool = worker.pool()
-            if pool is not None:
-                pool._wait_replies_taken(worker)
-            del pool
-            try:
-                _ll.destroy(handle)
-            except Exception:
-                pass
-        try:
-            _ll._queue_release(worker.qid)
-        except Exception:
-            pass
-        pool = worker.pool()
-        if pool is not None:
-            pool._worker_finished(worker)
+            _retire(handle)
+        crew.worker_finished(pool_ref())
 
 
-def _start_interpreter(worker, initializer, initargs):
-    """Create and boot the worker's interpreter and run the initializer; None if the pool broke
+def _retire(handle):
+    """Destroy a worker's interpreter, its replies still queued taken off first (they would
+    turn into UNBOUND markers, being items of that interpreter)."""
+    _r.rescue_replies()
+    try:
+        _ll.destroy(handle)
+    except Exception:
+        pass
+
+
+def _start_interpreter(pool_ref, initializer, initargs):
+    """Create and boot a worker's interpreter and run the initializer; None if the pool broke
     or went away."""
-    pool = worker.pool()
+    pool = pool_ref()
     if pool is None:
         return None
     try:
@@ -898,11 +568,6 @@ def _start_interpreter(worker, initializer, initargs):
             pool._break(_BROKEN_MESSAGE)
             _ll.destroy(handle)
             return None
-    with pool._lock:
-        worker.ready = True
-        pool._dispatch()
-        if pool._shutdown:
-            pool._maybe_stop()
     return handle
 
 
@@ -910,70 +575,10 @@ def _run_initializer(handle, initializer, initargs):
     """Run the initializer in the interpreter; the exception it failed with, or None."""
     try:
         fdata, akind, adata = _encode(initializer, tuple(initargs), {})
+        status, payload = _p.call_in(handle, fdata, akind, adata, _p.main_file())
+    except _ll.RunFailedError as exc:
+        return _errors.ExecutionFailed(_errors.excinfo_from_run_failed(exc))
     except BaseException as exc:  # noqa: B036
         return exc
-    qid = _ll._queue_create(0, _QUEUE_UNBOUND, _PICKLE_FALLBACK)
-    try:
-        _ll._queue_put(qid, (0, qid, fdata, akind, adata), 0, False, None)
-        try:
-            _ll.run_string(handle, _SERVE_ONE, {"tq": qid})
-        except _ll.RunFailedError as exc:
-            return _interp.ExecutionFailed(_interp._excinfo_from_run_failed(exc))
-        _tid, status, payload, _seconds = _ll._queue_get(qid, False, None)[0]
-        ok, value = _outcome(status, payload)
-        return None if ok else value
-    finally:
-        _ll._queue_release(qid)
-
-
-def _replace(worker, handle, failure, initializer, initargs):
-    pool = worker.pool()
-    error = _interp.ExecutionFailed(_interp._excinfo_from_run_failed(failure))
-    stop = False
-    if pool is not None:
-        with pool._lock:
-            worker.ready = False
-            requeue = []
-            while True:
-                try:
-                    task = _ll._queue_get(worker.qid, False, None)[0]
-                except _interp.QueueEmpty:
-                    break
-                if task is None:
-                    stop = True
-                    continue
-                tid, rq = task[0], task[1]
-                for sink in worker.sinks:
-                    if sink.qid == rq:
-                        work = sink.works.pop(tid, None)
-                        if work is not None:
-                            worker.inflight -= 1
-                            work.worker = None
-                            requeue.append(work)
-            # Works given back were claimed already: put them first, marked as such.
-            for work in reversed(requeue):
-                pool._pending.appendleft(_Reclaimed(work))
-        _report_dead(worker, error, list(worker.sinks))
-    try:
-        _ll.destroy(handle)
-    except Exception:
-        pass
-    if stop or pool is None:
-        if stop:
-            _ll._queue_put(worker.qid, None, 0, False, None)
-        return None
-    del pool
-    return _start_interpreter(worker, initializer, initargs)
-
-
-class _Reclaimed(_Work):
-    """A work given back by a damaged worker: already claimed, so never refused."""
-
-    __slots__ = ()
-
-    def __init__(self, work):
-        for name in _Work.__slots__:
-            setattr(self, name, getattr(work, name))
-
-    def claim(self):
-        return True
+    ok, value = _p.decode(status, payload, True)
+    return None if ok else value

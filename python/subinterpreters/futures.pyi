@@ -30,3 +30,14 @@ class InterpreterPoolExecutor(Executor):
     ) -> Iterator[_T]: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
     def __del__(self) -> None: ...
+
+# For subinterpreters.aio.
+def submit_for_loop(
+    pool: InterpreterPoolExecutor,
+    loop: Any,
+    sink: Any,
+    fn: Callable[..., object],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Queue a call in ``pool`` for an event loop; returns the asyncio future."""

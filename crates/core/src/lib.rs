@@ -16,6 +16,7 @@
 
 pub mod buffer;
 pub mod channel;
+pub mod claims;
 mod dispose;
 pub mod error;
 pub mod ids;

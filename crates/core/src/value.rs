@@ -162,6 +162,15 @@ pub enum Value {
     /// builds its `bytes` from them, so the payload is copied once. Turned into
     /// [`Value::Bytes`] by [`Value::own_borrowed`] before the owner exits.
     BorrowedBytes(SharedBuffer),
+    /// A `str` object's code units left in the sender's object (queues and calls): the receiver
+    /// builds its `str` from them, so the payload is copied once. Turned into [`Value::Str`] by
+    /// [`Value::own_borrowed`] before the owner exits.
+    BorrowedStr {
+        /// The code unit width of the borrowed text.
+        kind: StrKind,
+        /// The code units (`len / kind.width()` of them).
+        buf: SharedBuffer,
+    },
 }
 
 impl Value {
@@ -203,6 +212,10 @@ impl Value {
             Value::Bytes(b) => ItemSummary::Bytes { len: b.len() },
             // Borrowed or owned, the receiver gets the same `bytes`.
             Value::BorrowedBytes(b) => ItemSummary::Bytes { len: b.len() },
+            Value::BorrowedStr { kind, buf } => ItemSummary::Str {
+                kind: *kind,
+                len: buf.len() / kind.width(),
+            },
             Value::Str { kind, data } => ItemSummary::Str {
                 kind: *kind,
                 len: data.len() / kind.width(),
@@ -237,7 +250,9 @@ impl Value {
             Value::Pickled { data, buffers } => {
                 data.len() + buffers.iter().map(|b| b.len()).sum::<usize>()
             }
-            Value::Shared(buf) | Value::BorrowedBytes(buf) => buf.len(),
+            Value::Shared(buf) | Value::BorrowedBytes(buf) | Value::BorrowedStr { buf, .. } => {
+                buf.len()
+            }
             Value::None
             | Value::Int(_)
             | Value::Channel(_)
@@ -251,7 +266,9 @@ impl Value {
     /// i.e. cannot outlive that interpreter.
     pub fn holds_buffer_of(&self, interp: InterpId) -> bool {
         match self {
-            Value::Shared(buf) | Value::BorrowedBytes(buf) => buf.owner() == interp,
+            Value::Shared(buf) | Value::BorrowedBytes(buf) | Value::BorrowedStr { buf, .. } => {
+                buf.owner() == interp
+            }
             Value::Tuple(items) => items.iter().any(|v| v.holds_buffer_of(interp)),
             Value::Pickled { buffers, .. } => buffers
                 .iter()
@@ -263,14 +280,14 @@ impl Value {
     /// Whether the value (a tuple's items included) holds borrowed bytes of `interp`.
     pub fn borrows_from(&self, interp: InterpId) -> bool {
         match self {
-            Value::BorrowedBytes(buf) => buf.owner() == interp,
+            Value::BorrowedBytes(buf) | Value::BorrowedStr { buf, .. } => buf.owner() == interp,
             Value::Tuple(items) => items.iter().any(|v| v.borrows_from(interp)),
             _ => false,
         }
     }
 
-    /// Replaces every [`Value::BorrowedBytes`] whose owner `gone` picks (a tuple's items
-    /// included) by an owned copy of its bytes, and hands the borrowed buffers to `released`:
+    /// Replaces every [`Value::BorrowedBytes`] and [`Value::BorrowedStr`] whose owner `gone`
+    /// picks (a tuple's items included) by an owned copy of its payload, and hands the borrowed buffers to `released`:
     /// the caller drops them once no lock of the core is held. Returns how many were replaced.
     pub fn own_borrowed(
         &mut self,
@@ -281,6 +298,16 @@ impl Value {
             Value::BorrowedBytes(buf) if gone(buf.owner()) => {
                 let owned = Value::Bytes(buf.copy_out());
                 if let Value::BorrowedBytes(buf) = std::mem::replace(self, owned) {
+                    released.push(buf);
+                }
+                1
+            }
+            Value::BorrowedStr { kind, buf } if gone(buf.owner()) => {
+                let owned = Value::Str {
+                    kind: *kind,
+                    data: buf.copy_out(),
+                };
+                if let Value::BorrowedStr { buf, .. } = std::mem::replace(self, owned) {
                     released.push(buf);
                 }
                 1

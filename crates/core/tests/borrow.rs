@@ -142,3 +142,41 @@ fn owner_exiting_copies_its_queued_borrows_in_place() {
     assert_eq!(owned_bytes(&late), Some(&[6u8; 100][..]));
     assert_eq!(registry::owner_exiting(OWNER), 0);
 }
+
+#[test]
+fn borrowed_str_summarises_as_str_and_owns_a_str_copy_when_its_owner_goes() {
+    use subinterpreters_core::StrKind;
+
+    const OWNER: InterpId = 1099;
+    let released = Arc::new(AtomicUsize::new(0));
+    let buf = SharedBuffer::new(Arc::new(TestBorrow {
+        owner: OWNER,
+        bytes: vec![b'a'; 100],
+        released: Arc::clone(&released),
+    }));
+    let mut v = Value::Tuple(vec![Value::BorrowedStr {
+        kind: StrKind::Ucs2,
+        buf,
+    }]);
+    assert!(v.borrows_from(OWNER) && v.holds_buffer_of(OWNER));
+    let Value::Tuple(items) = &v else {
+        unreachable!()
+    };
+    assert_eq!(
+        items[0].summary(),
+        ItemSummary::Str {
+            kind: StrKind::Ucs2,
+            len: 50
+        }
+    );
+    let mut dropped = Vec::new();
+    assert_eq!(v.own_borrowed(&|o| o == OWNER, &mut dropped), 1);
+    assert!(!v.borrows_from(OWNER));
+    let Value::Tuple(items) = &v else {
+        unreachable!()
+    };
+    assert!(matches!(&items[0], Value::Str { kind: StrKind::Ucs2, data } if data.len() == 100));
+    assert_eq!(released.load(Ordering::SeqCst), 0);
+    drop(dropped);
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+}

@@ -163,7 +163,7 @@ use crate::chan::api as ch;
 
 use crate::queues::api as qu;
 
-static mut METHODS: [ffi::PyMethodDef; 35] = [
+static mut METHODS: [ffi::PyMethodDef; 38] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -183,7 +183,7 @@ static mut METHODS: [ffi::PyMethodDef; 35] = [
     kw_method!(c"channel_release", ch::channel_release, c"channel_release(cid, *, send=False, recv=False, force=False)\n\nClose the chosen end(s) (both by default) for the current interpreter only. Once\nno interpreter has an end open, the channel is closed."),
     kw_method!(c"_channel_id", crate::chan::id::channel_id_fn, c"_channel_id(id, *, send=None, recv=None, force=False, _resolve=False) -> cid\n\nBuild a ChannelID for an existing channel (any id with force=True)."),
     fast_method!(c"_queue_register", qu::queue_register, c"Register the classes of subinterpreters.interpreters (private)."),
-    fast_method!(c"_queue_create", qu::queue_create, c"_queue_create(maxsize, unbound, fallback) -> id (private)."),
+    fast_method!(c"_queue_create", qu::queue_create, c"_queue_create(maxsize, unbound, fallback, unlisted=False) -> id (private)."),
     fast_method!(c"_queue_destroy", qu::queue_destroy, c"_queue_destroy(id) (private)."),
     fast_method!(c"_queue_bind", qu::queue_bind, c"_queue_bind(id) (private)."),
     fast_method!(c"_queue_release", qu::queue_release, c"_queue_release(id) (private)."),
@@ -195,6 +195,9 @@ static mut METHODS: [ffi::PyMethodDef; 35] = [
     fast_method!(c"_queue_add_fd_waker", crate::queues::fd_waker::queue_add_fd_waker, c"_queue_add_fd_waker(id, fd) -> token (private)."),
     fast_method!(c"_queue_remove_waker", crate::queues::fd_waker::queue_remove_waker, c"_queue_remove_waker(id, token) -> bool (private)."),
     noargs_method!(c"_queue_list_all", qu::queue_list_all, c"_queue_list_all() -> [(id, unbound, fallback)] (private)."),
+    noargs_method!(c"_claim_open", crate::queues::claims::claim_open, c"_claim_open() -> id (private): a new one-time claim."),
+    fast_method!(c"_claim_take", crate::queues::claims::claim_take, c"_claim_take(id) -> bool (private): True for the one caller that takes the claim."),
+    noargs_method!(c"_claim_count", crate::queues::claims::claim_count, c"_claim_count() -> int (private): claims open in the process."),
     fast_method!(c"_serve_queue", crate::interp::serve::serve_queue, c"_serve_queue(id, qid, script, name) -> None | (item, exception) (private): run script in\nthe interpreter for each item of the queue, bound to name in its __main__, until a None item."),
     kw_method!(c"_whence", it::whence, c"_whence(id) -> int (private): how the interpreter was created."),
     fast_method!(c"_xi_is_shareable", qu::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),

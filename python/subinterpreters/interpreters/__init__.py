@@ -19,9 +19,17 @@ and threading are loaded on first use.
 """
 
 import weakref
-from _thread import _local, allocate_lock
+from _thread import allocate_lock
 
+from subinterpreters import _protocol as _p
 from subinterpreters import lowlevel as _ll
+from subinterpreters._errors import (
+    ExecutionFailed,
+    InterpreterError,
+    InterpreterNotFoundError,
+    NotShareableError,
+)
+from subinterpreters._errors import excinfo_from_run_failed as _excinfo_from_run_failed
 
 from . import _queues, _remote
 from ._handle import IdHandle
@@ -65,14 +73,11 @@ __all__ = [
 # ``importlib.reload()`` runs this file again in the same namespace: what lowlevel and other
 # modules hold on to (the exception classes, the one Interpreter per id, the call runners) is put
 # back over the new definitions, so that the names stay the objects already in use.
+# (The exception classes come from subinterpreters._errors, which a reload of this module
+# does not run again, so they stay the same objects by themselves.)
 _KEPT = (
-    "InterpreterError",
-    "InterpreterNotFoundError",
-    "NotShareableError",
-    "ExecutionFailed",
     "Interpreter",
     "_known",
-    "_channels",
     "_call_runners",
     "_closing",
     "_call_runners_lock",
@@ -93,73 +98,8 @@ _WHENCE_NAMES = {
 _WHENCE_STDLIB = _WHENCE_NAMES[5]
 
 
-class InterpreterError(Exception):
-    """An operation on an interpreter failed."""
-
-
-class InterpreterNotFoundError(InterpreterError):
-    """No interpreter has the given ID (it was never made, or it was closed)."""
-
-
-class NotShareableError(TypeError):
-    """The object cannot be passed to another interpreter."""
-
-
 globals().update(_reloaded)
 _queues._register()
-
-
-_EXEC_FAILURE = "{summary}\n\nUncaught in the interpreter:\n\n{display}"
-
-
-class ExecutionFailed(InterpreterError):
-    """Code run by Interpreter.exec() or Interpreter.call() raised an exception it did not catch.
-
-    The exception itself stays behind in the other interpreter; ``excinfo`` describes it:
-    ``type`` (with ``__name__``, ``__qualname__``, ``__module__``), ``msg`` (its ``str()``),
-    ``formatted`` (``"Type: msg"``) and ``errdisplay`` (the traceback as Python prints it).
-    """
-
-    def __init__(self, excinfo):
-        summary = excinfo.formatted
-        if not summary:
-            if excinfo.type and excinfo.msg:
-                summary = f"{excinfo.type.__name__}: {excinfo.msg}"
-            else:
-                summary = excinfo.type.__name__ or excinfo.msg
-        super().__init__(summary)
-        self.excinfo = excinfo
-
-    def __reduce__(self):
-        return (type(self), (self.excinfo,))
-
-    def __str__(self):
-        summary = super().__str__()
-        try:
-            display = self.excinfo.errdisplay
-        except Exception:
-            return summary
-        return _EXEC_FAILURE.format(summary=summary, display=display)
-
-
-def _excinfo(name, qualname, module, msg, formatted, errdisplay):
-    from types import SimpleNamespace
-
-    kind = SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module)
-    return SimpleNamespace(type=kind, msg=msg, formatted=formatted, errdisplay=errdisplay)
-
-
-def _excinfo_from_run_failed(exc):
-    """An excinfo built from lowlevel's RunFailedError (when our wrapper could not report)."""
-    type_name = getattr(exc, "type_name", "") or "Exception"
-    text = str(exc.args[0]) if exc.args else ""
-    # 3.11's summary: "<class 'module.Qualname'>: message".
-    msg = text.split(">: ", 1)[1] if ">: " in text else text
-    module, _, qualname = type_name.rpartition(".")
-    module = module or "builtins"
-    name = qualname.rpartition(".")[2]
-    trace = getattr(exc, "traceback", "") or ""
-    return _excinfo(name, qualname, module, msg, f"{type_name}: {msg}", trace.rstrip("\n"))
 
 
 # -- values -------------------------------------------------------------------------------------
@@ -279,20 +219,47 @@ if int(_ll.get_current()) == _MAIN_ID and not _reloaded:
     # Registered after lowlevel's exit cleanup, so it runs before it.
     atexit.register(_warn_remaining)
 
-# Interpreter id -> stop() of its call_async runner (see subinterpreters.aio), and the ids of
+# Interpreter id -> its call_async runner (see subinterpreters.aio), and the ids of
 # interpreters being closed (no new runner starts for those), both under the lock.
 _call_runners: dict = {}
 _closing: set = set()
 _call_runners_lock = allocate_lock()
 
+
+def call_runner(interp, start):
+    """The call runner of ``interp`` (for :mod:`subinterpreters.aio`): the one registered, or
+    ``start(interp)``'s, registered now. Raises InterpreterError for an interpreter being
+    closed or gone. The runner's ``stop()`` is called when the interpreter is closed."""
+    with _call_runners_lock:
+        runner = _call_runners.get(interp.id)
+        if runner is None:
+            if interp.id in _closing:
+                raise InterpreterError(f"interpreter {interp.id} is being closed")
+            try:
+                _ll.is_running(interp._handle)  # raises for an interpreter that is gone
+            except RuntimeError as exc:
+                raise translate_error(exc, interp.id, "run") from None
+            runner = start(interp)
+            _call_runners[interp.id] = runner
+        return runner
+
+
+def forget_call_runner(interp_id, runner):
+    """Unregister ``runner`` if it is still the one of ``interp_id`` (it has ended). Takes no
+    lock: a runner ends while close() may hold the lock joining it; dict operations are atomic."""
+    if _call_runners.get(interp_id) is runner:
+        _call_runners.pop(interp_id, None)
+
+
+def call_runners():
+    """Every call runner now registered."""
+    with _call_runners_lock:
+        return list(_call_runners.values())
+
+
 # One Interpreter per id, while anyone holds it.
 _known = weakref.WeakValueDictionary()
 
-# One result channel per thread, taken out while a call uses it (see Interpreter._run).
-_channels = _local()
-
-_RUN_EXEC = f"__import__({_remote.__name__!r}, None, None, ['_']).run_exec()"
-_RUN_CALL = f"__import__({_remote.__name__!r}, None, None, ['_']).run_call()"
 _RUN_PREPARE = f"__import__({_remote.__name__!r}, None, None, ['_']).run_prepare()"
 
 
@@ -318,8 +285,8 @@ del _s, _t
 """
 
 
-def _translate(exc, n, action):
-    """Turn lowlevel's RuntimeError into this module's exception."""
+def translate_error(exc, n, action):
+    """Turn lowlevel's RuntimeError about interpreter ``n`` into this module's exception."""
     text = str(exc)
     if text.startswith("unrecognized interpreter ID"):
         return InterpreterNotFoundError(text)
@@ -358,7 +325,7 @@ class Interpreter(IdHandle):
                 return self
             handle = _ll.InterpreterID(n)
         except RuntimeError as exc:
-            raise _translate(exc, n, "find") from None
+            raise translate_error(exc, n, "find") from None
         return cls._make(n, handle)
 
     @classmethod
@@ -397,7 +364,7 @@ class Interpreter(IdHandle):
         try:
             return _ll.is_running(self._handle)
         except RuntimeError as exc:
-            raise _translate(exc, self._id, "query") from None
+            raise translate_error(exc, self._id, "query") from None
 
     def _check_ours(self, what):
         # As 3.14 does: only interpreters made by this module (or CPython's own) can be
@@ -407,7 +374,7 @@ class Interpreter(IdHandle):
                 try:
                     code = _ll._whence(self._id)
                 except RuntimeError as exc:
-                    raise _translate(exc, self._id, "find") from None
+                    raise translate_error(exc, self._id, "find") from None
                 self._whence = _WHENCE_NAMES.get(code, "unknown")
             if self._whence != _WHENCE_STDLIB:
                 raise InterpreterError(f"{what} unrecognized interpreter {self._id}")
@@ -421,10 +388,10 @@ class Interpreter(IdHandle):
         self._check_ours("cannot destroy")
         with _call_runners_lock:
             _closing.add(self._id)
-            stop_calls = _call_runners.pop(self._id, None)
+            runner = _call_runners.pop(self._id, None)
         try:
-            if stop_calls is not None:
-                stop_calls()  # the call_async calls queued so far run first
+            if runner is not None:
+                runner.stop()  # the call_async calls queued so far run first
             if self._id != int(_ll.get_current()):
                 try:
                     _ll.run_string(self._handle, _THREADING_SHUTDOWN)
@@ -433,7 +400,7 @@ class Interpreter(IdHandle):
             try:
                 _ll.destroy(self._handle)
             except RuntimeError as exc:
-                raise _translate(exc, self._id, "destroy") from None
+                raise translate_error(exc, self._id, "destroy") from None
         finally:
             _closing.discard(self._id)
 
@@ -469,7 +436,7 @@ class Interpreter(IdHandle):
         try:
             _ll.run_string(self._handle, script, native)
         except RuntimeError as exc:
-            raise _translate(exc, self._id, "run") from None
+            raise translate_error(exc, self._id, "run") from None
 
     def exec(self, code, /):
         """Run source text (str or bytes), a code object, or a function in ``__main__``.
@@ -480,11 +447,12 @@ class Interpreter(IdHandle):
         """
         src = _script(code)
         self._check_ours("cannot exec code for")
-        _, excinfo = self._run(_RUN_EXEC, {_remote.SRC: src}, False)
-        if excinfo is not None:
-            if isinstance(excinfo, BaseException):
-                raise excinfo
+        status, payload = self._call_in(src, _p.SCRIPT, None, None)
+        if status == _p.RAISED:  # the line shows in tracebacks, as 3.14's does
+            excinfo = _p.remote_excinfo(payload)
             raise ExecutionFailed(excinfo)
+        if status != _p.OK:
+            raise _p.decode(status, payload, False)[1]
 
     def call(self, callable, /, *args, **kwargs):
         """Call ``callable(*args, **kwargs)`` in the interpreter and return its result.
@@ -512,111 +480,29 @@ class Interpreter(IdHandle):
         return thread
 
     def _call(self, func, args, kwargs):
-        fdata, adata, mainfile = self._call_data(func, args, kwargs)
-        shared = {_remote.FUNC: fdata, _remote.ARGS: adata}
-        if mainfile is not None:
-            shared[_remote.MAINFILE] = mainfile
-        reply, excinfo = self._run(_RUN_CALL, shared, True)
-        if excinfo is not None:
-            if isinstance(excinfo, BaseException):
-                raise excinfo
-            raise ExecutionFailed(excinfo)
-        ok, value = _call_outcome(reply)
+        ok, value = _p.decode(*self._call_in(*call_data(self, func, args, kwargs)), False)
         if ok:
             return value
         raise value
 
-    def _call_data(self, func, args, kwargs):
-        """(function data, argument data, main script file or None) for a call (see _remote)."""
-        self._check_ours("cannot make a call in")
-        fdata = _callable_data(func)
-        pickled = fdata[:1] != b"\0"
-        if not kwargs and len(args) == 1 and _native_arg(args[0]):
-            adata = args[0]
-        elif args or kwargs:
-            try:
-                adata = _remote.dumps((args, kwargs))
-            except Exception as exc:
-                bad = next((a for a in (*args, *kwargs.values()) if not _picklable(a)), args)
-                raise _not_shareable(bad) from exc
-            pickled = True
-        else:
-            adata = None
-        return fdata, adata, (_main_file() if pickled else None)
-
-    def _run(self, script, shared, wait_reply):
-        """Run one of the constant scripts: (the reply for calls, None) or (None, the failure:
-        an excinfo for ExecutionFailed, or an exception to raise)."""
-        cid = _channels.__dict__.pop("cid", None)
-        if cid is None:
-            cid = _ll.channel_create()
-        shared[_remote.CHAN] = cid
-        failure = None
+    def _call_in(self, fdata, akind, adata, mainfile):
+        """One call (or script) made here from this thread: its reply's (status, payload)."""
         try:
-            _ll.run_string(self._handle, script, shared)
-        except _ll.RunFailedError as exc:
-            message = _ll.channel_recv(cid, None)
-            if type(message) is bytes:
-                failure = _reply_error(_pickle().loads(message))
-            else:
-                failure = _excinfo_from_run_failed(exc)
+            return _p.call_in(self._handle, fdata, akind, adata, mainfile)
+        except _ll.RunFailedError as exc:  # the call could not even be served
+            return _p.FAILED, ExecutionFailed(_excinfo_from_run_failed(exc))
         except RuntimeError as exc:
-            failure = _translate(exc, self._id, "run")
-        if failure is not None:
-            _channels.cid = cid
-            return None, failure
-        reply = _ll.channel_recv(cid) if wait_reply else None
-        _channels.cid = cid
-        return reply, None
+            raise translate_error(exc, self._id, "run") from None
 
 
-def _main_file():
-    """The file of the calling interpreter's ``__main__``, if it has one (see _remote._loads)."""
-    import sys
-
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return path if type(path) is str else None
-
-
-def _call_outcome(reply):
-    """(True, result) or (False, exception to raise) for the reply to a call (see _remote)."""
-    if type(reply) is not bytes:
-        return True, reply
-    message = _pickle().loads(reply)
-    if message[0] == "R":
-        return True, message[1]
-    failure = _reply_error(message)
-    if isinstance(failure, BaseException):
-        return False, failure
-    return False, ExecutionFailed(failure)
-
-
-def _reply_error(message):
-    """The failure a reply describes: an excinfo (for ExecutionFailed) or an exception."""
-    tag = message[0]
-    if tag == "E":
-        return _excinfo(*message[1:])
-    if tag == "S":
-        return SyntaxError(*message[1])
-    if tag == "N":
-        exc = NotShareableError("object does not support cross-interpreter data")
-        exc.__cause__ = Exception(f"{__name__}.NotShareableError: {message[1]}")
-        return exc
-    return InterpreterError(f"unexpected reply {message!r}")
-
-
-def _native_arg(value):
-    tp = type(value)
-    return tp is str or (tp is int and _INT_MIN <= value <= _INT_MAX)
-
-
-def _picklable(value):
-    try:
-        _pickle().dumps(value, 5)
-    except Exception:
-        return False
-    return True
+def call_data(interp, func, args, kwargs):
+    """``(fdata, akind, adata, mainfile)`` for a call of ``func(*args, **kwargs)`` in
+    ``interp`` (see ``subinterpreters._protocol``); raises as ``Interpreter.call`` does."""
+    interp._check_ours("cannot make a call in")
+    fdata = _p.function_data(func)
+    akind, adata = _p.encode_args(args, kwargs)
+    pickled = fdata[:1] != b"\0" or akind == _p.ARGS_PICKLED
+    return fdata, akind, adata, (_p.main_file() if pickled else None)
 
 
 def _script(code):
@@ -627,7 +513,7 @@ def _script(code):
             raise SyntaxError("source code string cannot contain null bytes")
         return code
     if tp is _FunctionType:
-        reason = _function_reason(code)
+        reason = _p.stateless_reason(code)
         if reason is not None:
             raise ValueError(reason)
         code = code.__code__
@@ -640,10 +526,8 @@ def _script(code):
 
 _FunctionType = type(_script)
 _CodeType = type(_script.__code__)
-# Marshalled code (with its NUL marker) by code object, checked as a script for exec() or as a
-# stateless function for call(); bounded.
+# Marshalled code (with its NUL marker) by code object, checked as a script for exec(); bounded.
 _scripts: dict = {}
-_marshalled: dict = {}
 
 
 def _script_code(code):
@@ -704,39 +588,6 @@ def _code_reason(code):
     if code.co_freevars:
         return "closures not supported"
     return None
-
-
-def _function_reason(func):
-    """Why this function cannot cross as its code alone (3.14's "stateless" rule), or None."""
-    if func.__closure__ is not None:
-        return "closures not supported"
-    if func.__defaults__:
-        return "defaults not supported"
-    if func.__kwdefaults__:
-        return "keyword defaults not supported"
-    return _code_reason(func.__code__)
-
-
-def _callable_data(func):
-    """What Interpreter.call() sends for the callable: NUL + marshalled code, or a pickle."""
-    if type(func) is _FunctionType:
-        reason = _function_reason(func)
-        code = func.__code__
-        if reason is None and _remote.uses_only_builtins(func):
-            data = _marshalled.get(code)
-            return data if data is not None else _marshal_code(code, _marshalled)
-    elif not callable(func):
-        raise TypeError(f"expected a callable, got {func!r}")
-    else:
-        reason = None
-    try:
-        return _pickle().dumps(func, 5)
-    except Exception as exc:
-        if reason is not None:
-            raise NotShareableError("only stateless functions are shareable") from ValueError(
-                reason
-            )
-        raise _not_shareable(func) from exc
 
 
 globals().update(_reloaded)

@@ -124,3 +124,21 @@ class Interpreter:
         self, callable: Callable[..., object], /, *args: Any, **kwargs: Any
     ) -> threading.Thread:
         """Start a thread that makes the call in the interpreter, and return the thread."""
+
+# For subinterpreters.aio (not part of PEP 734's API).
+def call_data(
+    interp: Interpreter, func: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[bytes, int, object, str | None]:
+    """``(fdata, akind, adata, mainfile)`` for a call (see ``subinterpreters._protocol``)."""
+
+def call_runner(interp: Interpreter, start: Callable[[Interpreter], Any]) -> Any:
+    """The call runner of ``interp``: the one registered, or ``start(interp)``'s."""
+
+def forget_call_runner(interp_id: int, runner: object) -> None:
+    """Unregister ``runner`` if it is still the one of ``interp_id``."""
+
+def call_runners() -> list[Any]:
+    """Every call runner now registered."""
+
+def translate_error(exc: RuntimeError, n: int, action: str) -> InterpreterError:
+    """Turn lowlevel's RuntimeError about interpreter ``n`` into this module's exception."""

@@ -128,6 +128,9 @@ struct Registry {
 struct Entry {
     handles: usize,
     shared: Arc<Shared>,
+    /// Left out of [`list_all`]: a queue the package uses for its own calls (tasks and
+    /// replies), which code listing the user's queues must neither see nor destroy.
+    unlisted: bool,
 }
 
 /// The registry guard. Poisoning is ignored: nothing under the lock can leave the map
@@ -153,6 +156,19 @@ impl Registry {
 
 /// Creates a queue with one handle, the one returned. `maxsize <= 0` means unbounded.
 pub fn create(maxsize: i64, defaults: QueueDefaults) -> Result<QueueRef, QueueError> {
+    create_entry(maxsize, defaults, false)
+}
+
+/// [`create`] for a queue that [`list_all`] leaves out (the package's own call queues).
+pub fn create_unlisted(maxsize: i64, defaults: QueueDefaults) -> Result<QueueRef, QueueError> {
+    create_entry(maxsize, defaults, true)
+}
+
+fn create_entry(
+    maxsize: i64,
+    defaults: QueueDefaults,
+    unlisted: bool,
+) -> Result<QueueRef, QueueError> {
     let mut reg = registry();
     let id = reg.next_id;
     reg.next_id = id.checked_add(1).ok_or(QueueError::IdsExhausted)?;
@@ -162,6 +178,7 @@ pub fn create(maxsize: i64, defaults: QueueDefaults) -> Result<QueueRef, QueueEr
         Entry {
             handles: 1,
             shared: Arc::clone(&shared),
+            unlisted,
         },
     );
     Ok(QueueRef { shared })
@@ -207,6 +224,7 @@ pub fn list_all() -> Vec<(QueueId, QueueDefaults)> {
         .queues
         .iter()
         .rev()
+        .filter(|(_, e)| !e.unlisted)
         .map(|(&id, e)| (id, e.shared.defaults))
         .collect()
 }

@@ -24,7 +24,7 @@ use crate::values::xi::{from_xi, is_shareable, to_xi};
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The positional arguments of a private function, `min..=max` of them, no keywords.
-pub(super) fn positional<'a>(
+pub(crate) fn positional<'a>(
     fa: &'a FastArgs,
     name: &str,
     min: usize,
@@ -175,17 +175,29 @@ fast_entry!(
 );
 
 fast_entry!(
-    /// `_queue_create(maxsize, unbound, fallback) -> id`: a new queue, with one binding held by
-    /// the caller (released by `_queue_release`).
+    /// `_queue_create(maxsize, unbound, fallback, unlisted=False) -> id`: a new queue, with one
+    /// binding held by the caller (released by `_queue_release`); `unlisted` leaves it out of
+    /// `_queue_list_all` (the package's own call queues).
     queue_create, |_state, fa| {
-        let [maxsize, unbound, fallback] = <[_; 3]>::try_from(positional(&fa, "_queue_create", 3, 3)?)
-            .map_err(|_| Error::System("argument count".into()))?;
+        let args = positional(&fa, "_queue_create", 3, 4)?;
+        let (maxsize, unbound, fallback) = (args[0], args[1], args[2]);
+        // A true fourth argument: one of the package's own call queues, not listed.
+        let unlisted = match args.get(3) {
+            Some(&flag) => ffi::PyObject_IsTrue(flag) == 1,
+            None => false,
+        };
         let maxsize = int_arg(maxsize, "maxsize")?;
         let unbound = unbound_arg(int_arg(unbound, "unbounditems")?)?.unwrap_or(UnboundOp::Replace);
         let fallback_flag = int_arg(fallback, "fallback")?;
         let fallback = Fallback::from_flag(fallback_flag)
             .ok_or_else(|| Error::Value(format!("unsupported fallback {fallback_flag}")))?;
-        let handle = queue::create(maxsize, QueueDefaults { unbound, fallback }).map_err(Error::Queue)?;
+        let defaults = QueueDefaults { unbound, fallback };
+        let handle = if unlisted {
+            queue::create_unlisted(maxsize, defaults)
+        } else {
+            queue::create(maxsize, defaults)
+        }
+        .map_err(Error::Queue)?;
         let id = handle.id();
         // The caller's binding replaces the creation handle.
         queue::bind(id).map_err(Error::Queue)?;

@@ -3,5 +3,6 @@
 //! waits happen in Rust with the caller's GIL released.
 
 pub(crate) mod api;
+pub(crate) mod claims;
 pub(crate) mod fd_waker;
 pub(crate) mod handle;

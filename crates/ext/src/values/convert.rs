@@ -292,6 +292,37 @@ pub unsafe fn to_channel_value(obj: *mut ffi::PyObject, state: &ModState) -> Res
     }
 }
 
+/// A `str` of at least [`BORROW_MIN_BYTES`] of code units, borrowed (see
+/// [`crate::values::shared::borrow_str`]); `Ok(None)` for a smaller one, or when it cannot be
+/// borrowed (the caller copies it).
+///
+/// # Safety
+/// `obj` must be an exact `str`; GIL held.
+pub unsafe fn borrow_str(obj: *mut ffi::PyObject) -> Result<Option<Value>> {
+    // SAFETY: (whole body) GIL held; `obj` is an exact str (contract).
+    unsafe {
+        let kind = match ffi::PyUnicode_KIND(obj) {
+            1 => StrKind::Latin1,
+            2 => StrKind::Ucs2,
+            _ => StrKind::Ucs4,
+        };
+        if (ffi::PyUnicode_GET_LENGTH(obj) as usize) * kind.width() < BORROW_MIN_BYTES {
+            return Ok(None);
+        }
+        match crate::values::shared::borrow_str(obj, kind.width()) {
+            Ok(Some(buf)) => Ok(Some(Value::BorrowedStr { kind, buf })),
+            Ok(None) => Ok(None),
+            // Borrowing is only a shortcut, as for bytes: copy instead.
+            Err(err) => {
+                if matches!(err, Error::Raised) {
+                    ffi::PyErr_Clear();
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// Builds a fresh object in the current interpreter from a value.
 ///
 /// # Safety
@@ -321,6 +352,22 @@ pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef
                 ffi::PyBytes_FromStringAndSize(
                     bytes.as_ptr().cast::<c_char>(),
                     bytes.len() as ffi::Py_ssize_t,
+                )
+            }
+            // The one copy of a borrowed `str`, as for bytes above.
+            Value::BorrowedStr { kind, buf } => {
+                let Some(borrowed) = buf
+                    .buffer()
+                    .as_any()
+                    .downcast_ref::<crate::values::shared::Borrowed>()
+                else {
+                    return Err(Error::System("borrowed str of an unknown kind".into()));
+                };
+                let units = borrowed.bytes();
+                ffi::PyUnicode_FromKindAndData(
+                    kind as i32,
+                    units.as_ptr().cast(),
+                    (units.len() / kind.width()) as ffi::Py_ssize_t,
                 )
             }
             Value::Str { kind, data } => ffi::PyUnicode_FromKindAndData(

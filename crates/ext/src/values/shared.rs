@@ -102,8 +102,9 @@ impl Drop for Export {
     }
 }
 
-/// A `bytes` object's contents, borrowed for a channel item (the core's [`ForeignBuffer`]):
-/// the receiver builds its own `bytes` from them, the one copy of the payload.
+/// A `bytes` object's contents (a channel item, a queue item), or a `str` object's code units
+/// (a queue item), borrowed (the core's [`ForeignBuffer`]): the receiver builds its own object
+/// from them, the one copy of the payload.
 pub(crate) struct Borrowed {
     /// `None` once released or parked.
     held: Option<Held>,
@@ -115,8 +116,9 @@ pub(crate) struct Borrowed {
 impl Borrowed {
     /// The borrowed contents.
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `held` is Some until drop and holds a reference to an exact `bytes` object,
-        // whose `len` bytes at `buf` never move or change while it lives.
+        // SAFETY: `held` is Some until drop and holds a reference to an exact `bytes` or `str`
+        // object, whose `len` bytes at `buf` (contents, code units) never move or change while
+        // it lives.
         unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) }
     }
 }
@@ -363,6 +365,42 @@ pub(crate) unsafe fn borrow_bytes(obj: *mut ffi::PyObject) -> Result<Option<Shar
             owner: me,
             buf: view.buf as usize,
             len: view.len.max(0) as usize,
+            held: Some(Held(view)),
+        };
+        Ok(Some(SharedBuffer::new(Arc::new(borrowed))))
+    }
+}
+
+/// Borrows the code units of `obj`, an exact `str`, for a queue item or a call's value, as
+/// [`borrow_bytes`] does for a `bytes`; `Ok(None)` if the current interpreter already ran its
+/// exit hook (the caller copies instead).
+///
+/// # Safety
+/// GIL held; `obj` an exact `str`.
+pub(crate) unsafe fn borrow_str(
+    obj: *mut ffi::PyObject,
+    width: usize,
+) -> Result<Option<SharedBuffer>> {
+    let me = attached_interp().ok_or_else(|| Error::System("no thread state".into()))?;
+    // SAFETY: GIL held, attached to `me`.
+    if !unsafe { ensure_owner(me)? } {
+        return Ok(None);
+    }
+    // SAFETY: GIL held; a `str` has no buffer interface, so the view is filled here: a new
+    // reference to the object in `obj` (what PyBuffer_Release gives back, the type having no
+    // release slot) and its code units, which never move or change while it lives.
+    unsafe {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed().assume_init();
+        let len = ffi::PyUnicode_GET_LENGTH(obj).max(0) as usize * width;
+        view.obj = ffi::Py_NewRef(obj);
+        view.buf = ffi::PyUnicode_DATA(obj);
+        view.len = len as ffi::Py_ssize_t;
+        view.readonly = 1;
+        view.itemsize = 1;
+        let borrowed = Borrowed {
+            owner: me,
+            buf: view.buf as usize,
+            len,
             held: Some(Held(view)),
         };
         Ok(Some(SharedBuffer::new(Arc::new(borrowed))))

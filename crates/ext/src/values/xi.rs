@@ -57,6 +57,12 @@ unsafe fn native(
             // item can never outlive its owner's exit, which unbinds its items.
             return convert::to_channel_value(obj, state).map(Some);
         }
+        if tp == &raw mut ffi::PyUnicode_Type && !probe {
+            // A large `str` is borrowed too (the getter copies its code units, once).
+            if let Some(value) = convert::borrow_str(obj)? {
+                return Ok(Some(value));
+            }
+        }
         if tp == &raw mut ffi::PyUnicode_Type || tp == &raw mut ffi::PyBytes_Type {
             return convert::to_value(obj, state).map(Some);
         }

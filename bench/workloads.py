@@ -1,0 +1,347 @@
+"""Real workloads (issue 15): small real programs run by our InterpreterPoolExecutor against
+serial execution, ThreadPoolExecutor, ProcessPoolExecutor and, on 3.14+, the standard library's
+InterpreterPoolExecutor, 2 workers each, in one process, sides interleaved round after round
+(A B C, C B A, ...), medians over rounds.
+
+Part of ``make bench`` (results in bench/results/workloads_py3XX.json, rendered with a chart into
+the "Real workloads" section of BENCHMARKS.md by bench/report.py). Alone, it prints its results:
+
+    .venv/py312/bin/python bench/workloads.py [--quick] [--json out.json]
+
+The workloads (functions in bench/workload_funcs.py):
+
+- CPU-bound, 8 tasks each: pure-Python primes, a small ray tracer (bands of rows), JSON
+  generate + parse, regex over generated text; and uneven task sizes (12 prime-counting tasks
+  whose sizes spread 40x);
+- data in and out, per task: 1 MB ``str`` and 1 MB ``bytes`` as the argument (``len``) and as
+  the result, a list of 200 and of 5,000 dicts in and out;
+- trivial-task throughput (``ident(i)``, submitted then awaited);
+- cheap-request latency: one request at a time (submit, wait) while a long task keeps one
+  worker busy; p50 and p99;
+- ``map`` over a 100,000-item generator (chunksize 500 where the executor uses it): items/s and
+  the peak growth of resident memory during the run (this process, plus the workers' processes
+  for ProcessPoolExecutor), sampled every 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import workload_funcs as wf  # noqa: E402
+
+WORKERS = 2
+LABELS = {
+    "serial": "serial (this thread)",
+    "threads": "ThreadPoolExecutor",
+    "procs": "ProcessPoolExecutor (forkserver)",
+    "stdlib": "concurrent.futures.InterpreterPoolExecutor",
+    "ours": "subinterpreters.futures.InterpreterPoolExecutor",
+}
+CPU = ("primes", "ray tracer", "JSON generate+parse", "regex over text", "uneven sizes (40x)")
+DATA_1MB = ("1 MB str in", "1 MB str out", "1 MB bytes in", "1 MB bytes out")
+
+
+class Serial:
+    """An executor that runs each call at once, in the calling thread."""
+
+    def submit(self, fn, /, *args):
+        fut = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: B036 - as an executor would report it
+            fut.set_exception(exc)
+        return fut
+
+    def map(self, fn, *iterables, chunksize=1):
+        return map(fn, *iterables)
+
+    def shutdown(self, wait=True):
+        pass
+
+
+def make_sides(problems: list[str]) -> dict:
+    from subinterpreters.futures import InterpreterPoolExecutor
+
+    sides = {
+        "serial": Serial(),
+        "threads": ThreadPoolExecutor(WORKERS),
+        # forkserver (3.14's default on Linux) everywhere: fork() of a process running threads
+        # in interpreters is unsafe.
+        "procs": ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("forkserver")),
+        "ours": InterpreterPoolExecutor(WORKERS),
+    }
+    if sys.version_info >= (3, 14):
+        try:
+            from concurrent.futures import InterpreterPoolExecutor as Stdlib
+
+            sides["stdlib"] = Stdlib(WORKERS)
+        except ImportError as exc:
+            problems.append(f"no stdlib InterpreterPoolExecutor: {exc}")
+    for k, ex in list(sides.items()):  # warm: every worker started, the module imported
+        try:
+            fs = [ex.submit(wf.spin, 0.05) for _ in range(WORKERS)]
+            [f.result() for f in fs]
+            assert list(ex.map(wf.ident, range(100))) == list(range(100))
+        except Exception as exc:
+            problems.append(f"{LABELS[k]}: warm-up failed: {exc!r}")
+            ex.shutdown()
+            del sides[k]
+    return sides
+
+
+def tasks_of(quick: bool) -> dict[str, list]:
+    k = 2 if quick else 1
+    primes_w = 15_000 // k
+    rows = 240 // k
+    band = rows // 8
+    unit = 400 // k
+    spread = [40, 1, 2, 4, 8, 16, 1, 3, 6, 12, 24, 30]
+    mb = 1_000_000
+    s, b = "s" * mb, b"b" * mb
+    d200, d5000 = wf.make_dicts(200), wf.make_dicts(5000)
+    return {
+        "primes": [(wf.count_primes, (i * primes_w, (i + 1) * primes_w)) for i in range(8)],
+        "ray tracer": [(wf.render_rows, (i * band, (i + 1) * band, 320, rows)) for i in range(8)],
+        "JSON generate+parse": [(wf.json_roundtrip, (i, 600 // k)) for i in range(8)],
+        "regex over text": [(wf.regex_scan, (i, 600 // k)) for i in range(8)],
+        "uneven sizes (40x)": [(wf.count_primes, (100_000, 100_000 + w * unit)) for w in spread],
+        "1 MB str in": [(wf.size_of, (s,))] * 20,
+        "1 MB str out": [(wf.make_str, (mb,))] * 20,
+        "1 MB bytes in": [(wf.size_of, (b,))] * 20,
+        "1 MB bytes out": [(wf.make_bytes, (mb,))] * 20,
+        "200 dicts in": [(wf.size_of, (d200,))] * 50,
+        "200 dicts out": [(wf.make_dicts, (200,))] * 50,
+        "5,000 dicts in": [(wf.size_of, (d5000,))] * 10,
+        "5,000 dicts out": [(wf.make_dicts, (5000,))] * 10,
+        "trivial tasks": [(wf.ident, (i,)) for i in range(2000 // k)],
+    }
+
+
+def run_tasks(ex, tasks) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    fs = [ex.submit(fn, *args) for fn, args in tasks]
+    results = [f.result() for f in fs]
+    return time.perf_counter() - t0, results
+
+
+def summarize(results: list) -> object:
+    """What must be equal across sides (big values by length only)."""
+    return [r if isinstance(r, int) else len(r) for r in results]
+
+
+def bench_tasks(sides: dict, tasks: dict, rounds: int, problems: list[str]) -> dict:
+    out = {}
+    keys = list(sides)
+    for name, work in tasks.items():
+        samples: dict[str, list] = {k: [] for k in keys}
+        expect = None
+        for r in range(rounds):
+            for k in keys if r % 2 == 0 else keys[::-1]:
+                took, results = run_tasks(sides[k], work)
+                got = summarize(results)
+                if expect is None:
+                    expect = got
+                elif got != expect:
+                    problems.append(f"{name}: {LABELS[k]} gave different results")
+                samples[k].append(took / len(work))
+        out[name] = {k: {"median": statistics.median(v), "samples": v} for k, v in samples.items()}
+        best = min(out[name], key=lambda k: out[name][k]["median"])
+        progress(f"{name}: fastest {best}")
+    return out
+
+
+def percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    i = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
+    return xs[i]
+
+
+def bench_latency(sides: dict, long_s: float, rounds: int) -> dict:
+    """One cheap request at a time while a long task keeps a worker busy."""
+    keys = [k for k in sides if k != "serial"]  # serial cannot run the two at once
+    lat: dict[str, list] = {k: [] for k in keys}
+    for r in range(rounds):
+        for k in keys if r % 2 == 0 else keys[::-1]:
+            ex = sides[k]
+            long = ex.submit(wf.spin, long_s)
+            i = 0
+            while not long.done() and i < 200:
+                t0 = time.perf_counter()
+                ex.submit(wf.cheap, i).result()
+                lat[k].append(time.perf_counter() - t0)
+                i += 1
+            long.result()
+    return {
+        k: {"p50_ms": percentile(v, 50) * 1e3, "p99_ms": percentile(v, 99) * 1e3, "n": len(v)}
+        for k, v in lat.items()
+    }
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except OSError:
+            pass
+    return total
+
+
+def bench_map(sides: dict, n: int) -> dict:
+    out = {}
+    for k, ex in sides.items():
+        pids = [os.getpid()]
+        if k == "procs":
+            pids += list(getattr(ex, "_processes", {}) or {})
+        base = rss_bytes(pids)
+        peak = [base]
+        stop = threading.Event()
+
+        def sample(pids=pids, peak=peak, stop=stop):
+            while not stop.wait(0.002):
+                peak[0] = max(peak[0], rss_bytes(pids))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        t0 = time.perf_counter()
+        total = sum(ex.map(wf.cheap, (i for i in range(n)), chunksize=500))
+        took = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        if total != n * (n + 1) // 2:
+            raise RuntimeError(f"{k}: map gave {total}")
+        out[k] = {"items_per_s": n / took, "peak_rss_growth_mb": (peak[0] - base) / 2**20}
+        progress(f"map: {k} {n / took:.0f} items/s")
+    return out
+
+
+def targets(res: dict) -> list[dict]:
+    """Issue 15's targets (2 workers, 3.12+): one row each, met or missed, with the value."""
+    w, out = res["workloads"], []
+    has_stdlib = "stdlib" in w["primes"]
+    py312 = sys.version_info >= (3, 12)
+
+    def med(name, k):
+        return w[name][k]["median"] if k in w[name] else None
+
+    def row(name, target, value, met):
+        out.append({"name": name, "target": target, "value": value, "met": met})
+
+    for name in CPU:
+        ours = med(name, "ours")
+        best = min(x for x in (med(name, "procs"), med(name, "stdlib")) if x is not None)
+        speedup = med(name, "serial") / ours
+        row(
+            f"{name}: time vs the best of processes/stdlib",
+            "≤ 1.05",
+            round(ours / best, 2),
+            ours / best <= 1.05,
+        )
+        row(f"{name}: speed-up over serial", "≥ 1.8", round(speedup, 2), speedup >= 1.8)
+    for name in DATA_1MB:
+        ours = med(name, "ours")
+        r = ours / med(name, "procs")
+        row(f"{name}: vs processes", "≤ 0.5", round(r, 2), r <= 0.5)
+        if has_stdlib:
+            r = ours / med(name, "stdlib")
+            row(f"{name}: vs stdlib pool", "≤ 1.1", round(r, 2), r <= 1.1)
+    p99 = res["latency"]["ours"]["p99_ms"]
+    row("cheap requests while a long task runs: p99 (ms)", "≤ 20", round(p99, 2), p99 <= 20)
+    tput = {k: 1 / v["median"] for k, v in w["trivial tasks"].items()}
+    r = tput["ours"] / tput["procs"]
+    row("trivial-task throughput vs processes", "≥ 5", round(r, 1), r >= 5)
+    if has_stdlib:
+        r = tput["ours"] / tput["stdlib"]
+        row("trivial-task throughput vs stdlib pool", "≥ 3", round(r, 1), r >= 3)
+        ours_rss = res["map"]["ours"]["peak_rss_growth_mb"]
+        theirs = res["map"]["stdlib"]["peak_rss_growth_mb"]
+        row(
+            "map over 100,000 items: peak RSS growth (MB) vs stdlib",
+            "≤ stdlib",
+            f"{ours_rss:.1f} vs {theirs:.1f}",
+            ours_rss <= theirs,
+        )
+    for t in out:
+        if not py312:
+            t["met"] = None  # the targets are for 3.12+ (3.11's interpreters share one GIL)
+    return out
+
+
+def progress(msg: str) -> None:
+    print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def git_rev() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+        ).stdout.strip()
+    except OSError:
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller tasks, fewer rounds")
+    ap.add_argument("--json", help="write the results there")
+    args = ap.parse_args()
+    problems: list[str] = []
+    sides = make_sides(problems)
+    rounds = 2 if args.quick else 3
+    try:
+        res = {
+            "meta": {
+                "python": platform.python_version(),
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                "git": git_rev(),
+                "workers": WORKERS,
+                "rounds": rounds,
+                "quick": args.quick,
+                "cpus": os.cpu_count(),
+                "sides": {k: LABELS[k] for k in sides},
+                "load_before": os.getloadavg()[0],
+            },
+            "workloads": bench_tasks(sides, tasks_of(args.quick), rounds, problems),
+            "latency": bench_latency(sides, 0.5 if args.quick else 1.0, rounds),
+            "map": bench_map(sides, 100_000),
+        }
+    finally:
+        for ex in sides.values():
+            ex.shutdown()
+    res["meta"]["load_after"] = os.getloadavg()[0]
+    res["targets"] = targets(res)
+    res["problems"] = problems
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+    for name, by_side in res["workloads"].items():
+        cells = "  ".join(f"{k} {v['median'] * 1e3:.3f} ms" for k, v in by_side.items())
+        print(f"{name:24} {cells}")
+    for k, v in res["latency"].items():
+        print(f"latency {k}: p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms")
+    for k, v in res["map"].items():
+        print(f"map {k}: {v['items_per_s']:.0f} items/s, RSS +{v['peak_rss_growth_mb']:.1f} MB")
+    for t in res["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        print(f"target {t['name']} ({t['target']}): {t['value']} {verdict}")
+    for p in problems:
+        print(f"problem: {p}")
+
+
+if __name__ == "__main__":
+    main()
