@@ -23,6 +23,12 @@ import sys
 import tempfile
 import unittest
 
+# A parent that ignores SIGINT (a background job, some CI runners) passes that on through exec,
+# and Python then leaves it ignored: CPython's Ctrl-C tests would wait for an interrupt that never
+# comes. A handler of our own is reset to the default in every child, so children start normally.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # The CPython releases whose test files the PEP 734 and pool runners take, each run in turn.
 SUITE_VERSIONS = ("3.14", "3.15")
 # The one being obtained and run now (see use_suite).
