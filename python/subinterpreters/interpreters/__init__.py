@@ -67,6 +67,8 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "wait",
+    "wait_async",
 ]
 
 
@@ -172,6 +174,26 @@ def _main_path0():
 
     path = getattr(sys, "path", None)
     return path[0] if path and type(path[0]) is str else None
+
+
+def wait(queues, timeout=None):
+    """Block until at least one of ``queues`` has an item, and return those that do.
+
+    The result lists the ready queues in the order given (nothing is taken from them: call their
+    ``get_nowait()``); it is ``[]`` once ``timeout`` seconds have passed (``timeout=0`` only
+    looks). The wait happens in Rust with the GIL released, woken by the puts themselves, for
+    queues made by any interpreter. A queue destroyed before or during the wait counts as ready,
+    as a closed pipe is readable: its ``get`` then raises :class:`QueueNotFoundError`. Ctrl-C
+    (main thread) and :meth:`Interpreter.interrupt` interrupt the wait.
+    """
+    return _ll._queue_wait(queues, timeout)
+
+
+async def wait_async(queues, timeout=None):
+    """Await :func:`wait` without blocking the event loop (see :mod:`subinterpreters.aio`)."""
+    from subinterpreters import aio
+
+    return await aio.wait(queues, timeout)
 
 
 def list_all():
@@ -365,6 +387,22 @@ class Interpreter(IdHandle):
             return _ll.is_running(self._handle)
         except RuntimeError as exc:
             raise translate_error(exc, self._id, "query") from None
+
+    def interrupt(self, exc=KeyboardInterrupt):
+        """Raise ``exc`` (a built-in exception class) in the code running in this interpreter.
+
+        The exception is raised asynchronously in the thread of ours that runs there (an
+        ``exec``/``call``, a pool worker, a ``call_async`` call): pure-Python code sees it at
+        once (3.11: when it next gets the shared GIL), a blocking queue ``get``/``put`` or
+        :func:`wait` there wakes up and raises it, and other code blocked in C (``time.sleep``,
+        a lock) raises it when it returns to Python. The interpreter stays usable. Returns
+        whether anything of ours was running there (False: nothing to interrupt; threads the
+        interpreter started itself are never interrupted).
+        """
+        try:
+            return _ll.interrupt(self._id, exc)
+        except RuntimeError as err:
+            raise _translate(err, self._id, "interrupt") from None
 
     def _check_ours(self, what):
         # As 3.14 does: only interpreters made by this module (or CPython's own) can be
