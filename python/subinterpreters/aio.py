@@ -157,7 +157,10 @@ async def call(target, fn, /, *args, **kwargs):
             except BaseException:
                 work.withdraw()
                 raise
-        return await _reply(loop, sink, fut)
+        try:
+            return await _reply(loop, sink, fut)
+        finally:
+            _interp._output.after_run(target.id)  # what the call printed, before it returns
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
 
 

@@ -31,7 +31,7 @@ from subinterpreters._errors import (
 )
 from subinterpreters._errors import excinfo_from_run_failed as _excinfo_from_run_failed
 
-from . import _queues, _remote
+from . import _output, _queues, _remote
 from ._handle import IdHandle
 from ._queues import (
     UNBOUND,
@@ -145,16 +145,26 @@ def _pickle():
 # -- module functions ---------------------------------------------------------------------------
 
 
-def create():
+def create(*, forward_output=False):
     """Create a new, idle interpreter and return it.
 
     The interpreter lives while the returned object (or another Interpreter for the same id, in
     any interpreter) does, or until close() is called.
+
+    With ``forward_output=True`` (from the main interpreter), what the new interpreter writes
+    to ``sys.stdout``/``sys.stderr`` goes to the main interpreter's ``sys.stdout``/``sys.stderr``
+    as they are at the time (``contextlib.redirect_stdout``, pytest's ``capsys``, a Jupyter
+    cell's output), in order; everything an ``exec``/``call`` printed is delivered before it
+    returns. Without it, the interpreter writes to the process's file descriptors 1 and 2.
     """
+    if forward_output and int(_ll.get_current()) != _MAIN_ID:
+        raise InterpreterError("forward_output=True needs create() in the main interpreter")
     handle = _ll.create()
     if _PY311:
         # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
         _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
+    if forward_output:
+        _output.set_up(handle, int(handle))
     interp = Interpreter._make(int(handle), handle)
     interp._whence = _WHENCE_STDLIB
     return interp
@@ -435,10 +445,12 @@ class Interpreter(IdHandle):
                     _ll.run_string(self._handle, _THREADING_SHUTDOWN)
                 except (RuntimeError, _ll.RunFailedError):
                     pass  # running, gone, ...: destroy() below says so
+            _output.after_run(self._id)  # before its queued writes become UNBOUND
             try:
                 _ll.destroy(self._handle)
             except RuntimeError as exc:
                 raise translate_error(exc, self._id, "destroy") from None
+            _output.forwarding.discard(self._id)
         finally:
             _closing.discard(self._id)
 
@@ -531,6 +543,8 @@ class Interpreter(IdHandle):
             return _p.FAILED, ExecutionFailed(_excinfo_from_run_failed(exc))
         except RuntimeError as exc:
             raise translate_error(exc, self._id, "run") from None
+        finally:
+            _output.after_run(self._id)
 
 
 def call_data(interp, func, args, kwargs):

@@ -74,8 +74,13 @@ class ExecutionFailed(InterpreterError):
 def is_shareable(obj: object) -> bool:
     """Return True if the object can be passed to another interpreter as it is, without pickle."""
 
-def create() -> Interpreter:
-    """Create a new, idle interpreter and return it."""
+def create(*, forward_output: bool = False) -> Interpreter:
+    """Create a new, idle interpreter and return it.
+
+    With ``forward_output=True`` (main interpreter only), what it writes to sys.stdout and
+    sys.stderr goes to the main interpreter's current sys.stdout/sys.stderr, in order, and
+    what a call printed arrives before the call returns: in Jupyter, the cell's output.
+    """
 
 def wait(queues: Iterable[Queue], timeout: float | None = None) -> list[Queue]:
     """Block (GIL released) until at least one of the queues has an item; return those that do,

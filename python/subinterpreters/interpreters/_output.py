@@ -1,0 +1,150 @@
+"""Forwarded output: ``create(forward_output=True)``.
+
+Inside a forwarding interpreter, ``sys.stdout`` and ``sys.stderr`` are :class:`Forward` objects:
+each ``write`` puts ``(stream, text)`` on one queue shared by every forwarding interpreter. In the
+main interpreter, :func:`deliver` takes what is queued and writes it to ``sys.stdout`` /
+``sys.stderr`` as they are at that moment (so ``contextlib.redirect_stdout``, pytest's
+``capsys``, Jupyter's and IDLE's streams get it), in the order it was written. It runs
+
+- in the calling thread when an ``exec``/``call`` (and ``call_async``) of a forwarding
+  interpreter returns, so everything a call printed is delivered before the call returns;
+- in a daemon thread of the main interpreter that waits on the queue (with the GIL released,
+  woken by the puts), so what a long call or a thread prints shows up while it runs;
+- before a forwarding interpreter is closed, and at exit.
+
+Taking and writing happen under one lock, so two deliveries never reorder the text.
+"""
+
+import io
+import sys
+
+from subinterpreters import lowlevel as _ll
+
+# In the main interpreter only.
+_queue = None  # the Queue every forwarding interpreter puts its writes on
+_lock = None
+forwarding = set()  # ids of the interpreters made with forward_output=True
+
+_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def queue_id():
+    """The id of the output queue, made (with its delivering thread) on first use."""
+    global _queue, _lock
+    if _queue is None:
+        import atexit
+        import threading
+
+        from . import create_queue
+
+        _lock = threading.Lock()
+        _queue = create_queue()
+        name = "subinterpreters-output"
+        threading.Thread(target=_deliver_forever, name=name, daemon=True).start()
+        atexit.register(deliver)
+    return _queue.id
+
+
+def deliver():
+    """Write everything queued so far to this interpreter's current sys.stdout/sys.stderr."""
+    if _queue is None:
+        return
+    get = _queue.get_nowait
+    with _lock:
+        written = set()
+        while True:
+            try:
+                item = get()
+            except Exception:  # empty (or the queue is gone at exit)
+                break
+            if type(item) is not tuple:
+                continue  # an UNBOUND marker: its interpreter was destroyed first
+            name = _STREAMS.get(item[0])
+            stream = getattr(sys, name, None) if name else None
+            if stream is None:
+                continue
+            try:
+                stream.write(item[1])
+            except Exception:
+                continue  # a broken stream loses this text, not the ones after it
+            written.add(stream)
+        for stream in written:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def _deliver_forever():
+    from . import wait
+
+    queue = [_queue]
+    while True:
+        wait(queue)
+        deliver()
+
+
+def after_run(interp_id):
+    """A run of ``interp_id`` ended in this thread: deliver its output if it forwards."""
+    if interp_id in forwarding:
+        deliver()
+
+
+class Forward(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` of a forwarding interpreter: each write is queued for the
+    main interpreter (see the module documentation)."""
+
+    def __init__(self, qid, stream):
+        from . import Queue
+
+        self._put = Queue(qid).put_nowait
+        self._stream = stream
+        self._name = f"<{_STREAMS[stream]}>"
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "strict"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, s):
+        if type(s) is not str:
+            if not isinstance(s, str):
+                raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+            s = str(s)
+        if s:
+            self._put((self._stream, s))
+        return len(s)
+
+    def flush(self):
+        pass
+
+
+def install(qid):
+    """Called in the new interpreter: its sys.stdout and sys.stderr forward from now on."""
+    sys.stdout = Forward(qid, 1)
+    sys.stderr = Forward(qid, 2)
+
+
+_INSTALL = """\
+__import__('subinterpreters.interpreters._output').interpreters._output.install(qid)
+del qid
+"""
+
+
+def set_up(handle, interp_id):
+    """Make the new interpreter ``handle`` forward its output (main interpreter only)."""
+    _ll.run_string(handle, _INSTALL, {"qid": queue_id()})
+    forwarding.add(interp_id)
