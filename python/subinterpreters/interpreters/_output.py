@@ -9,7 +9,8 @@ main interpreter, :func:`deliver` takes what is queued and writes it to ``sys.st
 - in the calling thread when an ``exec``/``call`` (and ``call_async``) of a forwarding
   interpreter returns, so everything a call printed is delivered before the call returns;
 - in a daemon thread of the main interpreter that waits on the queue (with the GIL released,
-  woken by the puts), so what a long call or a thread prints shows up while it runs;
+  woken by the puts; it then lets 2 ms of output gather), so what a long call or a thread
+  prints shows up while it runs;
 - before a forwarding interpreter is closed, and at exit.
 
 Taking and writing happen under one lock, so two deliveries never reorder the text.
@@ -46,41 +47,48 @@ def queue_id():
 
 
 def deliver():
-    """Write everything queued so far to this interpreter's current sys.stdout/sys.stderr."""
+    """Write everything queued so far to this interpreter's current sys.stdout/sys.stderr.
+
+    Not flushed: the streams buffer as they do for this interpreter's own prints (a terminal's
+    stdout is line-buffered, Jupyter's streams flush on their own)."""
     if _queue is None:
         return
-    get = _queue.get_nowait
+    queue = _queue
     with _lock:
-        written = set()
         while True:
             try:
-                item = get()
-            except Exception:  # empty (or the queue is gone at exit)
-                break
-            if type(item) is not tuple:
-                continue  # an UNBOUND marker: its interpreter was destroyed first
-            name = _STREAMS.get(item[0])
-            stream = getattr(sys, name, None) if name else None
-            if stream is None:
-                continue
-            try:
-                stream.write(item[1])
-            except Exception:
-                continue  # a broken stream loses this text, not the ones after it
-            written.add(stream)
-        for stream in written:
-            try:
-                stream.flush()
-            except Exception:
-                pass
+                n = queue.qsize()
+            except Exception:  # the queue is gone (at exit)
+                return
+            if not n:
+                return
+            for _ in range(n):
+                item = queue.get_nowait()
+                if type(item) is not tuple:
+                    continue  # an UNBOUND marker: its interpreter was destroyed first
+                stream = getattr(sys, _STREAMS.get(item[0], ""), None)
+                if stream is None:
+                    continue
+                try:
+                    stream.write(item[1])
+                except Exception:
+                    pass  # a broken stream loses this text, not the ones after it
+
+
+# How long the delivering thread lets output gather after it woke up: calls deliver their own
+# output when they return, so a burst of short calls costs it one wake-up, not one each.
+_GATHER = 0.002
 
 
 def _deliver_forever():
+    import time
+
     from . import wait
 
     queue = [_queue]
     while True:
         wait(queue)
+        time.sleep(_GATHER)
         deliver()
 
 

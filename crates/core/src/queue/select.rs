@@ -15,40 +15,61 @@ use crate::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// A latch a waker sets and the waiting thread clears and sleeps on.
 struct Bell {
-    rung: Mutex<bool>,
+    state: Mutex<Ring>,
     cv: Condvar,
 }
 
+#[derive(Default)]
+struct Ring {
+    rung: bool,
+    /// The waiter is asleep on the condition variable: only then does a ring notify it (a
+    /// waiter still looking sees `rung`), so a put during its short spin costs no system call.
+    sleeping: bool,
+}
+
 impl Bell {
-    fn lock(&self) -> MutexGuard<'_, bool> {
-        self.rung.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn ring(&self) {
-        *self.lock() = true;
-        self.cv.notify_all();
+        let mut st = self.lock();
+        st.rung = true;
+        if st.sleeping {
+            drop(st);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Clears the latch before a look at the queues.
+    fn clear(&self) {
+        self.lock().rung = false;
     }
 
     /// Sleeps until rung or the deadline of `wait`; returns false if the deadline passed first.
     fn sleep(&self, wait: Wait) -> bool {
-        let mut rung = self.lock();
-        while !*rung {
-            rung = match wait {
-                Wait::NoWait => return false,
-                Wait::Forever => self.cv.wait(rung).unwrap_or_else(PoisonError::into_inner),
+        let mut st = self.lock();
+        while !st.rung {
+            st.sleeping = true;
+            st = match wait {
+                Wait::NoWait => {
+                    st.sleeping = false;
+                    return false;
+                }
+                Wait::Forever => self.cv.wait(st).unwrap_or_else(PoisonError::into_inner),
                 Wait::Until(deadline) => {
-                    let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                        return false;
-                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        st.sleeping = false;
                         return false;
                     }
                     self.cv
-                        .wait_timeout(rung, left)
+                        .wait_timeout(st, left)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
+            st.sleeping = false;
         }
         true
     }
@@ -92,7 +113,7 @@ pub fn wait_any(queues: &[&QueueRef], wait: Wait, cancel: Option<&Cancel>) -> Se
         return Selected::TimedOut;
     }
     let bell = Arc::new(Bell {
-        rung: Mutex::new(false),
+        state: Mutex::new(Ring::default()),
         cv: Condvar::new(),
     });
     let ring = {
@@ -116,7 +137,7 @@ pub fn wait_any(queues: &[&QueueRef], wait: Wait, cancel: Option<&Cancel>) -> Se
     let spin_until = Instant::now() + super::state::SPIN;
     let outcome = loop {
         // Cleared before looking: a change after the look rings it again.
-        *bell.lock() = false;
+        bell.clear();
         let found = ready(queues);
         if !found.is_empty() {
             break Selected::Ready(found);
@@ -125,6 +146,11 @@ pub fn wait_any(queues: &[&QueueRef], wait: Wait, cancel: Option<&Cancel>) -> Se
             break Selected::Cancelled;
         }
         if Instant::now() < spin_until && !wait.is_expired() {
+            // As `get` spins: a few pause hints, then one yield (a yield alone, on a loaded
+            // machine, hands the CPU away for a whole time slice far too often).
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
             std::thread::yield_now();
             continue;
         }
