@@ -24,7 +24,7 @@ from subinterpreters import lowlevel as _ll
 # In the main interpreter only.
 _queue = None  # the Queue every forwarding interpreter puts its writes on
 _lock = None
-forwarding = set()  # ids of the interpreters made with forward_output=True
+forwarding: set = set()  # ids of the interpreters made with forward_output=True
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 
