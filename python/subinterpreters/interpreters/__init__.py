@@ -164,9 +164,11 @@ def create(*, forward_output=False):
         # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
         _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
     if forward_output:
-        _output.set_up(handle, int(handle))
+        _output.set_up(handle)
     interp = Interpreter._make(int(handle), handle)
     interp._whence = _WHENCE_STDLIB
+    if forward_output:
+        _output.track(interp)
     return interp
 
 
@@ -450,7 +452,7 @@ class Interpreter(IdHandle):
                 _ll.destroy(self._handle)
             except RuntimeError as exc:
                 raise translate_error(exc, self._id, "destroy") from None
-            _output.forwarding.discard(self._id)
+            _output.forget(self._id)
         finally:
             _closing.discard(self._id)
 

@@ -10,7 +10,9 @@ main interpreter, :func:`deliver` takes what is queued and writes it to ``sys.st
   interpreter returns, so everything a call printed is delivered before the call returns;
 - in a daemon thread of the main interpreter that waits on the queue (with the GIL released,
   woken by the puts; it then lets 2 ms of output gather), so what a long call or a thread
-  prints shows up while it runs;
+  prints shows up while it runs. It lives while forwarding interpreters do, on 3.12+ only: on
+  3.11 a thread of the main interpreter would make it refuse ``is_running`` (3.11's "more than
+  one thread" rule), so there output arrives when the call returns;
 - before a forwarding interpreter is closed, and at exit.
 
 Taking and writing happen under one lock, so two deliveries never reorder the text.
@@ -24,13 +26,18 @@ from subinterpreters import lowlevel as _ll
 # In the main interpreter only.
 _queue = None  # the Queue every forwarding interpreter puts its writes on
 _lock = None
-forwarding: set = set()  # ids of the interpreters made with forward_output=True
+forwarding: set = set()  # ids of the live interpreters made with forward_output=True
+_drainer = None  # the delivering thread, while `forwarding` is not empty (3.12+)
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 
+# On 3.11 a thread of the main interpreter makes it "have more than one thread" for
+# is_running/get_current (3.11's rule): there output arrives when calls return, not meanwhile.
+_LIVE = sys.version_info >= (3, 12)
+
 
 def queue_id():
-    """The id of the output queue, made (with its delivering thread) on first use."""
+    """The id of the output queue, made on first use."""
     global _queue, _lock
     if _queue is None:
         import atexit
@@ -38,12 +45,45 @@ def queue_id():
 
         from . import create_queue
 
-        _lock = threading.Lock()
+        # Re-entrant: a forwarding interpreter collected during a write (a finalizer running
+        # forget() there) delivers again on the same thread.
+        _lock = threading.RLock()
         _queue = create_queue()
-        name = "subinterpreters-output"
-        threading.Thread(target=_deliver_forever, name=name, daemon=True).start()
         atexit.register(deliver)
     return _queue.id
+
+
+def track(interp):
+    """``interp`` forwards its output: deliver it until it is closed or collected."""
+    import weakref
+
+    global _drainer
+    forwarding.add(interp.id)
+    weakref.finalize(interp, forget, interp.id)
+    if _LIVE and _drainer is None:
+        import threading
+
+        _drainer = threading.Thread(
+            target=_deliver_forever, name="subinterpreters-output", daemon=True
+        )
+        _drainer.start()
+
+
+def forget(interp_id):
+    """``interp_id`` is gone: once no forwarding interpreter is left, the thread ends."""
+    global _drainer
+    if interp_id not in forwarding:
+        return
+    forwarding.discard(interp_id)
+    deliver()
+    if not forwarding and _drainer is not None:
+        drainer, _drainer = _drainer, None
+        try:
+            _queue.put_nowait(None)  # wakes it: it sees it is no longer the drainer
+        except Exception:
+            return
+        # Not joined: this may run in a finalizer, on any thread, even the drainer's.
+        del drainer
 
 
 def deliver():
@@ -65,7 +105,8 @@ def deliver():
             for _ in range(n):
                 item = queue.get_nowait()
                 if type(item) is not tuple:
-                    continue  # an UNBOUND marker: its interpreter was destroyed first
+                    continue  # the drainer's wake-up, or an UNBOUND marker (its interpreter
+                    # was destroyed first)
                 stream = getattr(sys, _STREAMS.get(item[0], ""), None)
                 if stream is None:
                     continue
@@ -81,12 +122,14 @@ _GATHER = 0.002
 
 
 def _deliver_forever():
+    import threading
     import time
 
     from . import wait
 
     queue = [_queue]
-    while True:
+    me = threading.current_thread()
+    while _drainer is me:
         wait(queue)
         time.sleep(_GATHER)
         deliver()
@@ -152,7 +195,7 @@ del qid
 """
 
 
-def set_up(handle, interp_id):
-    """Make the new interpreter ``handle`` forward its output (main interpreter only)."""
+def set_up(handle):
+    """Make the new interpreter ``handle`` forward its output (main interpreter only); then
+    :func:`track` its Interpreter object."""
     _ll.run_string(handle, _INSTALL, {"qid": queue_id()})
-    forwarding.add(interp_id)
