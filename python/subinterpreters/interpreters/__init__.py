@@ -414,7 +414,7 @@ class Interpreter(IdHandle):
         try:
             return _ll.interrupt(self._id, exc)
         except RuntimeError as err:
-            raise _translate(err, self._id, "interrupt") from None
+            raise translate_error(err, self._id, "interrupt") from None
 
     def _check_ours(self, what):
         # As 3.14 does: only interpreters made by this module (or CPython's own) can be
