@@ -35,8 +35,9 @@ ORDER = (
 )
 # Benchmarks of subinterpreters.interpreters (PEP 734) rather than of subinterpreters.lowlevel.
 PEP734 = ("pep734",)
-# Benchmarks of the pools and asyncio (bench_pool.py): no rows, a section of their own.
-POOL = ("pool",)
+# Benchmarks of the pools and asyncio (bench_pool.py) and of interrupt/wait/forwarded output
+# (bench_stop.py): no rows, a section of their own each.
+POOL = ("pool", "stop")
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -197,6 +198,11 @@ def version_section(data: dict) -> str:
         for tg in pool["targets"]:
             lines.append(f"- pool: {tg['name']} ({tg['target']}): {verdict(tg)}")
         lines.append("")
+    stop = stop_of(data)
+    if stop:
+        for tg in stop["targets"]:
+            lines.append(f"- stop: {tg['name']} ({tg['target']}): {verdict(tg)}")
+        lines.append("")
     for name in ORDER:
         b = data["benchmarks"].get(name)
         if not b:
@@ -291,6 +297,61 @@ def verdict(t: dict) -> str:
         value = f" ({t['value']})" if t["value"] != "n/a" else ""
         return (t["na"] or "n/a") + value
     return ("met" if t["met"] else "**missed**") + f" ({t['value']})"
+
+
+def stop_of(data: dict) -> dict | None:
+    """The stop benchmark's result (bench_stop.py), if it ran and did not fail."""
+    b = data["benchmarks"].get("stop")
+    return b if b and b.get("stop") else None
+
+
+def stop_section(runs: list[dict]) -> list[str]:
+    """Issue 18's targets met or missed per version."""
+    have = [d for d in runs if stop_of(d)]
+    if not have:
+        return []
+    head = " | ".join(d["meta"]["python"] for d in runs)
+    out = [
+        "## Stopping, waiting, output",
+        "",
+        "`Interpreter.interrupt()`, `interpreters.wait()` and `create(forward_output=True)` "
+        "(issue 18's targets; ours alone: CPython has none of them), medians. interrupt: from "
+        "the call to the interrupted `while True: pass` loop's `except` clause (3.11: the loop "
+        "sleeps 0 s each turn, as a pure loop there starves the caller). wait: a main -> sub -> "
+        "main echo round trip ending in `interpreters.wait([idle, reply])` against one ending in "
+        "`reply.get()`, batches interleaved. Output: `interp.call(f)` where `f` prints one "
+        "line, forwarded (to a redirected `sys.stdout`) against plain (to file descriptor 1), "
+        "interleaved. See `bench/bench_stop.py`.",
+        "",
+        f"| target | {head} |",
+        "|---|" + "---|" * len(runs),
+    ]
+    names: list[tuple[str, str]] = []
+    for d in have:
+        for tg in stop_of(d)["targets"]:
+            if (tg["name"], tg["target"]) not in names:
+                names.append((tg["name"], tg["target"]))
+    for name, target in names:
+        cells = []
+        for d in runs:
+            b = stop_of(d)
+            tg = next((x for x in b["targets"] if x["name"] == name), None) if b else None
+            cells.append(verdict(tg) if tg else "–")
+        out.append(f"| {name}: {target} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def stop_losses(runs: list[dict]) -> list[str]:
+    out = []
+    for d in runs:
+        b = stop_of(d)
+        for tg in b["targets"] if b else []:
+            if tg["met"] is False:
+                out.append(
+                    f"- CPython {d['meta']['python']}, **{tg['name']}**: {tg['value']}, "
+                    f"target {tg['target']}."
+                )
+    return out
 
 
 def pool_section(runs: list[dict]) -> list[str]:
@@ -564,11 +625,12 @@ def render(runs: list[dict]) -> str:
     out += install_section(install_results())
     out += pool_section(runs)
     out += workloads_report.section()
+    out += stop_section(runs)
     out += [
         "## Where we lose",
         "",
     ]
-    lost = losses(runs) + pool_losses(runs)
+    lost = losses(runs) + pool_losses(runs) + stop_losses(runs)
     out += lost or ["Nowhere: every target met, and nothing slower than CPython beyond the noise."]
     problems = []
     for d in runs:

@@ -18,7 +18,8 @@ and one readiness file descriptor (an ``eventfd`` on Linux, else a pipe) registe
 reply, with no lock and no GIL, so the loop wakes exactly when a reply arrives. A pool worker
 puts the reply of ``aio.call(pool, ...)`` straight on that queue: a round trip is one queue put
 each way and one loop wake-up, no thread of the main interpreter in between.
-``queue_get``/``queue_put`` register such a descriptor on the user's queue while they wait.
+``queue_get``/``queue_put`` register such a descriptor on the user's queue while they wait, and
+``wait`` one descriptor on every queue it watches.
 
 A quick call need not cost the loop a wake-up at all: when the loop has nothing else ready,
 the awaiting coroutine first waits up to 50 µs for the reply in place (GIL released), takes it,
@@ -52,7 +53,7 @@ from subinterpreters import futures as _fut
 from subinterpreters import interpreters as _interp
 from subinterpreters import lowlevel as _ll
 
-__all__ = ["call", "queue_get", "queue_put"]
+__all__ = ["call", "queue_get", "queue_put", "wait"]
 
 
 def _new_fd():
@@ -156,7 +157,10 @@ async def call(target, fn, /, *args, **kwargs):
             except BaseException:
                 work.withdraw()
                 raise
-        return await _reply(loop, sink, fut)
+        try:
+            return await _reply(loop, sink, fut)
+        finally:
+            _interp._output.after_run(target.id)  # what the call printed, before it returns
     raise TypeError(f"expected an InterpreterPoolExecutor or an Interpreter, got {target!r}")
 
 
@@ -343,3 +347,49 @@ async def queue_put(queue, obj, *, unbounditems=None):
     """Await room in ``queue``, then put ``obj``."""
     attempt = functools.partial(queue.put_nowait, obj, unbounditems=unbounditems)
     return await _wait_queue(queue, attempt, _interp.QueueFull)
+
+
+async def wait(queues, timeout=None):
+    """Await until at least one of ``queues`` has an item; return those that do, in the order
+    given, or ``[]`` after ``timeout`` seconds (see ``interpreters.wait``)."""
+    queues = list(queues)
+    ready = _ll._queue_wait(queues, 0)  # also checks the arguments
+    if ready or timeout == 0:
+        return ready
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    rfd, wfd = _new_fd()
+    tokens = []
+    try:
+        for queue in queues:
+            try:
+                tokens.append((queue.id, _ll._queue_add_fd_waker(queue.id, wfd)))
+            except _interp.QueueError:
+                pass  # destroyed: ready, as the look below says
+        while True:
+            # After registering: a change from now on writes to the descriptor.
+            ready = _ll._queue_wait(queues, 0)
+            if ready:
+                return ready
+            waiter = loop.create_future()
+            loop.add_reader(rfd, _wake, rfd, waiter)
+            timer = None
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    loop.remove_reader(rfd)
+                    return []
+                timer = loop.call_later(left, _wake, rfd, waiter)
+            try:
+                await waiter
+            finally:
+                loop.remove_reader(rfd)
+                if timer is not None:
+                    timer.cancel()
+    finally:
+        for qid, token in tokens:
+            try:
+                _ll._queue_remove_waker(qid, token)
+            except _interp.QueueError:
+                pass  # destroyed meanwhile
+        _close_fds(rfd, wfd)

@@ -127,6 +127,10 @@ def is_running(id: SupportsIndex) -> bool:
 def run_string(id: SupportsIndex, script: str, shared: dict[str, _Shareable] | None = None) -> None:
     """Execute the source string in the identified interpreter's __main__ module."""
 
+def interrupt(id: SupportsIndex, exc: type[BaseException]) -> bool:
+    """Raise exc (a built-in exception class) asynchronously in the code our run in the
+    identified interpreter is executing. Return False if nothing of ours runs there."""
+
 def is_shareable(obj: object) -> bool:
     """Return True if the object's data may be shared between interpreters."""
 

@@ -66,6 +66,9 @@ pub enum QueueError {
     /// Either the caller's own time slice ended (check for signals and wait again) or its
     /// timeout did (`QueueEmpty` / `QueueFull`, as for `Empty` / `Full`).
     TimedOut(QueueId),
+    /// The wait was cut short by its [`crate::queue::Cancel`] (an interrupt of the waiting
+    /// thread): nothing was taken or queued. The caller raises the interrupt instead.
+    Cancelled(QueueId),
     /// The id counter is exhausted. Maps to `QueueError("ran out of queue IDs")`.
     IdsExhausted,
 }
@@ -79,6 +82,7 @@ impl fmt::Display for QueueError {
             QueueError::Empty(id) => write!(f, "queue {id} is empty"),
             QueueError::Full(id) => write!(f, "queue {id} is full"),
             QueueError::TimedOut(id) => write!(f, "timed out waiting on queue {id}"),
+            QueueError::Cancelled(id) => write!(f, "wait on queue {id} interrupted"),
             QueueError::IdsExhausted => f.write_str("ran out of queue IDs"),
         }
     }

@@ -32,8 +32,8 @@ pub use error::{ChannelError, PutError, QueueError};
 pub use ids::{ChannelId, End, InterpId, QueueId};
 pub use payload::Payload;
 pub use queue::{
-    Fallback, QueueDefaults, QueueInfo, QueueRef, QueuedItem, Received, UnboundOp, Wait, Waker,
-    WakerId,
+    Cancel, Fallback, QueueDefaults, QueueInfo, QueueRef, QueuedItem, Received, UnboundOp, Wait,
+    Waker, WakerId,
 };
 pub use registry::{ChannelInfo, ChannelRef};
 pub use value::{ItemSummary, OutOfBand, StrKind, Value};

@@ -134,9 +134,9 @@ impl Error {
                         }
                         QueueError::Empty(_) => pick(|x| x.queue_empty.get()),
                         QueueError::Full(_) => pick(|x| x.queue_full.get()),
-                        QueueError::TimedOut(_) | QueueError::IdsExhausted => {
-                            pick(|x| x.queue_error.get())
-                        }
+                        QueueError::TimedOut(_)
+                        | QueueError::Cancelled(_)
+                        | QueueError::IdsExhausted => pick(|x| x.queue_error.get()),
                     };
                     set_string(cls, &err.to_string());
                 }

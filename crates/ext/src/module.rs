@@ -163,7 +163,7 @@ use crate::chan::api as ch;
 
 use crate::queues::api as qu;
 
-static mut METHODS: [ffi::PyMethodDef; 38] = [
+static mut METHODS: [ffi::PyMethodDef; 40] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -171,6 +171,7 @@ static mut METHODS: [ffi::PyMethodDef; 38] = [
     noargs_method!(c"get_main", it::get_main, c"get_main() -> ID\n\nReturn the ID of the main interpreter."),
     kw_method!(c"is_running", it::is_running, c"is_running(id) -> bool\n\nReturn whether the identified interpreter is running code."),
     fast_method!(c"run_string", it::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
+    kw_method!(c"interrupt", crate::interp::interrupt::interrupt, c"interrupt(id, exc) -> bool\n\nRaise exc (a built-in exception class) asynchronously in the code our run in the\nidentified interpreter is executing. Return False if nothing of ours runs there."),
     kw_method!(c"is_shareable", it::is_shareable_fn, c"is_shareable(obj) -> bool\n\nReturn True if the object's data may be shared between interpreters."),
     noargs_method!(c"_clean_up_at_exit", it::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
     noargs_method!(c"channel_create", ch::channel_create, c"channel_create() -> cid\n\nCreate a new cross-interpreter channel and return its ID."),
@@ -192,6 +193,7 @@ static mut METHODS: [ffi::PyMethodDef; 38] = [
     fast_method!(c"_queue_put_get", qu::queue_put_get, c"_queue_put_get(put_id, obj, get_id) -> (obj, unbound) (private): put, then wait for an item.\n"),
     fast_method!(c"_queue_qsize", qu::queue_qsize, c"_queue_qsize(id) -> int (private)."),
     fast_method!(c"_queue_info", qu::queue_info, c"_queue_info(id) -> (maxsize, unbound, fallback) (private)."),
+    fast_method!(c"_queue_wait", crate::queues::wait::queue_wait, c"_queue_wait(queues, timeout) -> list (private): the queues that have an item."),
     fast_method!(c"_queue_add_fd_waker", crate::queues::fd_waker::queue_add_fd_waker, c"_queue_add_fd_waker(id, fd) -> token (private)."),
     fast_method!(c"_queue_remove_waker", crate::queues::fd_waker::queue_remove_waker, c"_queue_remove_waker(id, token) -> bool (private)."),
     noargs_method!(c"_queue_list_all", qu::queue_list_all, c"_queue_list_all() -> [(id, unbound, fallback)] (private)."),

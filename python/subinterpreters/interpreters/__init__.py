@@ -31,7 +31,7 @@ from subinterpreters._errors import (
 )
 from subinterpreters._errors import excinfo_from_run_failed as _excinfo_from_run_failed
 
-from . import _queues, _remote
+from . import _output, _queues, _remote
 from ._handle import IdHandle
 from ._queues import (
     UNBOUND,
@@ -67,6 +67,8 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "wait",
+    "wait_async",
 ]
 
 
@@ -143,18 +145,30 @@ def _pickle():
 # -- module functions ---------------------------------------------------------------------------
 
 
-def create():
+def create(*, forward_output=False):
     """Create a new, idle interpreter and return it.
 
     The interpreter lives while the returned object (or another Interpreter for the same id, in
     any interpreter) does, or until close() is called.
+
+    With ``forward_output=True`` (from the main interpreter), what the new interpreter writes
+    to ``sys.stdout``/``sys.stderr`` goes to the main interpreter's ``sys.stdout``/``sys.stderr``
+    as they are at the time (``contextlib.redirect_stdout``, pytest's ``capsys``, a Jupyter
+    cell's output), in order; everything an ``exec``/``call`` printed is delivered before it
+    returns. Without it, the interpreter writes to the process's file descriptors 1 and 2.
     """
+    if forward_output and int(_ll.get_current()) != _MAIN_ID:
+        raise InterpreterError("forward_output=True needs create() in the main interpreter")
     handle = _ll.create()
     if _PY311:
         # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
         _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
+    if forward_output:
+        _output.set_up(handle)
     interp = Interpreter._make(int(handle), handle)
     interp._whence = _WHENCE_STDLIB
+    if forward_output:
+        _output.track(interp)
     return interp
 
 
@@ -172,6 +186,26 @@ def _main_path0():
 
     path = getattr(sys, "path", None)
     return path[0] if path and type(path[0]) is str else None
+
+
+def wait(queues, timeout=None):
+    """Block until at least one of ``queues`` has an item, and return those that do.
+
+    The result lists the ready queues in the order given (nothing is taken from them: call their
+    ``get_nowait()``); it is ``[]`` once ``timeout`` seconds have passed (``timeout=0`` only
+    looks). The wait happens in Rust with the GIL released, woken by the puts themselves, for
+    queues made by any interpreter. A queue destroyed before or during the wait counts as ready,
+    as a closed pipe is readable: its ``get`` then raises :class:`QueueNotFoundError`. Ctrl-C
+    (main thread) and :meth:`Interpreter.interrupt` interrupt the wait.
+    """
+    return _ll._queue_wait(queues, timeout)
+
+
+async def wait_async(queues, timeout=None):
+    """Await :func:`wait` without blocking the event loop (see :mod:`subinterpreters.aio`)."""
+    from subinterpreters import aio
+
+    return await aio.wait(queues, timeout)
 
 
 def list_all():
@@ -366,6 +400,22 @@ class Interpreter(IdHandle):
         except RuntimeError as exc:
             raise translate_error(exc, self._id, "query") from None
 
+    def interrupt(self, exc=KeyboardInterrupt):
+        """Raise ``exc`` (a built-in exception class) in the code running in this interpreter.
+
+        The exception is raised asynchronously in the thread of ours that runs there (an
+        ``exec``/``call``, a pool worker, a ``call_async`` call): pure-Python code sees it at
+        once (3.11: when it next gets the shared GIL), a blocking queue ``get``/``put`` or
+        :func:`wait` there wakes up and raises it, and other code blocked in C (``time.sleep``,
+        a lock) raises it when it returns to Python. The interpreter stays usable. Returns
+        whether anything of ours was running there (False: nothing to interrupt; threads the
+        interpreter started itself are never interrupted).
+        """
+        try:
+            return _ll.interrupt(self._id, exc)
+        except RuntimeError as err:
+            raise translate_error(err, self._id, "interrupt") from None
+
     def _check_ours(self, what):
         # As 3.14 does: only interpreters made by this module (or CPython's own) can be
         # changed; the main one and those made through the C-API are refused.
@@ -397,10 +447,12 @@ class Interpreter(IdHandle):
                     _ll.run_string(self._handle, _THREADING_SHUTDOWN)
                 except (RuntimeError, _ll.RunFailedError):
                     pass  # running, gone, ...: destroy() below says so
+            _output.after_run(self._id)  # before its queued writes become UNBOUND
             try:
                 _ll.destroy(self._handle)
             except RuntimeError as exc:
                 raise translate_error(exc, self._id, "destroy") from None
+            _output.forget(self._id)
         finally:
             _closing.discard(self._id)
 
@@ -493,6 +545,8 @@ class Interpreter(IdHandle):
             return _p.FAILED, ExecutionFailed(_excinfo_from_run_failed(exc))
         except RuntimeError as exc:
             raise translate_error(exc, self._id, "run") from None
+        finally:
+            _output.after_run(self._id)
 
 
 def call_data(interp, func, args, kwargs):

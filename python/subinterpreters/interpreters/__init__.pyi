@@ -41,6 +41,8 @@ __all__ = [
     "UNBOUND",
     "UNBOUND_ERROR",
     "UNBOUND_REMOVE",
+    "wait",
+    "wait_async",
 ]
 
 class InterpreterError(Exception):
@@ -72,8 +74,21 @@ class ExecutionFailed(InterpreterError):
 def is_shareable(obj: object) -> bool:
     """Return True if the object can be passed to another interpreter as it is, without pickle."""
 
-def create() -> Interpreter:
-    """Create a new, idle interpreter and return it."""
+def create(*, forward_output: bool = False) -> Interpreter:
+    """Create a new, idle interpreter and return it.
+
+    With ``forward_output=True`` (main interpreter only), what it writes to sys.stdout and
+    sys.stderr goes to the main interpreter's current sys.stdout/sys.stderr, in order, and
+    what a call printed arrives before the call returns: in Jupyter, the cell's output.
+    """
+
+def wait(queues: Iterable[Queue], timeout: float | None = None) -> list[Queue]:
+    """Block (GIL released) until at least one of the queues has an item; return those that do,
+    in the order given (nothing is taken), or ``[]`` after ``timeout`` seconds. A destroyed queue
+    counts as ready (its ``get`` raises QueueNotFoundError)."""
+
+async def wait_async(queues: Iterable[Queue], timeout: float | None = None) -> list[Queue]:
+    """Await :func:`wait` without blocking the event loop."""
 
 def list_all() -> list[Interpreter]:
     """Return every existing interpreter, in ascending order of id."""
@@ -110,6 +125,11 @@ class Interpreter:
         """Return whether the interpreter is running code right now (in any thread)."""
     def close(self) -> None:
         """Destroy the interpreter (finalizing it). Refused for the current one."""
+    def interrupt(self, exc: type[BaseException] = ...) -> bool:
+        """Raise ``exc`` (a built-in exception class, KeyboardInterrupt by default) in the code
+        our thread runs in this interpreter: Python code at once, a blocking queue get/put or
+        wait() there by waking up, other blocking C calls when they return. Returns whether
+        anything of ours was running there."""
     def prepare_main(
         self, ns: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, /, **kwargs: Any
     ) -> None:

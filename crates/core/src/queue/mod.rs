@@ -26,7 +26,9 @@
 //! `Destroyed`, and cloning or dropping it counts nothing, since the id is never registered
 //! again.
 
+mod cancel;
 mod item;
+mod select;
 mod state;
 mod wait;
 
@@ -34,7 +36,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use cancel::Cancel;
 pub use item::{QueuedItem, Received, UnboundOp};
+pub use select::{wait_any, Selected};
 pub use state::{Wake, Waker, WakerId};
 pub use wait::Wait;
 
@@ -331,13 +335,55 @@ impl QueueRef {
         wait: Wait,
     ) -> Result<Wake<'_>, PutError> {
         let op = unbound.unwrap_or(self.shared.defaults.unbound);
-        self.shared.put_quiet(value, owner, op, wait)
+        self.shared.put_quiet(value, owner, op, wait, None)
+    }
+
+    /// [`QueueRef::put`] that gives up with `Cancelled` (the value handed back) as soon as
+    /// `cancel` is cancelled, before or while it waits for room.
+    pub fn put_cancellable(
+        &self,
+        value: Value,
+        owner: InterpId,
+        unbound: Option<UnboundOp>,
+        wait: Wait,
+        cancel: &Cancel,
+    ) -> Result<(), PutError> {
+        let op = unbound.unwrap_or(self.shared.defaults.unbound);
+        let Some(_watch) = cancel.watch(self.waker_for_cancel()) else {
+            return Err(PutError {
+                error: QueueError::Cancelled(self.id()),
+                value,
+            });
+        };
+        self.shared
+            .put_quiet(value, owner, op, wait, Some(cancel))
+            .map(Wake::wake)
+    }
+
+    /// [`QueueRef::get`] that gives up with `Cancelled`, taking nothing, as soon as `cancel` is
+    /// cancelled, before or while it waits for an item.
+    pub fn get_cancellable(&self, wait: Wait, cancel: &Cancel) -> Result<Received, QueueError> {
+        let Some(_watch) = cancel.watch(self.waker_for_cancel()) else {
+            return Err(QueueError::Cancelled(self.id()));
+        };
+        self.shared.get(wait, Some(cancel))
+    }
+
+    /// What a cancellation calls to wake this queue's waiters. Weak: a watcher left behind
+    /// must not keep the queue's memory alive.
+    fn waker_for_cancel(&self) -> Waker {
+        let shared = Arc::downgrade(&self.shared);
+        Arc::new(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.wake_all();
+            }
+        })
     }
 
     /// Takes the oldest item, waiting for one as `wait` allows: `Empty` (no wait), `TimedOut`,
     /// or `Destroyed` otherwise. An unbound item is consumed like any other.
     pub fn get(&self, wait: Wait) -> Result<Received, QueueError> {
-        self.shared.get(wait)
+        self.shared.get(wait, None)
     }
 
     /// Number of queued items, unbound ones included.

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::cancel::Cancel;
 use super::item::{Item, QueuedItem, Received, Unbinding, UnboundOp};
 use super::{QueueDefaults, Wait};
 use crate::dispose::dispose;
@@ -156,17 +157,19 @@ impl Shared {
         op: UnboundOp,
         wait: Wait,
     ) -> Result<(), PutError> {
-        self.put_quiet(value, owner, op, wait).map(Wake::wake)
+        self.put_quiet(value, owner, op, wait, None).map(Wake::wake)
     }
 
     /// [`Shared::put`] without waking anybody yet: the item is queued (a getter that looks
     /// finds it), and the returned [`Wake`] wakes the sleeping getter and calls the wakers.
+    /// A wait that sees `cancel` cancelled fails with `Cancelled` (see [`Shared::wake_all`]).
     pub(crate) fn put_quiet(
         &self,
         value: Value,
         owner: InterpId,
         op: UnboundOp,
         wait: Wait,
+        cancel: Option<&Cancel>,
     ) -> Result<Wake<'_>, PutError> {
         let mut st = self.lock();
         loop {
@@ -176,6 +179,12 @@ impl Shared {
                     value,
                 });
             };
+            if cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(PutError {
+                    error: QueueError::Cancelled(self.id),
+                    value,
+                });
+            }
             if !self.full_at(items.len()) {
                 items.push_back(Item::new(owner, op, value));
                 break;
@@ -199,14 +208,19 @@ impl Shared {
         Ok(wake)
     }
 
-    /// Takes the oldest item, waiting for one as `wait` allows.
-    pub(crate) fn get(&self, wait: Wait) -> Result<Received, QueueError> {
+    /// Takes the oldest item, waiting for one as `wait` allows. A wait that sees `cancel`
+    /// cancelled fails with `Cancelled` and takes nothing, even if an item is there: the
+    /// interrupt wins, so the caller that raises it has not lost an item.
+    pub(crate) fn get(&self, wait: Wait, cancel: Option<&Cancel>) -> Result<Received, QueueError> {
         let mut st = self.lock();
         let mut spin_until: Option<Instant> = None;
         let item = loop {
             let Some(items) = st.items_mut() else {
                 return Err(QueueError::Destroyed(self.id));
             };
+            if cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(QueueError::Cancelled(self.id));
+            }
             if let Some(item) = items.pop_front() {
                 break item;
             }
@@ -249,6 +263,15 @@ impl Shared {
         }
         wakers.iter().for_each(|w| w());
         Ok(item.received())
+    }
+
+    /// Wakes every thread blocked in `get` or `put` on this queue, for them to look again (a
+    /// cancelled one then gives up). The lock is taken first: a waiter that saw no cancellation
+    /// under it is asleep on its condition variable by the time this notifies.
+    pub(crate) fn wake_all(&self) {
+        drop(self.lock());
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
     }
 
     /// Blocks once on `cv` as `wait` allows, counted in `waiting`. Returns the guard and whether
@@ -405,4 +428,4 @@ impl Drop for Shared {
 }
 
 /// How long a blocking `get` keeps looking before it sleeps on the condition variable.
-const SPIN: Duration = Duration::from_micros(100);
+pub(super) const SPIN: Duration = Duration::from_micros(100);

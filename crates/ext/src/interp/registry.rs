@@ -335,6 +335,7 @@ impl Drop for RunTicket {
 fn end_run(id: i64, may_finalize: bool) -> Option<Doomed> {
     let mut map = lock();
     RUN_ENDED.notify_all();
+    crate::interp::interrupt::run_ended(id);
     let e = map.get_mut(&id)?;
     let Some(keeper) = e.keeper else {
         map.remove(&id);
@@ -505,6 +506,18 @@ pub fn runs_in_progress() -> Vec<(i64, InterpPtr, c_ulong)> {
             _ => None,
         })
         .collect()
+}
+
+/// Calls `f` with the interpreter and OS thread of the run of ours in progress in `id` (`None`
+/// if there is none), under the registry lock: the run cannot end (nor the interpreter be
+/// finalized) before `f` returns. `f` must not call into Python nor take this lock again.
+pub fn with_run<R>(id: i64, f: impl FnOnce(Option<(InterpPtr, c_ulong)>) -> R) -> R {
+    let map = lock();
+    let run = map.get(&id).and_then(|e| match e.state {
+        State::Running { runner } => Some((e.interp, runner)),
+        _ => None,
+    });
+    f(run)
 }
 
 /// The interpreter `id` if a run on OS thread `runner` is still in progress in it.

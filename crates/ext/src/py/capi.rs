@@ -33,6 +33,17 @@ extern "C" {
     #[cfg(Py_3_12)]
     pub fn _PyInterpreterState_SetNotRunningMain(interp: *mut PyInterpreterState);
 
+    /// Queues `func(arg)` for `interp`, run by whichever of its threads checks for pending work
+    /// next (`flags` 0; 3.12 names the argument `mainthreadonly`). Needs no GIL. Returns 0, or
+    /// -1 when the interpreter's queue is full (3.13+ as an enum of the same values).
+    #[cfg(Py_3_12)]
+    pub fn _PyEval_AddPendingCall(
+        interp: *mut PyInterpreterState,
+        func: extern "C" fn(*mut std::ffi::c_void) -> std::ffi::c_int,
+        arg: *mut std::ffi::c_void,
+        flags: std::ffi::c_int,
+    ) -> std::ffi::c_int;
+
     /// How the interpreter was created (`_PyInterpreterState_WHENCE_*`), 3.13+.
     #[cfg(Py_3_13)]
     pub fn _PyInterpreterState_GetWhence(interp: *mut PyInterpreterState) -> std::ffi::c_long;

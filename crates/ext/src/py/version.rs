@@ -11,7 +11,8 @@
 //!   running when one of its thread states has a frame; `destroy`/`is_running`/`run_string`
 //!   refuse an interpreter with threads other than ours ("more than one thread").
 //! - **3.12**: each isolated interpreter has its own GIL: we detach from the caller's before
-//!   attaching to the target's. Interpreters are made from a `PyInterpreterConfig`. Exceptions
+//!   attaching to the target's. Each interpreter has its own pending calls, run by any of its
+//!   threads (how `interrupt()` reaches a run; on 3.11 it visits the interpreter instead). Interpreters are made from a `PyInterpreterConfig`. Exceptions
 //!   are single objects, normalized when raised. CPython keeps a "running main" flag per
 //!   interpreter, which is how we see runs of interpreters we did not make. The module declares
 //!   per-interpreter-GIL support with `Py_mod_multiple_interpreters`.
@@ -52,6 +53,28 @@ pub(crate) const THREADING_SHUTDOWN_FIX: bool = !cfg!(Py_3_13);
 /// interpreter the caller is in (3.12+). On 3.11 it targets the caller's current interpreter, so
 /// it cannot reach the main interpreter from a subinterpreter.
 pub(crate) const PENDING_CALLS_RUN_IN_MAIN: bool = cfg!(Py_3_12);
+
+/// Queues `func(arg)` to run in `interp` at its next check between bytecodes, on whichever of
+/// its threads gets there first (3.12+: each interpreter has its own pending calls, which any
+/// of its threads runs). False if the queue is full. On 3.11 pending calls are run by the main
+/// thread only, so callers never use this there (and it answers false).
+///
+/// # Safety
+/// `interp` is alive for the duration of the call.
+pub(crate) unsafe fn add_pending_call(
+    interp: crate::py::tstate::InterpPtr,
+    func: extern "C" fn(*mut std::ffi::c_void) -> std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) -> bool {
+    #[cfg(Py_3_12)]
+    // SAFETY: alive (contract); the call takes the interpreter's own pending-call lock.
+    return unsafe { capi::_PyEval_AddPendingCall(interp.0, func, arg, 0) } == 0;
+    #[cfg(not(Py_3_12))]
+    {
+        let _ = (interp, func, arg);
+        false
+    }
+}
 
 /// Whether the argument parser words an unknown keyword the 3.13 way (we restore 3.11's).
 pub(crate) const REWORD_UNKNOWN_KEYWORD: bool = cfg!(Py_3_13);

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::{
-    self, Fallback, QueueDefaults, QueueRef, Received, UnboundOp, Wait, Wake,
+    self, Cancel, Fallback, QueueDefaults, QueueRef, Received, UnboundOp, Wait, Wake,
 };
 use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
+use crate::interp::interrupt::Waiting;
 use crate::module::ModState;
 use crate::py::args::FastArgs;
 use crate::py::pyref::PyRef;
@@ -21,7 +22,7 @@ use crate::values::xi::{from_xi, is_shareable, to_xi};
 
 /// How long a blocked call waits between checks for signals (Ctrl-C), with the GIL released.
 /// Items, free space and destruction wake it at once; this only bounds the signal latency.
-const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+pub(super) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The positional arguments of a private function, `min..=max` of them, no keywords.
 pub(crate) fn positional<'a>(
@@ -102,26 +103,33 @@ fn unbound_arg(flag: i64) -> Result<Option<UnboundOp>> {
 }
 
 /// Runs `attempt` with the GIL released, in slices of [`SIGNAL_CHECK`], until it stops asking
-/// for more time (`Ok(Err(state))` means "timed out, here is what to retry with") or a signal
-/// handler raises.
+/// for more time (`Ok(Err(state))` means "timed out, here is what to retry with"), a signal
+/// handler raises, or an interrupt of this thread's run cuts the wait short (`attempt` gives
+/// its `Cancel` to the core, which then fails with `Cancelled`: the interrupt is raised).
 ///
 /// # Safety
 /// GIL held on the current thread state.
-unsafe fn blocking<S, T>(
+pub(super) unsafe fn blocking<S, T>(
     wait: Wait,
     mut state: S,
-    mut attempt: impl FnMut(S, Wait) -> std::result::Result<T, (S, Option<Error>)>,
+    mut attempt: impl FnMut(S, Wait, &Cancel) -> std::result::Result<T, (S, Option<Error>)>,
     timed_out: Error,
 ) -> Result<T> {
+    // SAFETY: GIL held (contract).
+    let waiting = unsafe { Waiting::begin()? };
     loop {
         let slice = wait.capped(SIGNAL_CHECK);
         // SAFETY: GIL held (contract); nothing Python is touched while it is released (the
         // attempt works on Rust data only), and dropping `away` takes it back.
         let away = unsafe { tstate::Away::leave() };
-        let result = attempt(state, slice);
+        let result = attempt(state, slice, waiting.cancel());
         drop(away);
         match result {
             Ok(v) => return Ok(v),
+            Err((_, Some(Error::Queue(QueueError::Cancelled(_))))) => {
+                // SAFETY: GIL held again, on the thread that began the wait.
+                return Err(unsafe { waiting.raise() });
+            }
             Err((_, Some(err))) => return Err(err),
             Err((s, None)) => {
                 if wait.is_expired() {
@@ -269,7 +277,9 @@ pub(super) unsafe fn put(
         blocking(
             wait,
             value,
-            |value: Value, slice| match handle.put(value, owner, unbound, slice) {
+            |value: Value, slice, cancel: &Cancel| match handle
+                .put_cancellable(value, owner, unbound, slice, cancel)
+            {
                 Ok(()) => Ok(()),
                 Err(e) => match e.error {
                     QueueError::Full(_) | QueueError::TimedOut(_) => Err((e.into_value(), None)),
@@ -318,11 +328,11 @@ unsafe fn get_owing(
             blocking(
                 wait,
                 (),
-                |(), slice| {
+                |(), slice, cancel: &Cancel| {
                     if let Some(owed) = owed.take() {
                         owed.wake();
                     }
-                    match handle.get(slice) {
+                    match handle.get_cancellable(slice, cancel) {
                         Ok(r) => Ok(r),
                         Err(QueueError::Empty(_) | QueueError::TimedOut(_)) => Err(((), None)),
                         Err(other) => Err(((), Some(Error::Queue(other)))),

@@ -29,7 +29,7 @@ struct QueueObject {
 ///
 /// # Safety
 /// `obj` must be an instance of `_QueueBase` or a subclass, initialised by `tp_new`; GIL held.
-unsafe fn handle_of<'a>(obj: *mut ffi::PyObject) -> Result<&'a QueueRef> {
+pub(super) unsafe fn handle_of<'a>(obj: *mut ffi::PyObject) -> Result<&'a QueueRef> {
     // SAFETY: the layout begins with ours (contract), and `handle` was written by tp_new.
     unsafe { (*obj.cast::<QueueObject>()).handle.as_ref() }
         .ok_or_else(|| Error::System("queue object without a handle".into()))
