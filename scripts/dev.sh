@@ -9,7 +9,8 @@
 #   scripts/dev.sh pytest 3.12    run tests/ (pytest), CPython's own 3.11 suite and CPython 3.14's
 #                                 and 3.15's test_interpreters (PEP 734) and test_interpreter_pool
 #                                 on that version
-#   scripts/dev.sh lint           cargo fmt --check, clippy -D warnings, ruff
+#   scripts/dev.sh lint           cargo fmt --check, scripts/check_layers.py, clippy -D warnings,
+#                                 ruff
 #   scripts/dev.sh rust-test      the core crate's cargo test
 #   scripts/dev.sh test           all of the above on 3.11 to 3.15 (PYVERSIONS="3.12 3.14" for fewer),
 #                                 each version's venv made afresh from its wheel with no cargo or
@@ -209,6 +210,8 @@ cmd_pytest() {
 cmd_lint() {
     log "cargo fmt --check"
     cargo fmt --all -- --check
+    log "the ext's rooms stack (no cycle of crate:: references between them)"
+    python3 "$ROOT/scripts/check_layers.py"
     local v dir
     for v in $VERSIONS; do
         # Each version compiles different cfg-gated code: lint them all.

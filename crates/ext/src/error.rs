@@ -4,12 +4,12 @@
 //! interpreter was current (a failed script, a channel error) is raised in the caller's
 //! interpreter, with that interpreter's exception classes.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::{ChannelError, QueueError};
 
-use crate::module::ModState;
+use crate::state::ModState;
 
 /// What a Python-facing function can fail with.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ impl Error {
                 }
                 Error::Queue(err) => {
                     let xi = state.map(|st| &st.xi);
-                    let pick = |f: fn(&crate::module::XiClasses) -> *mut ffi::PyObject| {
+                    let pick = |f: fn(&crate::state::XiClasses) -> *mut ffi::PyObject| {
                         xi.map(f)
                             .filter(|c| !c.is_null())
                             .unwrap_or(ffi::PyExc_RuntimeError)
@@ -172,14 +172,36 @@ impl Error {
 /// # Safety
 /// The current thread must hold the GIL of the interpreter `state` belongs to.
 unsafe fn raise_run_failed(state: Option<&ModState>, remote: RemoteException) {
+    let cls = state.map_or(
+        // SAFETY: reading a builtin exception class's address.
+        unsafe { ffi::PyExc_RuntimeError },
+        |st| st.run_failed_error,
+    );
+    let attrs = [
+        (c"type_name", remote.type_name.as_str()),
+        (c"traceback", remote.traceback.as_str()),
+    ];
+    // SAFETY: GIL held (contract); `cls` a builtin class or one the state keeps alive.
+    unsafe { raise_with_attrs(cls, &remote.message, &attrs) };
+}
+
+/// Raises `cls(message)` with the given `str` attributes set on the instance. If building it
+/// fails, that failure is the exception raised instead.
+///
+/// # Safety
+/// The current thread must hold the GIL; `cls` must be an exception class whose instances
+/// take attributes.
+unsafe fn raise_with_attrs(cls: *mut ffi::PyObject, message: &str, attrs: &[(&CStr, &str)]) {
+    let new_str = |text: &str| {
+        // SAFETY: GIL held (contract); a valid UTF-8 buffer of the given length.
+        unsafe {
+            ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t)
+        }
+    };
     // SAFETY: (whole body) GIL held by contract; every pointer is checked for NULL before use
     // and each new reference is released exactly once.
     unsafe {
-        let cls = state.map_or(ffi::PyExc_RuntimeError, |st| st.run_failed_error);
-        let msg = ffi::PyUnicode_FromStringAndSize(
-            remote.message.as_ptr().cast(),
-            remote.message.len() as ffi::Py_ssize_t,
-        );
+        let msg = new_str(message);
         if msg.is_null() {
             return;
         }
@@ -188,14 +210,8 @@ unsafe fn raise_run_failed(state: Option<&ModState>, remote: RemoteException) {
         if exc.is_null() {
             return;
         }
-        for (name, value) in [
-            (c"type_name", &remote.type_name),
-            (c"traceback", &remote.traceback),
-        ] {
-            let text = ffi::PyUnicode_FromStringAndSize(
-                value.as_ptr().cast(),
-                value.len() as ffi::Py_ssize_t,
-            );
+        for &(name, value) in attrs {
+            let text = new_str(value);
             if text.is_null() || ffi::PyObject_SetAttrString(exc, name.as_ptr(), text) < 0 {
                 ffi::Py_XDECREF(text);
                 ffi::Py_DECREF(exc);

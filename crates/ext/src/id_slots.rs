@@ -1,7 +1,7 @@
-//! The int-like protocol shared by `InterpreterID` and `ChannelID`: both instance layouts
-//! begin with [`IdHeader`], so `str()`, `int()`, `__index__`, `hash()` and the numeric side of
-//! `==` are one set of slot functions, and [`shared_slots`] is the part of the slot tables
-//! they share.
+//! What `InterpreterID` and `ChannelID` share: both instance layouts begin with [`IdHeader`],
+//! so `str()`, `int()`, `__index__`, `hash()` and the numeric side of `==` are one set of slot
+//! functions and [`shared_slots`] is the part of the slot tables they share; and the parsing
+//! of ID arguments (docs/interpreters.md#id-arguments), which accepts either type's objects.
 
 use std::ffi::{c_int, c_void};
 
@@ -10,6 +10,8 @@ use pyo3_ffi as ffi;
 use crate::error::{Error, Result};
 use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
+use crate::py::text::{new_str, str_lossy, text_of, type_name};
+use crate::state::ModState;
 
 /// The common start of both ID objects' layouts.
 #[repr(C)]
@@ -46,15 +48,6 @@ pub unsafe fn alloc_with_id(tp: *mut ffi::PyObject, id: i64) -> Result<PyRef> {
         (*obj.as_ptr().cast::<IdHeader>()).id = id;
         Ok(obj)
     }
-}
-
-/// A new `str` from Rust text, or NULL with an exception.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn new_str(text: &str) -> *mut ffi::PyObject {
-    // SAFETY: a valid UTF-8 buffer of the given length.
-    unsafe { ffi::PyUnicode_FromStringAndSize(text.as_ptr().cast(), text.len() as ffi::Py_ssize_t) }
 }
 
 /// `str(id)`: the decimal id.
@@ -157,7 +150,7 @@ unsafe extern "C" fn reduce_ex(
                 tp.cast(),
                 c"__name__".as_ptr(),
             )) {
-                Ok(n) => crate::values::convert::str_lossy(n.as_ptr()),
+                Ok(n) => str_lossy(n.as_ptr()),
                 Err(_) => return std::ptr::null_mut(),
             }
         } else {
@@ -201,4 +194,108 @@ pub fn shared_slots(
         // SAFETY: taking the address of a static table that CPython only reads.
         type_slot(ffi::Py_tp_methods, (&raw mut ID_METHODS).cast()),
     ]
+}
+
+/// Which kind of id an argument names; only the wording of errors differs.
+#[derive(Clone, Copy)]
+pub enum IdKind {
+    /// `interpreter ID`.
+    Interpreter,
+    /// `channel ID`.
+    Channel,
+}
+
+impl IdKind {
+    fn word(self) -> &'static str {
+        match self {
+            IdKind::Interpreter => "interpreter",
+            IdKind::Channel => "channel",
+        }
+    }
+}
+
+/// Converts an ID argument per docs/interpreters.md#id-arguments: our ID objects give their id,
+/// anything with `__index__` its value (non-negative, below 2**63), everything else a `TypeError`.
+///
+/// # Safety
+/// `obj` must be a live object; GIL held.
+pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) -> Result<i64> {
+    // SAFETY: (whole body) GIL held; `obj` live.
+    unsafe {
+        let own_type = match kind {
+            IdKind::Interpreter => state.interp_id_type,
+            IdKind::Channel => state.channel_id_type,
+        };
+        if !own_type.is_null() && ffi::Py_TYPE(obj).cast::<ffi::PyObject>() == own_type {
+            return Ok(header_id(obj));
+        }
+        if ffi::PyIndex_Check(obj) == 0 {
+            return Err(Error::Type(format!(
+                "{} ID must be an int, got {}",
+                kind.word(),
+                type_name(obj)
+            )));
+        }
+        let id = ffi::PyLong_AsLongLong(obj);
+        if id == -1 && !ffi::PyErr_Occurred().is_null() {
+            return Err(Error::Raised);
+        }
+        if id < 0 {
+            return Err(Error::Value(format!(
+                "{} ID must be a non-negative int, got {}",
+                kind.word(),
+                text_of(obj, true)?
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// Where the `O&` converter for an ID argument writes (it needs the module state to know our
+/// ID types). 3.11 converts IDs while parsing (`O&`), so an invalid ID is the first error
+/// reported, before a missing or unknown argument further on; we do the same.
+#[repr(C)]
+pub struct IdSlot {
+    state: *const ModState,
+    kind: IdKind,
+    /// The converted id, once parsing succeeded.
+    pub id: i64,
+}
+
+impl IdSlot {
+    /// A slot for converting one ID of `kind` with `state`'s types.
+    pub fn new(state: &ModState, kind: IdKind) -> IdSlot {
+        IdSlot { state, kind, id: 0 }
+    }
+
+    /// The two varargs an `O&` unit takes: the converter and this slot.
+    pub fn unit(&mut self) -> [*mut std::ffi::c_void; 2] {
+        [
+            id_converter as *mut std::ffi::c_void,
+            (self as *mut IdSlot).cast(),
+        ]
+    }
+}
+
+/// The `O&` converter behind [`IdSlot`].
+unsafe extern "C" fn id_converter(
+    obj: *mut ffi::PyObject,
+    slot: *mut std::ffi::c_void,
+) -> std::ffi::c_int {
+    // SAFETY: CPython calls this during our own parse with the GIL held and `slot` the IdSlot
+    // we passed; its state outlives the parse.
+    unsafe {
+        let slot = &mut *slot.cast::<IdSlot>();
+        let state = &*slot.state;
+        match id_arg(obj, slot.kind, state) {
+            Ok(id) => {
+                slot.id = id;
+                1
+            }
+            Err(err) => {
+                err.restore(Some(state));
+                0
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) mod interp;
 pub(crate) mod module;
 pub(crate) mod py;
 pub(crate) mod queues;
+pub(crate) mod state;
 pub(crate) mod values;
 
 /// The module's entry point: hands CPython the definition for multi-phase initialisation.
@@ -25,7 +26,6 @@ pub(crate) mod values;
 #[allow(non_snake_case)]
 #[no_mangle]
 pub unsafe extern "C" fn PyInit_lowlevel() -> *mut pyo3_ffi::PyObject {
-    // SAFETY: MODULE_DEF is a static that lives for the whole process; CPython initialises its
-    // base on first use, under the import lock.
-    unsafe { pyo3_ffi::PyModuleDef_Init(&raw mut module::MODULE_DEF) }
+    // SAFETY: called by CPython's import machinery with the GIL held (this function's contract).
+    unsafe { module::init() }
 }

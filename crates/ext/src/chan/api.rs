@@ -6,13 +6,14 @@ use std::ffi::{c_int, c_void};
 use pyo3_ffi as ffi;
 use subinterpreters_core::{registry, ChannelError, End};
 
-use crate::chan::id as channel_id;
 use crate::error::{Error, Result};
-use crate::module::ModState;
+use crate::id_slots::{id_arg, IdKind, IdSlot};
 use crate::py::args;
 use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
 use crate::py::tstate;
-use crate::values::convert::{from_value, id_arg, to_channel_value, IdKind, IdSlot};
+use crate::state::ModState;
+use crate::values::channel;
+use crate::values::convert::{from_value, to_channel_value};
 
 /// The calling interpreter's id (associations are per interpreter).
 ///
@@ -75,9 +76,12 @@ unsafe fn parse_cid_fast(
     }
 }
 
-fn none() -> *mut ffi::PyObject {
-    // SAFETY: None is immortal enough to take a new reference to at any time with a GIL held,
-    // which every caller has.
+/// A new reference to `None`.
+///
+/// # Safety
+/// GIL held.
+unsafe fn none() -> *mut ffi::PyObject {
+    // SAFETY: GIL held (contract); None outlives every reference to it.
     unsafe { ffi::Py_NewRef(ffi::Py_None()) }
 }
 
@@ -85,7 +89,7 @@ noargs_entry!(
     /// `channel_create() -> ChannelID`
     channel_create, |state| {
         let handle = registry::create();
-        Ok(channel_id::new(state, handle.id(), End::Both, false, Some(handle))?.into_ptr())
+        Ok(channel::new(state, handle.id(), End::Both, false, Some(handle))?.into_ptr())
     }
 );
 
@@ -95,7 +99,7 @@ noargs_entry!(
         let handles = registry::list_all();
         let items = handles
             .into_iter()
-            .map(|h| channel_id::new(state, h.id(), End::Both, false, Some(h)));
+            .map(|h| channel::new(state, h.id(), End::Both, false, Some(h)));
         Ok(crate::py::pyref::new_list(items)?.into_ptr())
     }
 );

@@ -8,30 +8,35 @@ use std::ffi::{c_int, c_void, CString};
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
+use crate::id_slots::{id_arg, IdKind};
 use crate::interp::id as interp_id;
 use crate::interp::registry::{self as registry, Busy, Doomed, RunTicket};
 use crate::interp::run::{execute, Job};
-use crate::module::ModState;
 use crate::py::args;
 use crate::py::capi;
 use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
 use crate::py::tstate::{self, InterpPtr, Wait};
 use crate::py::version;
-use crate::values::convert::{id_arg, is_shareable, to_value, IdKind};
+use crate::state::ModState;
+use crate::values::convert::{is_shareable, to_value};
 
 /// The live interpreter with this id, ours or not, as CPython's list has it now. To use it
 /// beyond a check, take a `RunTicket` or a `Doomed` (which resolve it again under the
 /// registry lock).
-pub fn lookup(id: i64) -> Option<InterpPtr> {
+///
+/// # Safety
+/// GIL held (a miss sets and clears an exception in the current interpreter).
+pub unsafe fn lookup(id: i64) -> Option<InterpPtr> {
     // SAFETY: a plain lookup by id under the runtime's own lock; the error it sets for an
-    // unknown id is cleared (we raise our own).
-    let interp = unsafe { capi::_PyInterpreterState_LookUpID(id) };
-    if interp.is_null() {
-        // SAFETY: clearing the RuntimeError the lookup set; GIL held by our callers.
-        unsafe { ffi::PyErr_Clear() };
-        return None;
+    // unknown id is cleared (we raise our own), with the GIL held (contract).
+    unsafe {
+        let interp = capi::_PyInterpreterState_LookUpID(id);
+        if interp.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(InterpPtr(interp))
     }
-    Some(InterpPtr(interp))
 }
 
 fn unrecognized(id: i64) -> Error {
@@ -133,7 +138,8 @@ pub(super) unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
     let mut queue = vec![(doomed, wait)];
     while let Some((d, wait)) = queue.pop() {
         FINALIZING.with(|f| f.set(f.get() + 1));
-        if lookup(d.id) != Some(d.interp) {
+        // SAFETY: GIL held (contract).
+        if unsafe { lookup(d.id) } != Some(d.interp) {
             // Finalized by someone else (CPython's own module, given our id): its thread
             // states went with it, so only our record is left to drop.
             registry::finalized(d);
@@ -202,8 +208,12 @@ pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
 }
 
 /// Looks `id` up for a function that needs an existing interpreter.
-pub(super) fn existing(id: i64) -> Result<InterpPtr> {
-    lookup(id).ok_or_else(|| unrecognized(id))
+///
+/// # Safety
+/// GIL held.
+pub(super) unsafe fn existing(id: i64) -> Result<InterpPtr> {
+    // SAFETY: GIL held (contract).
+    unsafe { lookup(id) }.ok_or_else(|| unrecognized(id))
 }
 
 fn to_cstring_checked(bytes: &[u8]) -> Result<CString> {
@@ -354,7 +364,8 @@ unsafe fn run_ticket(id: i64, runner: std::ffi::c_ulong) -> Result<RunTicket> {
             // SAFETY: GIL held; the list lock keeps the interpreter found from being finalized
             // by us until the registry has it (`foreign_running` reads it meanwhile).
             let _list = unsafe { tstate::lock_interp_list(false, false) };
-            let interp = lookup(id).ok_or_else(|| unrecognized(id))?;
+            // SAFETY: GIL held (contract).
+            let interp = unsafe { lookup(id) }.ok_or_else(|| unrecognized(id))?;
             // SAFETY: GIL held; `interp` alive (under the list lock).
             if unsafe { version::foreign_running(interp.0) } {
                 return Err(already_running());
@@ -455,7 +466,7 @@ unsafe fn convert_shared(
         if ffi::PyDict_Check(shared) == 0 {
             return Err(Error::Type(format!(
                 "run_string() argument 'shared' must be a dict or None, not {}",
-                crate::values::convert::type_name(shared)
+                crate::py::text::type_name(shared)
             )));
         }
         let mut out = Vec::with_capacity(ffi::PyDict_Size(shared).max(0) as usize);
@@ -487,7 +498,8 @@ pub(super) unsafe fn run_in<P, T>(
     prepare: impl FnOnce() -> Result<P>,
     body: impl FnOnce(P) -> Result<T>,
 ) -> Result<T> {
-    let interp = existing(id)?;
+    // SAFETY: GIL held (contract).
+    let interp = unsafe { existing(id)? };
     // SAFETY: GIL held (contract) for the checks; the ticket keeps the interpreter `Running`
     // for us, so nobody finalizes it or runs in it until it is finished; it is not the current
     // interpreter (its id is not the current one's, checked first).

@@ -6,13 +6,15 @@ use std::ffi::{c_int, c_void};
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
-use crate::id_slots::{id_richcompare, new_str, shared_slots, IdHeader};
+use crate::id_slots::{id_richcompare, shared_slots, IdHeader};
+use crate::id_slots::{IdKind, IdSlot};
 use crate::interp::registry;
-use crate::module::{state_of_type, ModState};
 use crate::py::capi::type_slot;
+use crate::py::heap_type::HeapType;
 use crate::py::pyref::PyRef;
+use crate::py::text::new_str;
 use crate::py::trampoline::guard_obj;
-use crate::values::convert::{IdKind, IdSlot};
+use crate::state::{state_of_type, ModState};
 
 /// The instance layout.
 #[repr(C)]
@@ -115,6 +117,15 @@ unsafe extern "C" fn tp_richcompare(
     }
 }
 
+/// The `InterpreterID` type. Not subclassable: CPython 3.11 crashes deallocating subclass
+/// instances (docs/interpreters.md#interpreterid-protocols).
+const TYPE: HeapType = HeapType {
+    name: c"subinterpreters.lowlevel.InterpreterID",
+    doc: c"InterpreterID(id, *, force=False)\n--\n\nIdentifies an interpreter and may be used as an int. While any InterpreterID\nof an interpreter made by create() exists, in any interpreter, that interpreter stays alive.",
+    basicsize: std::mem::size_of::<InterpIdObject>(),
+    flags: ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE,
+};
+
 /// Creates the heap type for one module instance.
 ///
 /// # Safety
@@ -125,29 +136,12 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         tp_repr as *mut c_void,
         tp_richcompare as *mut c_void,
     );
-    slots.extend([
-        type_slot(ffi::Py_tp_new, tp_new as *mut c_void),
-        type_slot(ffi::Py_tp_doc, c"InterpreterID(id, *, force=False)\n--\n\nIdentifies an interpreter and may be used as an int. While any InterpreterID\nof an interpreter made by create() exists, in any interpreter, that interpreter stays alive.".as_ptr() as *mut c_void),
-        type_slot(0, std::ptr::null_mut()),
-    ]);
-    let mut spec = ffi::PyType_Spec {
-        name: c"subinterpreters.lowlevel.InterpreterID".as_ptr(),
-        basicsize: std::mem::size_of::<InterpIdObject>() as c_int,
-        itemsize: 0,
-        // Not subclassable: CPython 3.11 crashes deallocating subclass instances
-        // (docs/interpreters.md#interpreterid-protocols).
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_IMMUTABLETYPE) as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held. The
-    // new tp_name is a static C string, so it outlives the type; `__module__`, `__name__` and
-    // `__qualname__` were already set from the spec name and do not read tp_name.
+    slots.push(type_slot(ffi::Py_tp_new, tp_new as *mut c_void));
+    // SAFETY: GIL held; every slot function has its slot's signature. The new tp_name is a
+    // static C string, so it outlives the type; `__module__`, `__name__` and `__qualname__`
+    // were already set from the spec name and do not read tp_name.
     unsafe {
-        let tp = PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
-            module,
-            &mut spec,
-            std::ptr::null_mut(),
-        ))?;
+        let tp = TYPE.create(module, slots)?;
         // 3.11's type is named plain "InterpreterID" in its messages ("cannot pickle
         // 'InterpreterID' object"); keep that wording while living in our module.
         (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_name = c"InterpreterID".as_ptr();

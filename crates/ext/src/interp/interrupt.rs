@@ -35,7 +35,8 @@ use crate::interp::registry;
 use crate::py::trampoline::kw_entry;
 use crate::py::tstate::{self, InterpPtr};
 use crate::py::{args, version};
-use crate::values::convert::{id_arg, type_name, IdKind};
+use crate::id_slots::{id_arg, IdKind};
+use crate::py::text::{text_of, type_name};
 
 /// An interrupt not delivered yet.
 struct Owed {
@@ -88,7 +89,7 @@ unsafe fn exception_class(exc: *mut ffi::PyObject) -> Result<usize> {
             return Err(Error::Type(format!(
                 "interrupt() expects a built-in exception class (every interpreter shares \
                  those), got {}",
-                crate::values::convert::text_of(exc, true)?
+                text_of(exc, true)?
             )));
         }
         Ok(exc as usize)

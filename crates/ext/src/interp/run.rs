@@ -10,8 +10,9 @@ use subinterpreters_core::Value;
 
 use crate::error::{Error, RemoteException, Result};
 use crate::py::pyref::PyRef;
+use crate::py::text::{str_lossy, text_of};
 use crate::py::version;
-use crate::values::convert::{from_value, str_lossy, text_of};
+use crate::values::convert::from_value;
 
 /// A script and its `shared` values, converted in the caller's interpreter.
 pub struct Job {
@@ -105,7 +106,7 @@ pub unsafe fn execute_item(
             Ok(m) => m,
             Err(_) => return Err((None, capture(false).into_runtime("failed to share value"))),
         };
-        let state = crate::module::state_of_module(module.as_ptr());
+        let state = crate::state::state_of_module(module.as_ptr());
         let obj = match crate::values::xi::from_xi(item, state) {
             Ok(obj) => obj,
             Err(Error::Raised) => {
@@ -134,7 +135,7 @@ pub unsafe fn execute_item(
 unsafe fn take_back(
     ns: *mut ffi::PyObject,
     name: &std::ffi::CStr,
-    state: &crate::module::ModState,
+    state: &crate::state::ModState,
 ) -> Option<Value> {
     // SAFETY: GIL held (contract); the borrowed item is owned by `PyRef` before the dict lets
     // go of it.

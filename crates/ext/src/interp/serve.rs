@@ -26,16 +26,16 @@ use subinterpreters_core::queue::{QueueRef, Received, Wait};
 use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
+use crate::id_slots::{id_arg, IdKind};
 use crate::interp::api::{already_running, c_text, existing, finalize, run_in};
 use crate::interp::registry;
 use crate::interp::run::execute_item;
 use crate::interp::thread_cache;
-use crate::module::ModState;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::fast_entry;
 use crate::py::tstate::{self, Away};
 use crate::py::version;
-use crate::values::convert::{id_arg, IdKind};
+use crate::state::ModState;
 use crate::values::xi::from_xi;
 
 /// How long a wait for an item lasts before the caller's signal handlers get a chance to run.
@@ -56,7 +56,7 @@ fast_entry!(
         if id == 0 || interp == tstate::current_interp() {
             return Err(already_running());
         }
-        let qid = crate::queues::api::int_arg(qid, "queue ID")?;
+        let qid = crate::py::args::int_arg(qid, "queue ID")?;
         let script = c_text(script)?;
         let name = c_text(name)?;
         let handle = QueueRef::open(qid).map_err(Error::Queue)?;

@@ -1,7 +1,7 @@
 //! Reuse of thread states: each OS thread keeps one idle thread state per interpreter of ours
 //! it has run code in, so that `run_string` does not create and delete one per call.
 //!
-//! The thread-local map is only a lookup aid; the registry (`interp_registry`) owns the record
+//! The thread-local map is only a lookup aid; the registry ([`registry`]) owns the record
 //! of every cached thread state, so finalization can delete them all (it needs the keeper to
 //! be the interpreter's only thread state) and a thread that exits hands its own over for
 //! deletion by the next visitor. Interpreter ids are never reused, so an entry left in a map

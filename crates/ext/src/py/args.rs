@@ -5,6 +5,8 @@ use std::ffi::{c_char, c_void, CStr};
 
 use pyo3_ffi as ffi;
 
+use crate::error::{Error, Result};
+
 /// Parses `args`/`kwds` with a `PyArg_ParseTupleAndKeywords` format; `out` holds one pointer per
 /// converted value, in format order. Returns false with an exception set on failure.
 ///
@@ -69,7 +71,7 @@ unsafe fn reword_unknown_keyword(format: &CStr) {
             return;
         };
         let text = match &fetched.value {
-            Some(v) => crate::values::convert::text_of(v.as_ptr(), false).unwrap_or_default(),
+            Some(v) => crate::py::text::text_of(v.as_ptr(), false).unwrap_or_default(),
             None => String::new(),
         };
         ffi::PyErr_Clear();
@@ -282,8 +284,7 @@ impl FastArgs {
                 unsafe { ffi::PyUnicode_CompareWithASCIIString(key, name.as_ptr()) == 0 }
             });
             // SAFETY: GIL held; `key` is a str.
-            let text =
-                || unsafe { crate::values::convert::text_of(key, false) }.unwrap_or_default();
+            let text = || unsafe { crate::py::text::text_of(key, false) }.unwrap_or_default();
             match found {
                 None => {
                     return Err(Error::Type(format!(
@@ -352,5 +353,40 @@ impl FastArgs {
             )));
         }
         Ok(out)
+    }
+}
+
+/// The positional arguments of a private function, `min..=max` of them, no keywords.
+pub fn positional<'a>(
+    fa: &'a FastArgs,
+    name: &str,
+    min: usize,
+    max: usize,
+) -> Result<&'a [*mut ffi::PyObject]> {
+    fa.positional(min, max).ok_or_else(|| {
+        Error::Type(format!(
+            "{name}() takes {min} to {max} positional arguments (and no keywords)"
+        ))
+    })
+}
+
+/// An exact-int argument as i64.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
+    // SAFETY: GIL held; reading an int.
+    unsafe {
+        if ffi::PyLong_Check(obj) == 0 {
+            return Err(Error::Type(format!(
+                "{what} must be an int, got {}",
+                crate::py::text::type_name(obj)
+            )));
+        }
+        let v = ffi::PyLong_AsLongLong(obj);
+        if v == -1 && !ffi::PyErr_Occurred().is_null() {
+            return Err(Error::Raised);
+        }
+        Ok(v)
     }
 }

@@ -4,7 +4,10 @@
 
 pub(crate) mod args;
 pub(crate) mod capi;
+pub(crate) mod heap_type;
+pub(crate) mod parked;
 pub(crate) mod pyref;
+pub(crate) mod text;
 pub(crate) mod trampoline;
 pub(crate) mod tstate;
 pub(crate) mod version;

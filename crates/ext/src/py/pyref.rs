@@ -70,3 +70,20 @@ pub unsafe fn new_list(items: impl ExactSizeIterator<Item = Result<PyRef>>) -> R
         Ok(list)
     }
 }
+
+/// `atexit.register(hook)` in the current interpreter.
+///
+/// # Safety
+/// GIL held; `hook` a live callable of the current interpreter.
+pub unsafe fn register_atexit(hook: *mut ffi::PyObject) -> Result<()> {
+    // SAFETY: GIL held; new references owned by PyRef.
+    unsafe {
+        let atexit = PyRef::from_owned(ffi::PyImport_ImportModule(c"atexit".as_ptr()))?;
+        let register = PyRef::from_owned(ffi::PyObject_GetAttrString(
+            atexit.as_ptr(),
+            c"register".as_ptr(),
+        ))?;
+        PyRef::from_owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook))?;
+        Ok(())
+    }
+}

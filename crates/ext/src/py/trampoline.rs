@@ -1,13 +1,16 @@
 //! The entry guard for every `extern "C"` function: errors become Python exceptions and a Rust
 //! panic becomes a `SystemError` instead of unwinding into C; a thread that CPython ends by
-//! unwinding it (`pthread_exit` at finalization, 3.11-3.13) parks instead.
+//! unwinding it (`pthread_exit` at finalization, 3.11-3.13) parks instead. Also the macros
+//! that define module functions and methods (one shared prologue, [`enter_module`] or
+//! [`enter_method`]) and the `PyMethodDef` rows each area lists them in.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3_ffi as ffi;
 
 use crate::error::{Error, Result};
-use crate::module::ModState;
+use crate::py::parked;
+use crate::state::{state_of_module, ModState};
 
 /// Runs `body`; on `Err` raises it (using `state` for the module's own classes) and returns
 /// `on_error`, which must be the C API's error value for the slot (`NULL`, `-1`).
@@ -83,6 +86,34 @@ pub unsafe fn guard_obj(
     unsafe { guard(state, std::ptr::null_mut(), body) }
 }
 
+/// The prologue of every module function: the module's state, after releasing the buffers
+/// this interpreter shared and others dropped meanwhile.
+///
+/// # Safety
+/// Called by an entry with the GIL held, `module` being our module.
+pub unsafe fn enter_module<'a>(module: *mut ffi::PyObject) -> &'a ModState {
+    // SAFETY: GIL held and `module` ours (contract).
+    unsafe {
+        parked::drain_current();
+        state_of_module(module)
+    }
+}
+
+/// The prologue of every method of our heap types, as [`enter_module`]: the state comes from
+/// the class that defines the method, whatever subclass `self` belongs to, without walking the
+/// MRO.
+///
+/// # Safety
+/// Called by an entry with the GIL held, `defining_class` a type created by
+/// `PyType_FromModuleAndSpec` with our module.
+pub unsafe fn enter_method<'a>(defining_class: *mut ffi::PyTypeObject) -> &'a ModState {
+    // SAFETY: GIL held; the defining class's module state is our ModState (contract).
+    unsafe {
+        parked::drain_current();
+        &*ffi::PyType_GetModuleState(defining_class).cast::<ModState>()
+    }
+}
+
 /// Defines a module function taking `(args, kwargs)`: an `extern "C"` entry whose body runs
 /// under [`guard_obj`] with the module's state bound to `$state`.
 macro_rules! kw_entry {
@@ -98,9 +129,7 @@ macro_rules! kw_entry {
         ) -> *mut pyo3_ffi::PyObject {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
-                let $state = $crate::module::state_of_module(module);
-                // Buffers this interpreter shared and others dropped are released here.
-                $crate::values::shared::drain_current();
+                let $state = $crate::py::trampoline::enter_module(module);
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
@@ -120,9 +149,7 @@ macro_rules! noargs_entry {
         ) -> *mut pyo3_ffi::PyObject {
             // SAFETY: called by CPython with the GIL held; `module` is our module.
             unsafe {
-                let $state = $crate::module::state_of_module(module);
-                // Buffers this interpreter shared and others dropped are released here.
-                $crate::values::shared::drain_current();
+                let $state = $crate::py::trampoline::enter_module(module);
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
         }
@@ -146,9 +173,7 @@ macro_rules! fast_entry {
             // SAFETY: called by CPython with the GIL held; `module` is our module and the
             // argument pointers are valid for the call.
             unsafe {
-                let $state = $crate::module::state_of_module(module);
-                // Buffers this interpreter shared and others dropped are released here.
-                $crate::values::shared::drain_current();
+                let $state = $crate::py::trampoline::enter_module(module);
                 let $fa = $crate::py::args::FastArgs::new(args, nargs, kwnames);
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
@@ -158,8 +183,7 @@ macro_rules! fast_entry {
 
 /// Defines a method of one of our heap types with the defining-class calling convention
 /// (`METH_METHOD | METH_FASTCALL | METH_KEYWORDS`), binding the module state, `self` and the
-/// arguments, as [`fast_entry`] does. The state comes from the class that defines the method,
-/// whatever subclass `self` belongs to, without walking the MRO.
+/// arguments, as [`fast_entry`] does.
 macro_rules! method_entry {
     ($(#[$doc:meta])* $name:ident, |$state:ident, $slf:ident, $fa:ident| $body:block) => {
         $(#[$doc])*
@@ -174,13 +198,10 @@ macro_rules! method_entry {
             nargs: pyo3_ffi::Py_ssize_t,
             kwnames: *mut pyo3_ffi::PyObject,
         ) -> *mut pyo3_ffi::PyObject {
-            // SAFETY: called by CPython with the GIL held; `defining_class` is one of our types,
-            // so its module state is our ModState; the argument pointers are valid for the call.
+            // SAFETY: called by CPython with the GIL held; `defining_class` is one of our types;
+            // the argument pointers are valid for the call.
             unsafe {
-                let $state = &*pyo3_ffi::PyType_GetModuleState(defining_class)
-                    .cast::<$crate::module::ModState>();
-                // Buffers this interpreter shared and others dropped are released here.
-                $crate::values::shared::drain_current();
+                let $state = $crate::py::trampoline::enter_method(defining_class);
                 let $fa = $crate::py::args::FastArgs::new(args, nargs, kwnames);
                 $crate::py::trampoline::guard_obj(Some($state), || $body)
             }
@@ -188,4 +209,37 @@ macro_rules! method_entry {
     };
 }
 
-pub(crate) use {fast_entry, kw_entry, method_entry, noargs_entry};
+/// A `PyMethodDef` row of an area's method table, by calling convention: `kw` for a
+/// [`kw_entry`], `fast` for a [`fast_entry`], `noargs` for a [`noargs_entry`].
+macro_rules! method_def {
+    (kw $name:literal, $func:path, $doc:literal) => {
+        pyo3_ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: pyo3_ffi::PyMethodDefPointer {
+                PyCFunctionWithKeywords: $func,
+            },
+            ml_flags: pyo3_ffi::METH_VARARGS | pyo3_ffi::METH_KEYWORDS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+    (fast $name:literal, $func:path, $doc:literal) => {
+        pyo3_ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: pyo3_ffi::PyMethodDefPointer {
+                PyCFunctionFastWithKeywords: $func,
+            },
+            ml_flags: pyo3_ffi::METH_FASTCALL | pyo3_ffi::METH_KEYWORDS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+    (noargs $name:literal, $func:path, $doc:literal) => {
+        pyo3_ffi::PyMethodDef {
+            ml_name: $name.as_ptr(),
+            ml_meth: pyo3_ffi::PyMethodDefPointer { PyCFunction: $func },
+            ml_flags: pyo3_ffi::METH_NOARGS,
+            ml_doc: $doc.as_ptr(),
+        }
+    };
+}
+
+pub(crate) use {fast_entry, kw_entry, method_def, method_entry, noargs_entry};

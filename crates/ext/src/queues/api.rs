@@ -12,52 +12,17 @@ use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
 use crate::interp::interrupt::Waiting;
-use crate::module::ModState;
-use crate::py::args::FastArgs;
+use crate::py::args::{int_arg, positional, FastArgs};
 use crate::py::pyref::PyRef;
+use crate::py::text::type_name;
 use crate::py::trampoline::{fast_entry, noargs_entry};
 use crate::py::tstate;
-use crate::values::convert::type_name;
+use crate::state::ModState;
 use crate::values::xi::{from_xi, is_shareable, to_xi};
 
 /// How long a blocked call waits between checks for signals (Ctrl-C), with the GIL released.
 /// Items, free space and destruction wake it at once; this only bounds the signal latency.
 pub(super) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-/// The positional arguments of a private function, `min..=max` of them, no keywords.
-pub(crate) fn positional<'a>(
-    fa: &'a FastArgs,
-    name: &str,
-    min: usize,
-    max: usize,
-) -> Result<&'a [*mut ffi::PyObject]> {
-    fa.positional(min, max).ok_or_else(|| {
-        Error::Type(format!(
-            "{name}() takes {min} to {max} positional arguments (and no keywords)"
-        ))
-    })
-}
-
-/// An exact-int argument as i64.
-///
-/// # Safety
-/// GIL held.
-pub(crate) unsafe fn int_arg(obj: *mut ffi::PyObject, what: &str) -> Result<i64> {
-    // SAFETY: GIL held; reading an int.
-    unsafe {
-        if ffi::PyLong_Check(obj) == 0 {
-            return Err(Error::Type(format!(
-                "{what} must be an int, got {}",
-                type_name(obj)
-            )));
-        }
-        let v = ffi::PyLong_AsLongLong(obj);
-        if v == -1 && !ffi::PyErr_Occurred().is_null() {
-            return Err(Error::Raised);
-        }
-        Ok(v)
-    }
-}
 
 /// The wait a `block`/`timeout` pair asks for (float seconds, on the monotonic clock); NULL
 /// (not given) means `block=True`, `timeout=None`.
@@ -102,10 +67,11 @@ fn unbound_arg(flag: i64) -> Result<Option<UnboundOp>> {
         .ok_or_else(|| Error::Value(format!("unsupported unbound op {flag}")))
 }
 
-/// Runs `attempt` with the GIL released, in slices of [`SIGNAL_CHECK`], until it stops asking
-/// for more time (`Ok(Err(state))` means "timed out, here is what to retry with"), a signal
-/// handler raises, or an interrupt of this thread's run cuts the wait short (`attempt` gives
-/// its `Cancel` to the core, which then fails with `Cancelled`: the interrupt is raised).
+/// Runs `attempt` with the GIL released, in slices of [`SIGNAL_CHECK`], until it succeeds,
+/// fails (`Err((_, Some(err)))`) or the wait runs out (`timed_out`); `Err((state, None))` means
+/// "this slice timed out, retry with `state`" and is when a signal handler may raise. An
+/// interrupt of this thread's run cuts the wait short: `attempt` gives its `Cancel` to the core,
+/// which then fails with `Cancelled`, and the interrupt is raised.
 ///
 /// # Safety
 /// GIL held on the current thread state.

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::{QueueRef, WakerId};
 
-use super::api::{int_arg, positional};
 use crate::error::Error;
+use crate::py::args::{int_arg, positional};
 use crate::py::trampoline::fast_entry;
 
 /// Writes one readiness signal to `fd`, ignoring every error (EAGAIN above all).

@@ -3,18 +3,20 @@
 //! queue without a registry lookup and run without a Python frame. The Python subclass adds
 //! one-object-per-id, pickling, `repr` and the async methods.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::{QueueRef, UnboundOp, Wait};
 
 use crate::error::{Error, Result};
-use crate::module::{state_of_type, ModState};
+use crate::py::args::int_arg;
 use crate::py::args::Signature;
 use crate::py::capi::type_slot;
+use crate::py::heap_type::HeapType;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::{guard_obj, method_entry};
-use crate::queues::api::{get, int_arg, put, wait_arg};
+use crate::queues::api::{get, put, wait_arg};
+use crate::state::{state_of_type, ModState};
 
 /// The instance layout.
 #[repr(C)]
@@ -110,9 +112,9 @@ unsafe fn unbound_of(state: &ModState, obj: *mut ffi::PyObject) -> Result<Option
         if obj == xi.unbound_remove.get() {
             return Ok(Some(UnboundOp::Remove));
         }
-        let repr = crate::values::convert::text_of(obj, true)?;
+        let repr = crate::py::text::text_of(obj, true)?;
         let msg = format!("unsupported unbounditems {repr}");
-        let text = PyRef::from_owned(crate::id_slots::new_str(&msg))?;
+        let text = PyRef::from_owned(crate::py::text::new_str(&msg))?;
         ffi::PyErr_SetObject(ffi::PyExc_NotImplementedError, text.as_ptr());
         Err(Error::Raised)
     }
@@ -289,43 +291,28 @@ static mut GETSET: [ffi::PyGetSetDef; 3] = [
     },
 ];
 
+/// The `_QueueBase` type: subclassed by the Python `Queue`, which adds `__weakref__`. Not GC:
+/// an instance holds no Python object.
+const TYPE: HeapType = HeapType {
+    name: c"subinterpreters.lowlevel._QueueBase",
+    doc: c"_QueueBase(id, /)\n--\n\nA handle on the queue `id` (private): the base of subinterpreters.interpreters.Queue.",
+    basicsize: std::mem::size_of::<QueueObject>(),
+    flags: ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE | ffi::Py_TPFLAGS_IMMUTABLETYPE,
+};
+
 /// Creates the heap type for one module instance.
 ///
 /// # Safety
 /// GIL held; `module` is the module being initialised.
 pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
-    let mut slots = [
+    let slots = [
         type_slot(ffi::Py_tp_new, tp_new as *mut c_void),
         type_slot(ffi::Py_tp_dealloc, tp_dealloc as *mut c_void),
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_methods,
-            // SAFETY: taking the address of a static table that CPython only reads.
-            pfunc: (&raw mut METHODS).cast(),
-        },
-        ffi::PyType_Slot {
-            slot: ffi::Py_tp_getset,
-            // SAFETY: taking the address of a static table that CPython only reads.
-            pfunc: (&raw mut GETSET).cast(),
-        },
-        type_slot(ffi::Py_tp_doc, c"_QueueBase(id, /)\n--\n\nA handle on the queue `id` (private): the base of subinterpreters.interpreters.Queue.".as_ptr() as *mut c_void),
-        type_slot(0, std::ptr::null_mut()),
+        // SAFETY: taking the address of a static table that CPython only reads.
+        type_slot(ffi::Py_tp_methods, (&raw mut METHODS).cast()),
+        // SAFETY: as above.
+        type_slot(ffi::Py_tp_getset, (&raw mut GETSET).cast()),
     ];
-    let mut spec = ffi::PyType_Spec {
-        name: c"subinterpreters.lowlevel._QueueBase".as_ptr(),
-        basicsize: std::mem::size_of::<QueueObject>() as c_int,
-        itemsize: 0,
-        // Subclassed by the Python `Queue`, which adds `__weakref__`. Not GC: an instance holds
-        // no Python object.
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE | ffi::Py_TPFLAGS_IMMUTABLETYPE)
-            as _,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: spec and slots outlive the call (CPython copies what it keeps); GIL held.
-    unsafe {
-        PyRef::from_owned(ffi::PyType_FromModuleAndSpec(
-            module,
-            &mut spec,
-            std::ptr::null_mut(),
-        ))
-    }
+    // SAFETY: GIL held; every slot function has its slot's signature.
+    unsafe { TYPE.create(module, slots) }
 }

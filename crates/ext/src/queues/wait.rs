@@ -15,7 +15,7 @@ use crate::interp::interrupt::Waiting;
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::fast_entry;
 use crate::py::tstate::Away;
-use crate::values::convert::type_name;
+use crate::py::text::type_name;
 
 use super::api::{positional, wait_arg, SIGNAL_CHECK};
 use super::handle::handle_of;

@@ -1,196 +1,15 @@
-//! Conversions at the boundary: ID arguments (docs/interpreters.md#id-arguments) and shareable
-//! values (docs/values.md) between Python objects and the core's owned [`Value`]s.
+//! 3.11's shareable values (docs/values.md) between Python objects and the core's owned
+//! [`Value`]s: what channels and `run_string`'s `shared` carry.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::{Payload, StrKind, Value};
 
 use crate::error::{Error, Result};
-use crate::module::ModState;
 use crate::py::pyref::PyRef;
-
-/// Which kind of id an argument names; only the wording of errors differs.
-#[derive(Clone, Copy)]
-pub enum IdKind {
-    /// `interpreter ID`.
-    Interpreter,
-    /// `channel ID`.
-    Channel,
-}
-
-impl IdKind {
-    fn word(self) -> &'static str {
-        match self {
-            IdKind::Interpreter => "interpreter",
-            IdKind::Channel => "channel",
-        }
-    }
-}
-
-/// `type(obj).__name__` as CPython's C code prints it (`tp_name`).
-///
-/// # Safety
-/// `obj` must be a live object; GIL held.
-pub unsafe fn type_name(obj: *mut ffi::PyObject) -> String {
-    // SAFETY: a live object's type has a NUL-terminated tp_name.
-    unsafe { CStr::from_ptr((*ffi::Py_TYPE(obj)).tp_name) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// `str(obj)` or `repr(obj)` as Rust text (surrogates replaced); `Raised` if that call raised.
-///
-/// # Safety
-/// `obj` must be a live object; GIL held.
-pub unsafe fn text_of(obj: *mut ffi::PyObject, repr: bool) -> Result<String> {
-    // SAFETY: GIL held; the new reference is owned by PyRef.
-    let s = unsafe {
-        PyRef::from_owned(if repr {
-            ffi::PyObject_Repr(obj)
-        } else {
-            ffi::PyObject_Str(obj)
-        })?
-    };
-    // SAFETY: `s` is a str.
-    Ok(unsafe { str_lossy(s.as_ptr()) })
-}
-
-/// A `str` object's text; lone surrogates become U+FFFD.
-///
-/// # Safety
-/// `s` must be a live `str`; GIL held.
-pub unsafe fn str_lossy(s: *mut ffi::PyObject) -> String {
-    let mut len: ffi::Py_ssize_t = 0;
-    // SAFETY: `s` is a str (contract).
-    let p = unsafe { ffi::PyUnicode_AsUTF8AndSize(s, &mut len) };
-    if p.is_null() {
-        // Lone surrogates: fall back to an encoding that cannot fail.
-        // SAFETY: clearing the UnicodeEncodeError we just caused.
-        unsafe { ffi::PyErr_Clear() };
-        // SAFETY: `s` is a str; "replace" never fails on it.
-        let b =
-            unsafe { ffi::PyUnicode_AsEncodedString(s, c"utf-8".as_ptr(), c"replace".as_ptr()) };
-        if b.is_null() {
-            // SAFETY: nothing useful to report; drop the error.
-            unsafe { ffi::PyErr_Clear() };
-            return String::new();
-        }
-        // SAFETY: `b` is a new bytes object; we copy out before releasing it.
-        unsafe {
-            let out = String::from_utf8_lossy(bytes_slice(b)).into_owned();
-            ffi::Py_DECREF(b);
-            return out;
-        }
-    }
-    // SAFETY: CPython returned `len` valid UTF-8 bytes owned by `s`.
-    unsafe {
-        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.cast::<u8>(), len as usize))
-    }
-    .to_owned()
-}
-
-/// The contents of a `bytes` object.
-///
-/// # Safety
-/// `b` must be a live `bytes`; the slice must not outlive it; GIL held.
-unsafe fn bytes_slice<'a>(b: *mut ffi::PyObject) -> &'a [u8] {
-    // SAFETY: `b` is bytes (contract), so its buffer holds `size` bytes.
-    unsafe {
-        let p = ffi::PyBytes_AsString(b);
-        let n = ffi::PyBytes_Size(b);
-        std::slice::from_raw_parts(p.cast::<u8>(), n as usize)
-    }
-}
-
-/// Converts an ID argument per docs/interpreters.md#id-arguments: our ID objects give their id,
-/// anything with `__index__` its value (non-negative, below 2**63), everything else a `TypeError`.
-///
-/// # Safety
-/// `obj` must be a live object; GIL held.
-pub unsafe fn id_arg(obj: *mut ffi::PyObject, kind: IdKind, state: &ModState) -> Result<i64> {
-    // SAFETY: (whole body) GIL held; `obj` live.
-    unsafe {
-        let own_type = match kind {
-            IdKind::Interpreter => state.interp_id_type,
-            IdKind::Channel => state.channel_id_type,
-        };
-        if !own_type.is_null() && ffi::Py_TYPE(obj).cast::<ffi::PyObject>() == own_type {
-            return Ok(match kind {
-                IdKind::Interpreter => crate::interp::id::stored_id(obj),
-                IdKind::Channel => crate::chan::id::stored_id(obj),
-            });
-        }
-        if ffi::PyIndex_Check(obj) == 0 {
-            return Err(Error::Type(format!(
-                "{} ID must be an int, got {}",
-                kind.word(),
-                type_name(obj)
-            )));
-        }
-        let id = ffi::PyLong_AsLongLong(obj);
-        if id == -1 && !ffi::PyErr_Occurred().is_null() {
-            return Err(Error::Raised);
-        }
-        if id < 0 {
-            return Err(Error::Value(format!(
-                "{} ID must be a non-negative int, got {}",
-                kind.word(),
-                text_of(obj, true)?
-            )));
-        }
-        Ok(id)
-    }
-}
-
-/// Where the `O&` converter for an ID argument writes (it needs the module state to know our
-/// ID types). 3.11 converts IDs while parsing (`O&`), so an invalid ID is the first error
-/// reported, before a missing or unknown argument further on; we do the same.
-#[repr(C)]
-pub struct IdSlot {
-    state: *const ModState,
-    kind: IdKind,
-    /// The converted id, once parsing succeeded.
-    pub id: i64,
-}
-
-impl IdSlot {
-    /// A slot for converting one ID of `kind` with `state`'s types.
-    pub fn new(state: &ModState, kind: IdKind) -> IdSlot {
-        IdSlot { state, kind, id: 0 }
-    }
-
-    /// The two varargs an `O&` unit takes: the converter and this slot.
-    pub fn unit(&mut self) -> [*mut std::ffi::c_void; 2] {
-        [
-            id_converter as *mut std::ffi::c_void,
-            (self as *mut IdSlot).cast(),
-        ]
-    }
-}
-
-/// The `O&` converter behind [`IdSlot`].
-unsafe extern "C" fn id_converter(
-    obj: *mut ffi::PyObject,
-    slot: *mut std::ffi::c_void,
-) -> std::ffi::c_int {
-    // SAFETY: CPython calls this during our own parse with the GIL held and `slot` the IdSlot
-    // we passed; its state outlives the parse.
-    unsafe {
-        let slot = &mut *slot.cast::<IdSlot>();
-        let state = &*slot.state;
-        match id_arg(obj, slot.kind, state) {
-            Ok(id) => {
-                slot.id = id;
-                1
-            }
-            Err(err) => {
-                err.restore(Some(state));
-                0
-            }
-        }
-    }
-}
+use crate::py::text::{bytes_slice, text_of};
+use crate::state::ModState;
 
 /// Whether `obj`'s exact type can cross interpreters (3.11's set: bytes, str, int, None,
 /// ChannelID; subclasses cannot).
@@ -249,7 +68,7 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
             return Ok(Value::None);
         }
         if !state.channel_id_type.is_null() && tp.cast::<ffi::PyObject>() == state.channel_id_type {
-            return crate::chan::id::channel_value(obj);
+            return crate::values::channel::channel_value(obj);
         }
         Err(Error::Value(format!(
             "{} does not support cross-interpreter data",
@@ -375,7 +194,7 @@ pub unsafe fn from_value(value: Value, state: Option<&ModState>) -> Result<PyRef
                 data.as_ptr().cast(),
                 (data.len() / kind.width()) as ffi::Py_ssize_t,
             ),
-            Value::Channel(handle) => return crate::chan::id::channel_object(handle, state),
+            Value::Channel(handle) => return crate::values::channel::channel_object(handle, state),
             // Not made by this module's conversions (queue values are not bound yet).
             other => {
                 return Err(Error::System(format!(

@@ -2,6 +2,7 @@
 //! `convert`, PEP 734's in `xi`, zero-copy buffers in `shared`), and the conversion of ID
 //! arguments.
 
+pub(crate) mod channel;
 pub(crate) mod convert;
 pub(crate) mod shared;
 pub(crate) mod xi;

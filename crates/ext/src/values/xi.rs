@@ -11,8 +11,8 @@ use subinterpreters_core::queue::QueueRef;
 use subinterpreters_core::{OutOfBand, Payload, Value};
 
 use crate::error::{Error, Result};
-use crate::module::ModState;
 use crate::py::pyref::PyRef;
+use crate::state::ModState;
 use crate::values::{convert, shared};
 
 /// Tuples nested deeper than this are pickled rather than converted (bounds the recursion).
@@ -214,7 +214,7 @@ pub(crate) unsafe fn is_shareable(obj: *mut ffi::PyObject, state: &ModState) -> 
 /// GIL held.
 unsafe fn not_shareable(obj: *mut ffi::PyObject) -> Error {
     // SAFETY: GIL held (contract).
-    let name = unsafe { convert::type_name(obj) };
+    let name = unsafe { crate::py::text::type_name(obj) };
     Error::NotShareable(format!("{name} does not support cross-interpreter data"))
 }
 
