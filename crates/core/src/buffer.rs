@@ -6,9 +6,9 @@
 //! owner exits, the core asks for a copy ([`ForeignBuffer::copy_out`]) of what must outlive it
 //! (borrowed channel items, see [`crate::registry::owner_exiting`]).
 
+use crate::sync::Arc;
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::ids::InterpId;
 use crate::payload::Payload;

@@ -34,8 +34,7 @@ static POOL: Mutex<Pool> = Mutex::new(Pool {
 });
 
 fn pool() -> crate::sync::MutexGuard<'static, Pool> {
-    // Every update leaves the pool consistent, so a poisoned lock is still usable.
-    POOL.lock().unwrap_or_else(|e| e.into_inner())
+    POOL.lock()
 }
 
 /// A pooled buffer able to hold `len` bytes without wasting more than half of it.

@@ -47,7 +47,7 @@ use crate::buffer::SharedBuffer;
 use crate::channel::{Channel, ChannelState, CloseOutcome};
 use crate::error::ChannelError;
 use crate::ids::{ChannelId, End, InterpId};
-use crate::sync::{Mutex, MutexGuard, PoisonError};
+use crate::sync::{Mutex, MutexGuard};
 use crate::value::{ItemSummary, Value};
 
 /// The single process-global registry.
@@ -485,7 +485,7 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry, &mut Garbage) -> R) -> R {
 fn lock_registry() -> Locked {
     #[cfg(debug_assertions)]
     held::enter();
-    Locked(REGISTRY.lock().unwrap_or_else(PoisonError::into_inner))
+    Locked(REGISTRY.lock())
 }
 
 /// A registry guard that, in debug builds, records that this thread holds the lock.

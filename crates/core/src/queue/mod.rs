@@ -32,9 +32,9 @@ mod select;
 mod state;
 mod wait;
 
+use crate::sync::Arc;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 pub use cancel::Cancel;
 pub use item::{QueuedItem, Received, UnboundOp};
@@ -45,7 +45,7 @@ pub use wait::Wait;
 use crate::dispose::dispose;
 use crate::error::{PutError, QueueError};
 use crate::ids::{InterpId, QueueId};
-use crate::sync::{Mutex, MutexGuard, PoisonError};
+use crate::sync::{Mutex, MutexGuard};
 use crate::value::Value;
 use state::Shared;
 
@@ -137,10 +137,9 @@ struct Entry {
     unlisted: bool,
 }
 
-/// The registry guard. Poisoning is ignored: nothing under the lock can leave the map
-/// inconsistent, and one failed call must not break every later queue operation.
+/// The registry guard (not poisoned by a panic elsewhere: see [`crate::sync`]).
 fn registry() -> MutexGuard<'static, Registry> {
-    QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
+    QUEUES.lock()
 }
 
 impl Registry {

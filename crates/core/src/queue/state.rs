@@ -19,7 +19,6 @@
 //! to [`dispose`], wakers are cloned out and called after the guard is gone.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cancel::Cancel;
@@ -28,7 +27,7 @@ use super::{QueueDefaults, Wait};
 use crate::dispose::dispose;
 use crate::error::{PutError, QueueError};
 use crate::ids::{InterpId, QueueId};
-use crate::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::value::Value;
 
 /// A readiness callback: called, with no lock of the core held, after an item is put, after
@@ -139,9 +138,9 @@ impl Shared {
         }
     }
 
-    /// The queue's guard. Poisoning is ignored: every update leaves the state consistent.
+    /// The queue's guard.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Whether `len` items fill the queue (never, when `maxsize <= 0`).
@@ -295,12 +294,8 @@ impl Shared {
         // The lock is handed to the condition variable here and taken back on wake-up, so a
         // put or get between our check and our sleep cannot be missed.
         st = match timeout {
-            Some(left) => {
-                cv.wait_timeout(st, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => cv.wait(st).unwrap_or_else(PoisonError::into_inner),
+            Some(left) => cv.wait_timeout(st, left).0,
+            None => cv.wait(st),
         };
         *waiting(&mut st) -= 1;
         (st, true)
@@ -420,7 +415,7 @@ impl Shared {
 impl Drop for Shared {
     /// A safety net: every path that unregisters a queue kills it first, so this finds nothing.
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let st = self.state.get_mut();
         if let Life::Alive(items) = std::mem::replace(&mut st.life, Life::Destroyed) {
             dispose(items.into_iter().filter_map(Item::into_value));
         }

@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3_ffi as ffi;
+use subinterpreters_core::sync::{Mutex, MutexGuard};
 use subinterpreters_core::InterpId;
 
 use crate::error::Result;
@@ -50,8 +50,7 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 static MAIN_CALL_SCHEDULED: AtomicBool = AtomicBool::new(false);
 
 fn owners() -> MutexGuard<'static, BTreeMap<InterpId, Owner>> {
-    // Every update leaves the map consistent, so a poisoned lock is still usable.
-    OWNERS.lock().unwrap_or_else(PoisonError::into_inner)
+    OWNERS.lock()
 }
 
 /// The id of the interpreter whose thread state is current (attached) on this thread, if any.

@@ -8,6 +8,7 @@
 //! finalize it; code runs on fresh thread states.
 
 use pyo3_ffi as ffi;
+use subinterpreters_core::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::py::capi;
@@ -57,7 +58,7 @@ pub fn main_interp() -> InterpPtr {
 /// runtime's interpreter list (`list_all`). On 3.12+ interpreters with their own GIL run in
 /// parallel and the list's own lock is private to CPython, so a walk could otherwise step on an
 /// interpreter being freed. On 3.11 the one GIL already serializes all of this.
-static INTERP_LIST: std::sync::RwLock<()> = std::sync::RwLock::new(());
+static INTERP_LIST: RwLock<()> = RwLock::new(());
 
 thread_local! {
     /// This thread holds INTERP_LIST exclusively: code that runs meanwhile (a finalizing
@@ -67,8 +68,8 @@ thread_local! {
 
 /// Held while walking (shared) or changing (exclusive) the interpreter list.
 pub struct ListGuard {
-    _read: Option<std::sync::RwLockReadGuard<'static, ()>>,
-    _write: Option<std::sync::RwLockWriteGuard<'static, ()>>,
+    _read: Option<RwLockReadGuard<'static, ()>>,
+    _write: Option<RwLockWriteGuard<'static, ()>>,
 }
 
 impl Drop for ListGuard {
@@ -95,14 +96,14 @@ pub unsafe fn lock_interp_list(exclusive: bool, detached: bool) -> ListGuard {
         }
         let take = || {
             if exclusive {
-                let w = INTERP_LIST.write().unwrap_or_else(|e| e.into_inner());
+                let w = INTERP_LIST.write();
                 HOLDS_LIST.with(|h| h.set(true));
                 ListGuard {
                     _read: None,
                     _write: Some(w),
                 }
             } else {
-                let r = INTERP_LIST.read().unwrap_or_else(|e| e.into_inner());
+                let r = INTERP_LIST.read();
                 ListGuard {
                     _read: Some(r),
                     _write: None,
