@@ -46,6 +46,23 @@ def test_id_is_checked_before_shared(mod):
         assert str(info.value) == "unrecognized interpreter ID 999999"
 
 
+@pytest.mark.ours_only
+def test_refusals_carry_their_kind(mod):
+    # 3.11's class and message, with the kind subinterpreters.interpreters maps to its own
+    # exceptions (InterpreterNotFoundError, "interpreter running") without reading the text.
+    with pytest.raises(RuntimeError) as info:
+        mod.run_string(999_999, "pass")
+    assert type(info.value) is RuntimeError
+    assert info.value._kind == "not_found"
+    with pytest.raises(RuntimeError) as info:
+        mod.run_string(mod.get_current(), "pass")
+    assert type(info.value) is RuntimeError
+    assert info.value._kind == "running"
+    with pytest.raises(RuntimeError) as info:
+        mod.destroy(999_999)
+    assert info.value._kind == "not_found"
+
+
 def test_null_byte_in_script(mod):
     sub = mod.create()
     with pytest.raises(ValueError) as info:

@@ -27,14 +27,13 @@ started. A pool that has stopped leaves no future pending.
 import collections
 import itertools
 import os
-import sys
 import threading
 import time
 import weakref
 from concurrent.futures import _base
 from concurrent.futures.thread import BrokenThreadPool
 
-from subinterpreters import _errors
+from subinterpreters import _compat, _errors
 from subinterpreters import _protocol as _p
 from subinterpreters import _results as _r
 from subinterpreters import lowlevel as _ll
@@ -42,7 +41,7 @@ from subinterpreters import lowlevel as _ll
 __all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
 
 _BrokenStdlib = None
-if sys.version_info >= (3, 14):
+if _compat.PY314:
     try:
         from concurrent.futures.interpreter import BrokenInterpreterPool as _BrokenStdlib
     except ImportError:  # built without _interpreters
@@ -476,41 +475,11 @@ def _boot(handle):
     # The main script's file: a pickle naming a __main__ function this interpreter lacks is
     # retried with that script run as "<fake __main__>", as 3.14 does.
     shared = {"mf": _p.main_file()}
-    if sys.version_info < (3, 12):
-        path0 = _sys_path_0()
-        if path0 is not None:
-            _ll.run_string(handle, _PATH0, {"p": path0})
+    _compat.give_sys_path_0(handle)
     _ll.run_string(handle, _BOOT, shared)
 
 
 _BOOT = "__import__('subinterpreters._pool_worker', None, None, ['_']).MAIN_FILE = mf"
-_PATH0 = "import sys\nif p not in sys.path: sys.path.insert(0, p)"
-
-
-def _sys_path_0():
-    """The entry CPython put first on the main interpreter's sys.path at startup (the script's
-    directory, the current one for -m, '' for -c and stdin), None with -P/-I. CPython 3.12+
-    give every new interpreter that entry too; 3.11 does not, so the pool adds it there, and
-    modules of the script's directory (or of the current one, for ``python -m pytest``) are
-    found by the workers on every version."""
-    if sys.flags.safe_path or sys.flags.isolated:
-        return None
-    argv = getattr(sys, "orig_argv", None) or []
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith("-c") or arg == "-":
-            return ""
-        if arg.startswith("-m"):
-            return os.getcwd()
-        if arg in ("-W", "-X", "--check-hash-based-pycs"):
-            i += 2
-            continue
-        if arg.startswith("-"):
-            i += 1
-            continue
-        return os.path.dirname(os.path.realpath(arg))
-    return ""
 
 
 def _worker_main(pool_ref, crew, initializer, initargs):

@@ -18,6 +18,9 @@ pub enum Error {
     Raised,
     /// `RuntimeError(msg)`: interpreter-level failures (CPython's module uses the builtin class).
     Runtime(String),
+    /// An interpreter operation refused for a reason the PEP 734 layer tells apart: a
+    /// `RuntimeError` (3.11's class and message) whose `_kind` attribute names the case.
+    Interp(InterpError),
     /// `TypeError(msg)`.
     Type(String),
     /// `ValueError(msg)`.
@@ -44,6 +47,33 @@ pub enum Error {
     ItemInterpreterDestroyed,
     /// The object cannot cross: `NotShareableError` (`ValueError` before registration).
     NotShareable(String),
+}
+
+/// The interpreter errors [`Error::Interp`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterpError {
+    /// No interpreter has this id (`_kind` `"not_found"`).
+    NotFound(i64),
+    /// The interpreter is running code, or is the main one (`_kind` `"running"`).
+    Running,
+}
+
+impl InterpError {
+    /// The `_kind` attribute's value.
+    fn kind(self) -> &'static str {
+        match self {
+            InterpError::NotFound(_) => "not_found",
+            InterpError::Running => "running",
+        }
+    }
+
+    /// 3.11's message.
+    fn message(self) -> String {
+        match self {
+            InterpError::NotFound(id) => format!("unrecognized interpreter ID {id}"),
+            InterpError::Running => "interpreter already running".into(),
+        }
+    }
 }
 
 /// An exception raised inside another interpreter, carried as data.
@@ -102,6 +132,11 @@ impl Error {
                     }
                 }
                 Error::Runtime(m) => set_string(ffi::PyExc_RuntimeError, &m),
+                Error::Interp(err) => raise_with_attrs(
+                    ffi::PyExc_RuntimeError,
+                    &err.message(),
+                    &[(c"_kind", err.kind())],
+                ),
                 Error::Type(m) => set_string(ffi::PyExc_TypeError, &m),
                 Error::Value(m) => set_string(ffi::PyExc_ValueError, &m),
                 Error::Overflow(m) => set_string(ffi::PyExc_OverflowError, &m),

@@ -21,6 +21,7 @@ and threading are loaded on first use.
 import weakref
 from _thread import allocate_lock
 
+from subinterpreters import _compat
 from subinterpreters import _protocol as _p
 from subinterpreters import lowlevel as _ll
 from subinterpreters._errors import (
@@ -160,9 +161,7 @@ def create(*, forward_output=False):
     if forward_output and int(_ll.get_current()) != _MAIN_ID:
         raise InterpreterError("forward_output=True needs create() in the main interpreter")
     handle = _ll.create()
-    if _PY311:
-        # 3.12+ give a new interpreter the main one's sys.path[0] (the script's directory).
-        _ll.run_string(handle, _SYS_PATH_0, {"path0": _main_path0()})
+    _compat.give_sys_path_0(handle)
     if forward_output:
         _output.set_up(handle)
     interp = Interpreter._make(int(handle), handle)
@@ -170,22 +169,6 @@ def create(*, forward_output=False):
     if forward_output:
         _output.track(interp)
     return interp
-
-
-_PY311 = __import__("sys").version_info < (3, 12)
-_SYS_PATH_0 = """\
-import sys
-if path0 is not None and path0 not in sys.path:
-    sys.path.insert(0, path0)
-del sys, path0
-"""
-
-
-def _main_path0():
-    import sys
-
-    path = getattr(sys, "path", None)
-    return path[0] if path and type(path[0]) is str else None
 
 
 def wait(queues, timeout=None):
@@ -320,13 +303,14 @@ del _s, _t
 
 
 def translate_error(exc, n, action):
-    """Turn lowlevel's RuntimeError about interpreter ``n`` into this module's exception."""
-    text = str(exc)
-    if text.startswith("unrecognized interpreter ID"):
-        return InterpreterNotFoundError(text)
-    if action == "destroy" and text == "interpreter already running":
+    """Turn lowlevel's RuntimeError into this module's exception, by the kind the extension
+    gives the refusals this module tells apart (its ``_kind`` attribute)."""
+    kind = getattr(exc, "_kind", None)
+    if kind == "not_found":
+        return InterpreterNotFoundError(str(exc))
+    if action == "destroy" and kind == "running":
         return InterpreterError("interpreter running")
-    return InterpreterError(text)
+    return InterpreterError(str(exc))
 
 
 class Interpreter(IdHandle):

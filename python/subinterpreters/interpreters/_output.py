@@ -21,6 +21,7 @@ Taking and writing happen under one lock, so two deliveries never reorder the te
 import io
 import sys
 
+from subinterpreters import _compat
 from subinterpreters import lowlevel as _ll
 
 # In the main interpreter only.
@@ -33,7 +34,7 @@ _STREAMS = {1: "stdout", 2: "stderr"}
 
 # On 3.11 a thread of the main interpreter makes it "have more than one thread" for
 # is_running/get_current (3.11's rule): there output arrives when calls return, not meanwhile.
-_LIVE = sys.version_info >= (3, 12)
+_LIVE = not _compat.PY311
 
 
 def queue_id():

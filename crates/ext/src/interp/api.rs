@@ -7,7 +7,7 @@ use std::ffi::{c_int, c_void, CString};
 
 use pyo3_ffi as ffi;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InterpError, Result};
 use crate::id_slots::{id_arg, IdKind};
 use crate::interp::id as interp_id;
 use crate::interp::registry::{self as registry, Busy, Doomed, RunTicket};
@@ -40,11 +40,11 @@ pub unsafe fn lookup(id: i64) -> Option<InterpPtr> {
 }
 
 fn unrecognized(id: i64) -> Error {
-    Error::Runtime(format!("unrecognized interpreter ID {id}"))
+    Error::Interp(InterpError::NotFound(id))
 }
 
 pub(super) fn already_running() -> Error {
-    Error::Runtime("interpreter already running".into())
+    Error::Interp(InterpError::Running)
 }
 
 thread_local! {

@@ -5,7 +5,7 @@ use std::ffi::{c_int, c_void};
 
 use pyo3_ffi as ffi;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InterpError, Result};
 use crate::id_slots::{id_richcompare, shared_slots, IdHeader};
 use crate::id_slots::{IdKind, IdSlot};
 use crate::interp::registry;
@@ -73,7 +73,7 @@ unsafe extern "C" fn tp_new(
             }
             let id = slot.id;
             if force == 0 && crate::interp::api::lookup(id).is_none() {
-                return Err(Error::Runtime(format!("unrecognized interpreter ID {id}")));
+                return Err(Error::Interp(InterpError::NotFound(id)));
             }
             Ok(new(state, id)?.into_ptr())
         })
