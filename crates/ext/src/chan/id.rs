@@ -10,7 +10,7 @@ use subinterpreters_core::{registry, End};
 use crate::error::{Error, Result};
 use crate::id_slots::{id_richcompare, shared_slots};
 use crate::py::capi::type_slot;
-use crate::py::heap_type::HeapType;
+use crate::py::heap_type::{HeapType, GETSET_END};
 use crate::py::pyref::PyRef;
 use crate::py::text::new_str;
 use crate::py::trampoline::{guard_obj, kw_entry};
@@ -119,13 +119,7 @@ static mut GETSET: [ffi::PyGetSetDef; 4] = [
         doc: c"the 'recv' end of the channel".as_ptr(),
         closure: std::ptr::null_mut(),
     },
-    ffi::PyGetSetDef {
-        name: std::ptr::null(),
-        get: None,
-        set: None,
-        doc: std::ptr::null(),
-        closure: std::ptr::null_mut(),
-    },
+    GETSET_END,
 ];
 
 /// The `ChannelID` type. Built only by `_channel_id()` and the channel functions; not

@@ -10,6 +10,15 @@ use crate::error::Result;
 use crate::py::capi::type_slot;
 use crate::py::pyref::PyRef;
 
+/// The row that ends a `PyGetSetDef` table.
+pub const GETSET_END: ffi::PyGetSetDef = ffi::PyGetSetDef {
+    name: std::ptr::null(),
+    get: None,
+    set: None,
+    doc: std::ptr::null(),
+    closure: std::ptr::null_mut(),
+};
+
 /// What a heap type is, apart from its slot functions.
 pub struct HeapType {
     /// The dotted name (`subinterpreters.lowlevel.X`): sets `__module__` and `__name__`.

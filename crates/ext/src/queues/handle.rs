@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::py::args::int_arg;
 use crate::py::args::Signature;
 use crate::py::capi::type_slot;
-use crate::py::heap_type::HeapType;
+use crate::py::heap_type::{HeapType, GETSET_END};
 use crate::py::pyref::PyRef;
 use crate::py::trampoline::{guard_obj, method_entry};
 use crate::queues::api::{get, put, wait_arg};
@@ -282,13 +282,7 @@ static mut GETSET: [ffi::PyGetSetDef; 3] = [
         doc: std::ptr::null(),
         closure: std::ptr::null_mut(),
     },
-    ffi::PyGetSetDef {
-        name: std::ptr::null(),
-        get: None,
-        set: None,
-        doc: std::ptr::null(),
-        closure: std::ptr::null_mut(),
-    },
+    GETSET_END,
 ];
 
 /// The `_QueueBase` type: subclassed by the Python `Queue`, which adds `__weakref__`. Not GC:
