@@ -1,6 +1,7 @@
 //! The interpreter-independent core of `subinterpreters`: the channel registry (CPython 3.11's
 //! channels) and the queue registry (CPython 3.14's `concurrent.interpreters` queues), their
-//! close, release and unbound rules, and the values that cross interpreters.
+//! close, release and unbound rules, the values that cross interpreters, and the state machine of
+//! the extension's interpreter registry ([`interps`]).
 //!
 //! Nothing here knows about Python. Everything stored is owned Rust data, so the process-global
 //! state can be shared by interpreters that each run under their own GIL. The extension crate
@@ -20,6 +21,7 @@ pub mod claims;
 mod dispose;
 pub mod error;
 pub mod ids;
+pub mod interps;
 pub mod payload;
 pub mod queue;
 pub mod registry;
