@@ -15,10 +15,10 @@ use std::fs::File;
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, RawFd};
-use std::sync::Arc;
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::{QueueRef, WakerId};
+use subinterpreters_core::sync::Arc;
 
 use crate::error::Error;
 use crate::py::args::{int_arg, positional};

@@ -30,9 +30,9 @@
 //! alive elsewhere keep the exporter (leaked, never freed), so their memory stays valid.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::Arc;
 
 use pyo3_ffi as ffi;
+use subinterpreters_core::sync::Arc;
 use subinterpreters_core::{ForeignBuffer, InterpId, Payload, SharedBuffer};
 
 use crate::error::{Error, Result};
