@@ -1,13 +1,16 @@
 //! `subinterpreters.lowlevel`: CPython 3.11's `_xxsubinterpreters` API as an isolated,
 //! multi-phase extension module on raw `pyo3-ffi`.
 //!
-//! Folders, bottom up: [`py`] is the small unsafe vocabulary for talking to CPython (owned
-//! references, thread-state switches, the trampoline, argument parsing, and [`py::version`],
-//! the one file that knows how CPython versions differ); [`values`] converts what crosses
-//! between interpreters; [`interp`] and [`chan`] are the Python-facing areas; [`error`] is the
-//! one place Rust errors become Python exceptions; [`module`] ties everything into a module
-//! object. Process-global state lives in [`interp::registry`] (interpreters) and in the core
-//! crate (channels).
+//! The rooms, bottom up; each uses only rooms below it (`scripts/check_layers.py` checks):
+//! [`state`] is the per-interpreter module state; [`error`] the one place Rust errors become
+//! Python exceptions; [`py`] the small unsafe vocabulary for talking to CPython (owned
+//! references, thread-state switches, the trampoline and entry macros, argument parsing, text,
+//! heap types, parked buffers, and [`py::version`], the one file that knows how CPython
+//! versions differ); [`id_slots`] what both ID types share; [`values`] what crosses between
+//! interpreters; [`queues`], [`interp`] and [`chan`] the Python-facing areas, each with its
+//! method table; [`module`] assembles them into a module object. Process-global state lives in
+//! [`interp::registry`] (interpreters, over the core's state machine) and in the core crate
+//! (channels, queues).
 
 pub(crate) mod chan;
 pub(crate) mod error;
