@@ -18,6 +18,13 @@ PY311 = sys.version_info < (3, 12)
 PY314 = sys.version_info >= (3, 14)
 
 
+def process_cpu_count():
+    """The CPUs this process may use: ``os.process_cpu_count()`` (3.13+), else
+    ``os.cpu_count()``; None if unknown."""
+    count = getattr(os, "process_cpu_count", None)
+    return count() if count is not None else os.cpu_count()
+
+
 def sys_path_0():
     """The entry CPython put first on the main interpreter's sys.path at startup (the script's
     directory, the current one for -m, '' for -c and stdin), None with -P/-I. CPython 3.12+

@@ -26,7 +26,6 @@ started. A pool that has stopped leaves no future pending.
 
 import collections
 import itertools
-import os
 import threading
 import time
 import weakref
@@ -159,8 +158,7 @@ class _Crew:
 
 
 def _default_workers():
-    count = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
-    return min(32, (count or 1) + 4)
+    return min(32, (_compat.process_cpu_count() or 1) + 4)
 
 
 class InterpreterPoolExecutor(_base.Executor):
