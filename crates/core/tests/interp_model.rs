@@ -16,26 +16,8 @@ use std::fmt::Write as _;
 
 use subinterpreters_core::interps::{Busy, Doomed, Interps, RunStart, State};
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn flip(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
+mod common;
+use common::Rng;
 
 /// Opaque handles as the extension would have them: an interpreter is its id times 10, a
 /// keeper its id times 100, a visitor thread state a fresh number from 1_000_000 on.
@@ -191,7 +173,7 @@ fn run_case(seed: u64, steps: usize) {
             3 => {
                 // A run on `thread`, of ours or (with the pointer CPython's lookup gave) of
                 // someone else's.
-                if runs.iter().any(|r| r.id == id) && rng.flip() {
+                if runs.iter().any(|r| r.id == id) && rng.flag() {
                     continue;
                 }
                 let is_foreign = foreign.contains(&id);
@@ -318,7 +300,7 @@ fn run_case(seed: u64, steps: usize) {
                 }
                 let d = doomed.remove(rng.below(doomed.len()));
                 let id = d.id;
-                let ok = rng.flip();
+                let ok = rng.flag();
                 let _ = writeln!(log, "finalize {id} ok={ok}");
                 let states = real.thread_states(id);
                 let m = model.interps.get_mut(&id).unwrap();

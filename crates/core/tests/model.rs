@@ -18,32 +18,18 @@ use subinterpreters_core::{
     ChannelError, ChannelId, ChannelRef, ChannelState, End, InterpId, ItemSummary, Value,
 };
 
+mod common;
+use common::Rng;
+
 // ---------------------------------------------------------------------------------------------
-// A tiny deterministic PRNG (SplitMix64).
+// Random choices beyond common::Rng.
 
-struct Rng(u64);
+/// Channel ends at random.
+trait RandomEnd {
+    fn end(&mut self) -> End;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn flag(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-
+impl RandomEnd for Rng {
     fn end(&mut self) -> End {
         [End::Send, End::Recv, End::Both][self.below(3)]
     }

@@ -18,22 +18,15 @@ use subinterpreters_core::{
     InterpId, ItemSummary, QueueError, QueueId, QueueRef, QueuedItem, Received, Value,
 };
 
-/// SplitMix64.
-struct Rng(u64);
+mod common;
+use common::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// Unbound ops at random.
+trait RandomOp {
+    fn op(&mut self) -> UnboundOp;
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
+impl RandomOp for Rng {
     fn op(&mut self) -> UnboundOp {
         [UnboundOp::Remove, UnboundOp::Error, UnboundOp::Replace][self.below(3)]
     }
