@@ -427,3 +427,30 @@ def test_exit_while_daemon_threads_run_python_inside_our_calls(mod, call):
             time.sleep({delay})
             """
         )
+
+
+@pytest.mark.skipif(PY311, reason="3.11 refuses runs while the interpreter has threads")
+def test_a_pending_interpreter_counted_again_is_not_finalized(mod):
+    # The last ID dies while a thread runs inside: finalization is refused and the interpreter
+    # is pending. A new InterpreterID counts on it again, so once the thread has ended the
+    # next create() (which retries pending finalizations) must leave it alone.
+    proc = run_clean(
+        f"""
+        import gc, os
+        import {mod.__name__} as m
+        x = m.create(isolated=False); xi = int(x)
+        r, w = os.pipe()
+        start = "import os, threading\\nt = threading.Thread(target=os.read, args=(r, 1))"
+        m.run_string(xi, start + "\\nt.start()", {{"r": r}})
+        del x; gc.collect()
+        print(xi in [int(i) for i in m.list_all()])
+        again = m.InterpreterID(xi)
+        os.write(w, b"x")
+        m.run_string(xi, "t.join()")
+        m.create()
+        print(xi in [int(i) for i in m.list_all()])
+        m.run_string(again, "pass")
+        print("ran")
+        """
+    )
+    assert proc.stdout.split() == ["True", "True", "ran"]

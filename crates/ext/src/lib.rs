@@ -9,7 +9,7 @@
 //! versions differ); [`id_slots`] what both ID types share; [`values`] what crosses between
 //! interpreters; [`queues`], [`interp`] and [`chan`] the Python-facing areas, each with its
 //! method table; [`module`] assembles them into a module object. Process-global state lives in
-//! [`interp::registry`] (interpreters, over the core's state machine) and in the core crate
+//! [`interp::registry`] (interpreters) and in the core crate
 //! (channels, queues).
 
 pub(crate) mod chan;

@@ -67,11 +67,7 @@ unsafe fn exiting() -> Error {
     if in_main && !CLEANING_UP.with(Cell::get) {
         // SAFETY: GIL held (contract); released around a wait that touches no Python; this
         // thread holds no lock or registry right of ours here.
-        unsafe {
-            let ts = ffi::PyEval_SaveThread();
-            registry::wait_exit_cleanup(EXIT_CLEANUP_LIMIT);
-            ffi::PyEval_RestoreThread(ts);
-        }
+        unsafe { tstate::detached(|| registry::wait_exit_cleanup(EXIT_CLEANUP_LIMIT)) };
     }
     Error::Runtime("the process is exiting: interpreters can no longer be created or run".into())
 }
@@ -567,9 +563,7 @@ noargs_entry!(
         // half made would be finalized by CPython with its creator still inside it.
         CLEANING_UP.with(|c| c.set(true));
         registry::close_for_exit();
-        let ts = ffi::PyEval_SaveThread();
-        let mut settled = registry::wait_creations(EXIT_GRACE);
-        ffi::PyEval_RestoreThread(ts);
+        let mut settled = tstate::detached(|| registry::wait_creations(EXIT_GRACE));
         // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
         // threads (a thread of one may be running code in another, so one at a time), then
         // stop its daemon threads.
@@ -586,14 +580,14 @@ noargs_entry!(
                 interrupt(id, interp, runner);
             }
         }
-        let ts = ffi::PyEval_SaveThread();
-        for &(id, _, _) in &busy {
-            registry::wait_until_idle(id, EXIT_GRACE);
-        }
-        // Finalizations other threads have under way (a `destroy()` or a dying
-        // `InterpreterID` in a daemon thread) end before CPython finalizes.
-        settled &= registry::wait_finalizations(EXIT_GRACE);
-        ffi::PyEval_RestoreThread(ts);
+        settled &= tstate::detached(|| {
+            for &(id, _, _) in &busy {
+                registry::wait_until_idle(id, EXIT_GRACE);
+            }
+            // Finalizations other threads have under way (a `destroy()` or a dying
+            // `InterpreterID` in a daemon thread) end before CPython finalizes.
+            registry::wait_finalizations(EXIT_GRACE)
+        });
         finalize_all_idle();
         let left = registry::left_at_exit();
         if !left.is_empty() || !settled {

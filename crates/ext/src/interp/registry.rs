@@ -32,8 +32,9 @@
 use std::collections::BTreeMap;
 use std::ffi::c_ulong;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use subinterpreters_core::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::py::tstate::{InterpPtr, TStatePtr};
 
@@ -104,9 +105,7 @@ static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
 static RUN_ENDED: Condvar = Condvar::new();
 
 fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
-    // A panic while holding this lock cannot leave an entry half-updated (every update is a
-    // single field store), so a poisoned lock is still consistent.
-    INTERPS.lock().unwrap_or_else(|e| e.into_inner())
+    INTERPS.lock()
 }
 
 /// The right to finalize one interpreter: handed out only with its state moved to
@@ -157,8 +156,7 @@ static GATE: Mutex<Gate> = Mutex::new(Gate {
 static GATE_CHANGED: Condvar = Condvar::new();
 
 fn gate() -> MutexGuard<'static, Gate> {
-    // Each update is a single field store: a poisoned lock is still consistent.
-    GATE.lock().unwrap_or_else(|e| e.into_inner())
+    GATE.lock()
 }
 
 /// Waits on `GATE_CHANGED` until `done` holds or `timeout` passes; returns whether it holds.
@@ -170,10 +168,7 @@ fn wait_gate(timeout: Duration, done: impl Fn(&Gate) -> bool) -> bool {
         if now >= deadline {
             return false;
         }
-        g = GATE_CHANGED
-            .wait_timeout(g, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        g = GATE_CHANGED.wait_timeout(g, deadline - now).0;
     }
     true
 }
@@ -241,11 +236,15 @@ pub fn is_created(id: i64) -> bool {
 }
 
 /// Counts one more `InterpreterID` object for `id`; returns whether it counts (only interpreters
-/// made by `create()` are counted: others never end by count).
+/// made by `create()` are counted: others never end by count). A `Pending` interpreter counted
+/// again is no longer due for finalization.
 pub fn incref(id: i64) -> bool {
     match lock().get_mut(&id) {
         Some(e) if e.keeper.is_some() => {
             e.refs += 1;
+            if e.state == State::Pending {
+                e.state = State::Idle;
+            }
             true
         }
         _ => false,
@@ -555,9 +554,6 @@ fn wait_for(timeout: Duration, done: impl Fn(&BTreeMap<i64, Entry>) -> bool) -> 
         if now >= deadline {
             return false;
         }
-        map = RUN_ENDED
-            .wait_timeout(map, deadline - now)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        map = RUN_ENDED.wait_timeout(map, deadline - now).0;
     }
 }

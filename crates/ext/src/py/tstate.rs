@@ -1,8 +1,9 @@
 //! Thread-state choreography: creating an interpreter, running code in one, finalizing one.
 //!
-//! These are the only functions that change the current thread state. Each restores the caller's
-//! thread state on every path (an RAII guard does it for [`enter`]). How a switch is done
-//! differs by version; those primitives live in [`crate::py::version`].
+//! These are the only functions that change the current thread state ([`Away`] and [`detached`]
+//! step away from the caller's GIL for waits). Each restores the caller's thread state on every
+//! path (an RAII guard does it for [`enter`]). How a switch is done differs by version; those
+//! primitives live in [`crate::py::version`].
 //!
 //! An interpreter's first thread state (the "keeper") is kept for its whole life and used only to
 //! finalize it; code runs on fresh thread states.
@@ -328,6 +329,18 @@ impl Drop for Away {
         // SAFETY: every visit detaches before returning, so nothing else is current.
         unsafe { self.back() };
     }
+}
+
+/// Runs `f` with the caller's thread state detached (its GIL released), then makes it current
+/// again: for waits that touch no Python.
+///
+/// # Safety
+/// The current thread must hold the GIL of its current thread state; `f` must not touch
+/// Python.
+pub unsafe fn detached<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: contract; dropping `away` takes the caller's GIL back on every path.
+    let _away = unsafe { Away::leave() };
+    f()
 }
 
 /// Deletes idle thread states of the current interpreter that other (finished or finalizing)
