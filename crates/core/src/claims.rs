@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sync::{Mutex, PoisonError};
+use crate::sync::Mutex;
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 static OPEN: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
@@ -23,21 +23,17 @@ static OPEN: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 /// Opens a new claim and returns its id (unique in the process, never reused).
 pub fn open() -> u64 {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    OPEN.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(id);
+    OPEN.lock().insert(id);
     id
 }
 
 /// Takes claim `id`: true for the one caller that finds it open (the claim is then gone),
 /// false for every other (taken already, or never opened).
 pub fn take(id: u64) -> bool {
-    OPEN.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id)
+    OPEN.lock().remove(&id)
 }
 
 /// How many claims are open (for tests: a pool that stopped leaves none behind).
 pub fn open_count() -> usize {
-    OPEN.lock().unwrap_or_else(PoisonError::into_inner).len()
+    OPEN.lock().len()
 }

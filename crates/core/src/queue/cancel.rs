@@ -5,7 +5,7 @@
 //! multi-queue wait's bell); [`Cancel::cancel`] sets the flag and calls them once, after
 //! unlocking. A wait that sees the flag returns `QueueError::Cancelled` and takes nothing.
 
-use crate::sync::{Mutex, MutexGuard, PoisonError};
+use crate::sync::{Mutex, MutexGuard};
 
 use super::Waker;
 
@@ -40,8 +40,7 @@ impl Cancel {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update is a single field store or a Vec push/remove: still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Cancels, waking the waits watching it. True if this call cancelled it (false: it was

@@ -6,12 +6,11 @@
 //! the look and the sleep rings it and is never missed. No lock of a queue is held while
 //! sleeping, and the queues are never locked together (each look takes one queue's lock).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::cancel::Cancel;
 use super::{QueueRef, Wait, WakerId};
-use crate::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A latch a waker sets and the waiting thread clears and sleeps on.
 struct Bell {
@@ -29,7 +28,7 @@ struct Ring {
 
 impl Bell {
     fn lock(&self) -> MutexGuard<'_, Ring> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     fn ring(&self) {
@@ -56,17 +55,14 @@ impl Bell {
                     st.sleeping = false;
                     return false;
                 }
-                Wait::Forever => self.cv.wait(st).unwrap_or_else(PoisonError::into_inner),
+                Wait::Forever => self.cv.wait(st),
                 Wait::Until(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         st.sleeping = false;
                         return false;
                     }
-                    self.cv
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+                    self.cv.wait_timeout(st, left).0
                 }
             };
             st.sleeping = false;

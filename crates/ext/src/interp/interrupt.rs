@@ -25,18 +25,18 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_ulong, c_void};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3_ffi as ffi;
 use subinterpreters_core::queue::Cancel;
+use subinterpreters_core::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::id_slots::{id_arg, IdKind};
 use crate::interp::registry;
+use crate::py::text::{text_of, type_name};
 use crate::py::trampoline::kw_entry;
 use crate::py::tstate::{self, InterpPtr};
 use crate::py::{args, version};
-use crate::id_slots::{id_arg, IdKind};
-use crate::py::text::{text_of, type_name};
 
 /// An interrupt not delivered yet.
 struct Owed {
@@ -60,8 +60,7 @@ static INTERRUPTS: Mutex<Interrupts> = Mutex::new(Interrupts {
 });
 
 fn lock() -> MutexGuard<'static, Interrupts> {
-    // Each update is one map insert or removal: a poisoned lock is still consistent.
-    INTERRUPTS.lock().unwrap_or_else(|e| e.into_inner())
+    INTERRUPTS.lock()
 }
 
 /// The run in interpreter `id` has ended (called under the registry lock): an interrupt still

@@ -86,10 +86,8 @@ pub(super) unsafe fn blocking<S, T>(
     loop {
         let slice = wait.capped(SIGNAL_CHECK);
         // SAFETY: GIL held (contract); nothing Python is touched while it is released (the
-        // attempt works on Rust data only), and dropping `away` takes it back.
-        let away = unsafe { tstate::Away::leave() };
-        let result = attempt(state, slice, waiting.cancel());
-        drop(away);
+        // attempt works on Rust data only).
+        let result = unsafe { tstate::detached(|| attempt(state, slice, waiting.cancel())) };
         match result {
             Ok(v) => return Ok(v),
             Err((_, Some(Error::Queue(QueueError::Cancelled(_))))) => {

@@ -6,8 +6,8 @@ use pyo3_ffi as ffi;
 use subinterpreters_core::claims;
 
 use crate::error::Error;
+use crate::py::args::{int_arg, positional};
 use crate::py::trampoline::{fast_entry, noargs_entry};
-use crate::queues::api::{int_arg, positional};
 
 noargs_entry!(
     /// `_claim_open() -> int`: a new open claim.

@@ -12,12 +12,13 @@ use subinterpreters_core::queue::{wait_any, QueueRef, Selected, Wait};
 
 use crate::error::{Error, Result};
 use crate::interp::interrupt::Waiting;
+use crate::py::args::positional;
 use crate::py::pyref::PyRef;
-use crate::py::trampoline::fast_entry;
-use crate::py::tstate::Away;
 use crate::py::text::type_name;
+use crate::py::trampoline::fast_entry;
+use crate::py::tstate;
 
-use super::api::{positional, wait_arg, SIGNAL_CHECK};
+use super::api::{wait_arg, SIGNAL_CHECK};
 use super::handle::handle_of;
 
 fast_entry!(
@@ -62,10 +63,12 @@ unsafe fn wait_blocking(handles: &[&QueueRef], wait: Wait) -> Result<Vec<usize>>
     // SAFETY: GIL held (contract).
     let waiting = unsafe { Waiting::begin()? };
     loop {
-        // SAFETY: GIL held; only Rust data is touched until `away` is dropped.
-        let away = unsafe { Away::leave() };
-        let found = wait_any(handles, wait.capped(SIGNAL_CHECK), Some(waiting.cancel()));
-        drop(away);
+        // SAFETY: GIL held; the wait touches only Rust data.
+        let found = unsafe {
+            tstate::detached(|| {
+                wait_any(handles, wait.capped(SIGNAL_CHECK), Some(waiting.cancel()))
+            })
+        };
         match found {
             Selected::Ready(ready) => return Ok(ready),
             // SAFETY: GIL held again, on the thread that began the wait.
