@@ -66,11 +66,17 @@ pub struct XiClasses {
     pub unbound_error: Cell<*mut ffi::PyObject>,
     /// `UNBOUND_REMOVE`: `unbounditems` flag 1.
     pub unbound_remove: Cell<*mut ffi::PyObject>,
+    /// `pickle.dumps`, looked up on first need (values/codec.rs).
+    pub pickle_dumps: Cell<*mut ffi::PyObject>,
+    /// `pickle.loads`, looked up on first need.
+    pub pickle_loads: Cell<*mut ffi::PyObject>,
 }
 
 impl ModState {
-    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 20] {
+    fn fields(&mut self) -> [&mut *mut ffi::PyObject; 22] {
         [
+            self.xi.pickle_dumps.get_mut(),
+            self.xi.pickle_loads.get_mut(),
             self.xi.unbound.get_mut(),
             self.xi.unbound_error.get_mut(),
             self.xi.unbound_remove.get_mut(),
@@ -163,7 +169,7 @@ use crate::chan::api as ch;
 
 use crate::queues::api as qu;
 
-static mut METHODS: [ffi::PyMethodDef; 40] = [
+static mut METHODS: [ffi::PyMethodDef; 42] = [
     kw_method!(c"create", it::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     kw_method!(c"destroy", it::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     noargs_method!(c"list_all", it::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -203,6 +209,8 @@ static mut METHODS: [ffi::PyMethodDef; 40] = [
     fast_method!(c"_serve_queue", crate::interp::serve::serve_queue, c"_serve_queue(id, qid, script, name) -> None | (item, exception) (private): run script in\nthe interpreter for each item of the queue, bound to name in its __main__, until a None item."),
     kw_method!(c"_whence", it::whence, c"_whence(id) -> int (private): how the interpreter was created."),
     fast_method!(c"_xi_is_shareable", qu::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),
+    fast_method!(c"_dumps", crate::values::codec::dumps_fn, c"_dumps(obj) -> bytes (private): obj in the native format if it is ordinary data, else\npickle.dumps(obj, 5)."),
+    fast_method!(c"_loads", crate::values::codec::loads_fn, c"_loads(data) -> obj (private): the object _dumps() gave data for."),
     ffi::PyMethodDef::zeroed(),
 ];
 
