@@ -2,8 +2,10 @@
 //! without pickle: a [`Writer`] the sender fills in one pass over its objects, a [`Reader`] the
 //! receiver reads its tokens from in one pass, building its own objects as it goes.
 //!
-//! A stream is a sequence of tokens, each a tag byte and a fixed-size or length-prefixed body
-//! (little endian). Containers give their item count, then their items (a dict: key, value,
+//! A stream is a sequence of tokens, each a tag byte and a body: counts, lengths and memo
+//! indices as LEB128 varints, ints zigzag-encoded the same way, floats as 8 little-endian
+//! bytes, text and bytes length-prefixed. (Small numbers take one byte: the stream stays
+//! about as compact as a pickle, which matters as much as the work per token.) Containers give their item count, then their items (a dict: key, value,
 //! key, value, ...). Identity within one value is kept with a memo, as pickle keeps it: every
 //! list, dict, set, bytearray and key string gets the next memo index when it starts, every
 //! tuple and frozenset when it ends (its items come first, so a tuple can only be referred to
@@ -91,6 +93,8 @@ pub enum CodecError {
     BadStr,
     /// A reference to a memo index not taken yet.
     BadRef(usize),
+    /// Containers nested deeper than the reader accepts.
+    TooDeep,
 }
 
 impl std::fmt::Display for CodecError {
@@ -100,6 +104,7 @@ impl std::fmt::Display for CodecError {
             CodecError::BadTag(t) => write!(f, "unknown tag {t}"),
             CodecError::BadStr => write!(f, "bad string length"),
             CodecError::BadRef(i) => write!(f, "reference to unknown object {i}"),
+            CodecError::TooDeep => write!(f, "nested too deep"),
         }
     }
 }
@@ -133,16 +138,23 @@ impl Writer {
         w
     }
 
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
     fn len_prefixed(&mut self, tag: u8, data: &[u8]) {
         self.buf.push(tag);
-        self.buf
-            .extend_from_slice(&(data.len() as u64).to_le_bytes());
+        self.varint(data.len() as u64);
         self.buf.extend_from_slice(data);
     }
 
     fn count(&mut self, tag: u8, n: usize) {
         self.buf.push(tag);
-        self.buf.extend_from_slice(&(n as u64).to_le_bytes());
+        self.varint(n as u64);
     }
 
     /// `None`.
@@ -156,7 +168,7 @@ impl Writer {
     /// An int within 64 bits.
     pub fn int(&mut self, v: i64) {
         self.buf.push(INT);
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.varint(((v << 1) ^ (v >> 63)) as u64); // zigzag: small magnitudes stay short
     }
     /// A larger int, as little-endian two's complement.
     pub fn big_int(&mut self, le_bytes: &[u8]) {
@@ -231,10 +243,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether every byte was read.
+    #[inline]
     pub fn at_end(&self) -> bool {
         self.pos == self.data.len()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
         let out = self.data.get(self.pos..end).ok_or(CodecError::Truncated)?;
@@ -242,25 +256,50 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn u64(&mut self) -> Result<u64, CodecError> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(
-            b.try_into().map_err(|_| CodecError::Truncated)?,
-        ))
+    /// A LEB128 varint of at most 64 bits.
+    #[inline]
+    fn varint(&mut self) -> Result<u64, CodecError> {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = *self.data.get(self.pos).ok_or(CodecError::Truncated)?;
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return Err(CodecError::Truncated); // more than 64 bits
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(CodecError::Truncated);
+            }
+        }
     }
 
+    #[inline]
+    fn usize(&mut self) -> Result<usize, CodecError> {
+        usize::try_from(self.varint()?).map_err(|_| CodecError::Truncated)
+    }
+
+    #[inline]
     fn f64(&mut self) -> Result<f64, CodecError> {
-        Ok(f64::from_bits(self.u64()?))
+        let b = self.take(8)?;
+        let bits = u64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated)?);
+        Ok(f64::from_bits(bits))
     }
 
+    #[inline]
     fn body(&mut self) -> Result<&'a [u8], CodecError> {
-        let n = usize::try_from(self.u64()?).map_err(|_| CodecError::Truncated)?;
+        let n = self.usize()?;
         self.take(n)
     }
 
     /// A count of items, each at least one byte: never more than the bytes left.
+    #[inline]
     fn items(&mut self, per_item: usize) -> Result<usize, CodecError> {
-        let n = usize::try_from(self.u64()?).map_err(|_| CodecError::Truncated)?;
+        let n = self.usize()?;
         let left = self.data.len() - self.pos;
         if n.checked_mul(per_item).is_none_or(|need| need > left) {
             return Err(CodecError::Truncated);
@@ -270,13 +309,17 @@ impl<'a> Reader<'a> {
 
     /// The next token. `memo_len` is how many memo indices the caller has given out so far: a
     /// reference must name one of them.
+    #[inline]
     pub fn next(&mut self, memo_len: usize) -> Result<Token<'a>, CodecError> {
         let tag = self.take(1)?[0];
         Ok(match tag {
             NONE => Token::None,
             TRUE => Token::Bool(true),
             FALSE => Token::Bool(false),
-            INT => Token::Int(self.u64()? as i64),
+            INT => {
+                let z = self.varint()?;
+                Token::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
             BIG_INT => {
                 let b = self.body()?;
                 if b.is_empty() {
@@ -315,7 +358,7 @@ impl<'a> Reader<'a> {
             FROZEN_SET => Token::FrozenSet(self.items(1)?),
             TUPLE => Token::Tuple(self.items(1)?),
             REF => {
-                let i = usize::try_from(self.u64()?).map_err(|_| CodecError::Truncated)?;
+                let i = self.usize()?;
                 if i >= memo_len {
                     return Err(CodecError::BadRef(i));
                 }
@@ -501,11 +544,43 @@ mod tests {
     }
 
     #[test]
+    fn ints_of_every_magnitude_round_trip() {
+        let values = [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i64::MAX,
+            i64::MIN,
+            1 << 40,
+        ];
+        let mut w = Writer::new();
+        for v in values {
+            w.int(v);
+        }
+        let data = w.finish();
+        assert!(data.len() < values.len() * 9, "small ints take fewer bytes");
+        let mut r = Reader::new(&data);
+        for v in values {
+            assert_eq!(r.next(0).unwrap(), Token::Int(v));
+        }
+        assert!(r.at_end());
+    }
+
+    #[test]
     fn malformed_streams_are_errors() {
         assert_eq!(Reader::new(&[]).next(0), Err(CodecError::Truncated));
         assert_eq!(Reader::new(&[99]).next(0), Err(CodecError::BadTag(99)));
         assert_eq!(
-            Reader::new(&[INT, 1, 2]).next(0),
+            Reader::new(&[INT, 0x81, 0x82]).next(0),
+            Err(CodecError::Truncated)
+        );
+        assert_eq!(
+            Reader::new(&[FLOAT, 1, 2]).next(0),
             Err(CodecError::Truncated)
         );
         // A list claiming more items than bytes left.
@@ -518,7 +593,13 @@ mod tests {
         assert_eq!(Reader::new(&w.finish()).next(0), Err(CodecError::BadStr));
         // A length that overflows.
         let mut bad = vec![BYTES];
-        bad.extend_from_slice(&u64::MAX.to_le_bytes());
+        bad.extend_from_slice(&[0xff; 9]);
+        bad.push(0x01);
+        assert_eq!(Reader::new(&bad).next(0), Err(CodecError::Truncated));
+        // A varint longer than 64 bits.
+        let mut bad = vec![LIST];
+        bad.extend_from_slice(&[0xff; 10]);
+        bad.push(0x01);
         assert_eq!(Reader::new(&bad).next(0), Err(CodecError::Truncated));
     }
 }

@@ -329,123 +329,185 @@ struct Decoder<'a> {
     /// The objects that took each memo index (borrowed: each is owned by the value being
     /// built, or by the frame building it, until the end of the pass).
     memo: Vec<*mut ffi::PyObject>,
+    /// Why the stream was refused, when a NULL came back without a Python exception.
+    bad: Option<CodecError>,
 }
 
 impl Decoder<'_> {
-    /// Builds the next object.
+    /// Builds the next object: a new reference, or NULL with a Python exception set or `bad`
+    /// filled in. (Raw pointers rather than `Result<PyRef>`: this runs once per token, and the
+    /// lean return keeps it cheaper than pickle's own loop.)
     ///
     /// # Safety
     /// GIL held.
-    unsafe fn get(&mut self, depth: usize) -> Result<PyRef> {
+    unsafe fn get(&mut self, depth: usize) -> *mut ffi::PyObject {
+        let null = std::ptr::null_mut();
         if depth > MAX_DEPTH {
-            return Err(Error::Value("corrupt native data: nested too deep".into()));
+            self.bad = Some(CodecError::TooDeep);
+            return null;
         }
-        let token = self.r.next(self.memo.len()).map_err(corrupt)?;
-        // SAFETY: (whole body) GIL held; new references owned by PyRef; items set into fresh
-        // lists and tuples steal their reference (`into_ptr`).
+        let token = match self.r.next(self.memo.len()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.bad = Some(e);
+                return null;
+            }
+        };
+        // SAFETY: (whole body) GIL held; every new reference is either returned, stolen by a
+        // fresh list or tuple (SET_ITEM), or released on each path; memo entries are borrowed
+        // from objects the value under construction keeps alive.
         unsafe {
             match token {
-                Token::None => Ok(PyRef::from_borrowed(ffi::Py_None())),
-                Token::Bool(b) => Ok(PyRef::from_borrowed(if b {
-                    ffi::Py_True()
-                } else {
-                    ffi::Py_False()
-                })),
-                Token::Int(v) => PyRef::from_owned(ffi::PyLong_FromLongLong(v)),
-                Token::BigInt(data) => xi::int_from_le_bytes(Payload::copy_from(data)),
-                Token::Float(v) => PyRef::from_owned(ffi::PyFloat_FromDouble(v)),
-                Token::Complex(re, im) => PyRef::from_owned(ffi::PyComplex_FromDoubles(re, im)),
+                Token::None => ffi::Py_NewRef(ffi::Py_None()),
+                Token::Bool(b) => ffi::Py_NewRef(if b { ffi::Py_True() } else { ffi::Py_False() }),
+                Token::Int(v) => ffi::PyLong_FromLongLong(v),
+                Token::BigInt(data) => match xi::int_from_le_bytes(Payload::copy_from(data)) {
+                    Ok(obj) => obj.into_ptr(),
+                    Err(e) => {
+                        e.restore(None);
+                        null
+                    }
+                },
+                Token::Float(v) => ffi::PyFloat_FromDouble(v),
+                Token::Complex(re, im) => ffi::PyComplex_FromDoubles(re, im),
                 Token::Str { kind, data, key } => {
-                    let s = PyRef::from_owned(ffi::PyUnicode_FromKindAndData(
+                    let s = ffi::PyUnicode_FromKindAndData(
                         kind as i32,
                         data.as_ptr().cast(),
                         (data.len() / kind.width()) as ffi::Py_ssize_t,
-                    ))?;
-                    if key {
-                        self.memo.push(s.as_ptr());
+                    );
+                    if key && !s.is_null() {
+                        self.memo.push(s);
                     }
-                    Ok(s)
+                    s
                 }
-                Token::Bytes(data) => PyRef::from_owned(ffi::PyBytes_FromStringAndSize(
+                Token::Bytes(data) => ffi::PyBytes_FromStringAndSize(
                     data.as_ptr().cast(),
                     data.len() as ffi::Py_ssize_t,
-                )),
+                ),
                 Token::ByteArray(data) => {
-                    let b = PyRef::from_owned(ffi::PyByteArray_FromStringAndSize(
+                    let b = ffi::PyByteArray_FromStringAndSize(
                         data.as_ptr().cast(),
                         data.len() as ffi::Py_ssize_t,
-                    ))?;
-                    self.memo.push(b.as_ptr());
-                    Ok(b)
+                    );
+                    if !b.is_null() {
+                        self.memo.push(b);
+                    }
+                    b
                 }
                 Token::List(n) => {
-                    let list = PyRef::from_owned(ffi::PyList_New(n as ffi::Py_ssize_t))?;
-                    self.memo.push(list.as_ptr());
-                    for i in 0..n {
-                        let item = self.get(depth + 1)?;
-                        ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+                    let list = ffi::PyList_New(n as ffi::Py_ssize_t);
+                    if list.is_null() {
+                        return null;
                     }
-                    Ok(list)
+                    self.memo.push(list);
+                    for i in 0..n {
+                        let item = self.get(depth + 1);
+                        if item.is_null() {
+                            ffi::Py_DECREF(list); // NULL slots are allowed in a list's dealloc
+                            return null;
+                        }
+                        ffi::PyList_SET_ITEM(list, i as ffi::Py_ssize_t, item);
+                    }
+                    list
                 }
                 Token::Dict(n) => {
-                    let dict = PyRef::from_owned(ffi::PyDict_New())?;
-                    self.memo.push(dict.as_ptr());
+                    // Built at its final size (no resize while filling it).
+                    let dict = crate::py::capi::_PyDict_NewPresized(n as ffi::Py_ssize_t);
+                    if dict.is_null() {
+                        return null;
+                    }
+                    self.memo.push(dict);
                     for _ in 0..n {
-                        let key = self.get(depth + 1)?;
-                        let value = self.get(depth + 1)?;
-                        if ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) < 0 {
-                            return Err(Error::Raised);
+                        let key = self.get(depth + 1);
+                        if key.is_null() {
+                            ffi::Py_DECREF(dict);
+                            return null;
+                        }
+                        let value = self.get(depth + 1);
+                        let rc = if value.is_null() {
+                            -1
+                        } else {
+                            ffi::PyDict_SetItem(dict, key, value)
+                        };
+                        ffi::Py_DECREF(key);
+                        ffi::Py_XDECREF(value);
+                        if rc < 0 {
+                            ffi::Py_DECREF(dict);
+                            return null;
                         }
                     }
-                    Ok(dict)
+                    dict
                 }
                 Token::Set(n) => {
-                    let set = PyRef::from_owned(ffi::PySet_New(std::ptr::null_mut()))?;
-                    self.memo.push(set.as_ptr());
-                    self.fill_set(&set, n, depth)?;
-                    Ok(set)
+                    let set = ffi::PySet_New(null);
+                    if set.is_null() {
+                        return null;
+                    }
+                    self.memo.push(set);
+                    self.filled(set, n, depth)
                 }
                 Token::FrozenSet(n) => {
                     // Filled while this frame holds its only reference, as CPython allows.
-                    let set = PyRef::from_owned(ffi::PyFrozenSet_New(std::ptr::null_mut()))?;
-                    self.fill_set(&set, n, depth)?;
-                    self.memo.push(set.as_ptr());
-                    Ok(set)
+                    let set = ffi::PyFrozenSet_New(null);
+                    if set.is_null() {
+                        return null;
+                    }
+                    let set = self.filled(set, n, depth);
+                    if !set.is_null() {
+                        self.memo.push(set);
+                    }
+                    set
                 }
                 Token::Tuple(n) => {
                     // Its items cannot refer to it: its memo index comes after them.
-                    let tuple = PyRef::from_owned(ffi::PyTuple_New(n as ffi::Py_ssize_t))?;
-                    for i in 0..n {
-                        let item = self.get(depth + 1)?;
-                        ffi::PyTuple_SET_ITEM(
-                            tuple.as_ptr(),
-                            i as ffi::Py_ssize_t,
-                            item.into_ptr(),
-                        );
+                    let tuple = ffi::PyTuple_New(n as ffi::Py_ssize_t);
+                    if tuple.is_null() {
+                        return null;
                     }
-                    self.memo.push(tuple.as_ptr());
-                    Ok(tuple)
+                    for i in 0..n {
+                        let item = self.get(depth + 1);
+                        if item.is_null() {
+                            ffi::Py_DECREF(tuple); // NULL slots are allowed in a tuple's dealloc
+                            return null;
+                        }
+                        ffi::PyTuple_SET_ITEM(tuple, i as ffi::Py_ssize_t, item);
+                    }
+                    self.memo.push(tuple);
+                    tuple
                 }
-                Token::Ref(i) => Ok(PyRef::from_borrowed(self.memo[i])),
+                Token::Ref(i) => ffi::Py_NewRef(self.memo[i]),
             }
         }
     }
 
-    /// Adds `n` decoded items to a new set or frozenset.
+    /// Adds `n` decoded items to a new set or frozenset; the set, or NULL (released).
     ///
     /// # Safety
-    /// GIL held; `set` a set, or a frozenset nobody else has seen yet.
-    unsafe fn fill_set(&mut self, set: &PyRef, n: usize, depth: usize) -> Result<()> {
+    /// GIL held; `set` a new reference to a set, or to a frozenset nobody else has seen yet.
+    unsafe fn filled(
+        &mut self,
+        set: *mut ffi::PyObject,
+        n: usize,
+        depth: usize,
+    ) -> *mut ffi::PyObject {
         for _ in 0..n {
-            // SAFETY: GIL held; PySet_Add takes its own reference.
+            // SAFETY: GIL held; PySet_Add takes its own reference to the item.
             unsafe {
-                let item = self.get(depth + 1)?;
-                if ffi::PySet_Add(set.as_ptr(), item.as_ptr()) < 0 {
-                    return Err(Error::Raised);
+                let item = self.get(depth + 1);
+                let rc = if item.is_null() {
+                    -1
+                } else {
+                    ffi::PySet_Add(set, item)
+                };
+                ffi::Py_XDECREF(item);
+                if rc < 0 {
+                    ffi::Py_DECREF(set);
+                    return std::ptr::null_mut();
                 }
             }
         }
-        Ok(())
+        set
     }
 }
 
@@ -457,9 +519,18 @@ pub(crate) unsafe fn decode(data: &[u8]) -> Result<PyRef> {
     let mut dec = Decoder {
         r: Reader::new(data),
         memo: Vec::new(),
+        bad: None,
     };
-    // SAFETY: GIL held (contract).
-    let obj = unsafe { dec.get(0)? };
+    // SAFETY: GIL held (contract); a NULL comes with an exception set or `bad` filled in.
+    let obj = unsafe { dec.get(0) };
+    if obj.is_null() {
+        return Err(match dec.bad {
+            Some(e) => corrupt(e),
+            None => Error::Raised,
+        });
+    }
+    // SAFETY: a new reference, owned from here.
+    let obj = unsafe { PyRef::from_owned(obj)? };
     if !dec.r.at_end() {
         return Err(corrupt(CodecError::Truncated));
     }
