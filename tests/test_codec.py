@@ -221,3 +221,11 @@ def test_pool_echo_keeps_identity():
     with InterpreterPoolExecutor(1) as pool:
         back = pool.submit(echo, shared_value()).result()
     assert back["a"] is back["b"]
+
+
+def test_damaged_stream_referring_to_a_dropped_object_is_safe():
+    # A dict whose two keys are equal strings keeps the first key object; the stream then
+    # refers to the second one. The decoder holds its own reference: no use after free.
+    key = [10, 2, ord("a"), ord("b")]  # a memoized Latin-1 string "ab"
+    data = bytes([MAGIC, 15, 2, 16, 2, *key, 3, 0, *key, 3, 2, 20, 3])
+    assert ll._loads(data) == [{"ab": 1}, "ab"]

@@ -326,11 +326,22 @@ fn corrupt(e: CodecError) -> Error {
 
 struct Decoder<'a> {
     r: Reader<'a>,
-    /// The objects that took each memo index (borrowed: each is owned by the value being
-    /// built, or by the frame building it, until the end of the pass).
+    /// The objects that took each memo index, one reference each (released with the decoder):
+    /// a damaged stream may make the value drop one (a repeated dict key keeps the first key
+    /// object), and a later reference must still find it alive.
     memo: Vec<*mut ffi::PyObject>,
     /// Why the stream was refused, when a NULL came back without a Python exception.
     bad: Option<CodecError>,
+}
+
+impl Drop for Decoder<'_> {
+    fn drop(&mut self) {
+        for &obj in &self.memo {
+            // SAFETY: a decoder lives only inside `decode`, under the GIL of the interpreter
+            // that made these objects; each entry holds one reference.
+            unsafe { ffi::Py_DECREF(obj) };
+        }
+    }
 }
 
 impl Decoder<'_> {
@@ -354,8 +365,8 @@ impl Decoder<'_> {
             }
         };
         // SAFETY: (whole body) GIL held; every new reference is either returned, stolen by a
-        // fresh list or tuple (SET_ITEM), or released on each path; memo entries are borrowed
-        // from objects the value under construction keeps alive.
+        // fresh list or tuple (SET_ITEM), or released on each path; memo entries hold their
+        // own reference.
         unsafe {
             match token {
                 Token::None => ffi::Py_NewRef(ffi::Py_None()),
@@ -377,7 +388,7 @@ impl Decoder<'_> {
                         (data.len() / kind.width()) as ffi::Py_ssize_t,
                     );
                     if key && !s.is_null() {
-                        self.memo.push(s);
+                        self.memo.push(ffi::Py_NewRef(s));
                     }
                     s
                 }
@@ -391,7 +402,7 @@ impl Decoder<'_> {
                         data.len() as ffi::Py_ssize_t,
                     );
                     if !b.is_null() {
-                        self.memo.push(b);
+                        self.memo.push(ffi::Py_NewRef(b));
                     }
                     b
                 }
@@ -400,7 +411,7 @@ impl Decoder<'_> {
                     if list.is_null() {
                         return null;
                     }
-                    self.memo.push(list);
+                    self.memo.push(ffi::Py_NewRef(list));
                     for i in 0..n {
                         let item = self.get(depth + 1);
                         if item.is_null() {
@@ -417,7 +428,7 @@ impl Decoder<'_> {
                     if dict.is_null() {
                         return null;
                     }
-                    self.memo.push(dict);
+                    self.memo.push(ffi::Py_NewRef(dict));
                     for _ in 0..n {
                         let key = self.get(depth + 1);
                         if key.is_null() {
@@ -444,7 +455,7 @@ impl Decoder<'_> {
                     if set.is_null() {
                         return null;
                     }
-                    self.memo.push(set);
+                    self.memo.push(ffi::Py_NewRef(set));
                     self.filled(set, n, depth)
                 }
                 Token::FrozenSet(n) => {
@@ -455,7 +466,7 @@ impl Decoder<'_> {
                     }
                     let set = self.filled(set, n, depth);
                     if !set.is_null() {
-                        self.memo.push(set);
+                        self.memo.push(ffi::Py_NewRef(set));
                     }
                     set
                 }
@@ -473,7 +484,7 @@ impl Decoder<'_> {
                         }
                         ffi::PyTuple_SET_ITEM(tuple, i as ffi::Py_ssize_t, item);
                     }
-                    self.memo.push(tuple);
+                    self.memo.push(ffi::Py_NewRef(tuple));
                     tuple
                 }
                 Token::Ref(i) => ffi::Py_NewRef(self.memo[i]),
