@@ -142,8 +142,6 @@ def run(quick: bool) -> dict:
             for key in ("ours", "theirs") if r % 2 == 0 else ("theirs", "ours"):
                 samples[key].append(_sample(key, n))
         what = f"{n} live" if n > 1 else "one at a time"
-        if not STDLIB:
-            what += f" (vs {theirs_label})"
         for step, unit, scale, target in (
             ("create", "ms", 1e3, None),
             ("first", "ms", 1e3, 2.0 if STDLIB else None),
@@ -173,7 +171,7 @@ def run(quick: bool) -> dict:
         f"{SINGLE_LIVES} lives with one interpreter alive; RSS is /proc/self/statm growth "
         "after the first call, per interpreter."
     ]
-    # No "impl": theirs differs by version, so the row names say who it is below 3.14.
+    # No "impl": theirs differs by version (the note says who it is).
     return {"rows": rows, "notes": notes}
 
 
