@@ -22,6 +22,10 @@ A task crosses on a Rust queue as a tuple of natively shareable values::
   (``lowlevel._claim_take``), else it was cancelled and is skipped with no reply;
 * ``mainfile``: the caller's main script, to rebuild pickles that name its ``__main__``.
 
+"Pickled" arguments and results are ``lowlevel._dumps`` streams: ordinary data (lists, dicts,
+sets, tuples of plain values) in the native codec's format, anything else a pickle; exceptions
+are always pickled.
+
 The reply, put on ``reply_qid``, is ``(tid, status, payload, seconds)``: ``OK`` (the native
 result), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
 strings)``), ``NOT_SHAREABLE`` (``(message, reason)``: the call or its result could not
