@@ -7,8 +7,10 @@ Run with the Python to measure (its venv has our module installed):
     .venv/py312/bin/python bench/bench.py --only send_recv,run_string
     python bench/report.py bench/results/py3*.json -o BENCHMARKS.md
 
-Benchmarks: create_destroy, run_string, send_recv, roundtrip, pep734, cpu, memory, pool, stop
-(bench_stop.py: interrupt(), interpreters.wait() and forwarded output, ours alone). pep734
+Benchmarks: create_destroy, run_string, send_recv, roundtrip, pep734, cpu, memory, pool, stop,
+lifecycle (bench_stop.py: interrupt(), interpreters.wait() and forwarded output, ours alone;
+bench_lifecycle.py: create, first call, close and RSS of 1, 10 and 200 interpreters,
+against concurrent.interpreters on 3.14+ and CPython's private module elsewhere). pep734
 compares subinterpreters.interpreters with concurrent.interpreters (3.14+) or PyPI's
 backports.interpreters (3.11 to 3.13; skipped, with the reason, where it is not installed). pool
 (bench_pool.py) compares subinterpreters.futures.InterpreterPoolExecutor with ProcessPoolExecutor
@@ -59,6 +61,7 @@ BENCHMARKS = (
     "memory",
     "pool",
     "stop",
+    "lifecycle",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -1007,6 +1010,10 @@ def child(name: str, s: Settings, out_path: str, payload: str | None) -> None:
         import bench_stop
 
         result = bench_stop.run(s.quick)  # sets result["impl"] itself
+    elif name == "lifecycle":
+        import bench_lifecycle
+
+        result = bench_lifecycle.run(s.quick)  # names its sides in its rows
     else:
         if name == "pep734":
             impl, why = adapters.pep734_both()

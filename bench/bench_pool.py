@@ -42,6 +42,12 @@ TPUT_VS_PROCS = 5.0  # our trivial-task throughput / ProcessPoolExecutor's, at l
 TPUT_VS_STDLIB = 2.0  # ... / 3.14's stdlib InterpreterPoolExecutor's, at least
 CPU_SPEEDUP = 1.8  # CPU-bound map, 2 workers / 1 worker (3.12+), at least
 AIO_US = 50.0  # median asyncio round trip, below
+# Issue 16's: lists of small dicts echoed through the pool, ours / theirs per task, at most;
+# and the native codec's encode+decode of JSON-like data / pickle.dumps+loads, at most.
+ECHO_VS_PROCS = 0.6
+ECHO_VS_STDLIB = 0.5
+CODEC_VS_PICKLE = 0.7
+ECHO_TASKS, ECHO_DICTS = 40, 5000
 LABELS = {
     "ours": "subinterpreters.futures.InterpreterPoolExecutor",
     "procs": "concurrent.futures.ProcessPoolExecutor (forkserver)",
@@ -59,6 +65,8 @@ class Settings:
         self.cpu_repeats = 2 if quick else 4  # 1-worker and 2-worker runs each
         self.aio_rounds = 3 if quick else 5
         self.aio_s = 0.08 if quick else 0.2  # one side's round of round trips
+        self.echo_rounds = 3 if quick else 5
+        self.codec_rounds = 5 if quick else 11
 
 
 def progress(msg: str) -> None:
@@ -155,6 +163,91 @@ def bench_throughput(s: Settings, pools: dict) -> dict:
                 [t / o for o, t in zip(samples["ours"], samples[k], strict=True)]
             )
     return out
+
+
+# -- ordinary data through the pool, and the codec beside pickle ------------------------------
+
+
+def json_like(n: int) -> list:
+    """A list of n small dicts, as JSON would give them (str keys; str, int, float, bool,
+    None and list values)."""
+    return [
+        {
+            "id": i,
+            "name": f"item {i}",
+            "price": i * 0.25,
+            "tags": ["a", "b"],
+            "ok": i % 2 == 0,
+            "note": None,
+        }
+        for i in range(n)
+    ]
+
+
+def echo_per_task(pool, data: list) -> float:
+    """Seconds per task: ECHO_TASKS echoes of data (each crosses twice), all in flight."""
+    ident = bench_funcs.ident
+    t0 = time.perf_counter()
+    fs = [pool.submit(ident, data) for _ in range(ECHO_TASKS)]
+    for f in fs:
+        back = f.result()
+    took = time.perf_counter() - t0
+    if back != data:
+        raise RuntimeError("an echoed list came back different")
+    return took / ECHO_TASKS
+
+
+def bench_echo(s: Settings, pools: dict) -> dict:
+    data = json_like(ECHO_DICTS)
+    for pool in pools.values():
+        echo_per_task(pool, data)  # warm-up
+    samples = rounds(
+        s.echo_rounds, {k: (lambda p=p: echo_per_task(p, data)) for k, p in pools.items()}
+    )
+    out: dict = {
+        "ms_per_task": {k: statistics.median(v) * 1e3 for k, v in samples.items()},
+        "rounds": s.echo_rounds,
+    }
+    for k in ("procs", "stdlib"):
+        if k in samples and "ours" in samples:
+            # Per round: our time per task / theirs (< 1: we are faster).
+            out[f"vs_{k}"] = spread(
+                [o / t for o, t in zip(samples["ours"], samples[k], strict=True)]
+            )
+    return out
+
+
+def bench_codec(s: Settings) -> dict:
+    """encode+decode of json_like(1000) through the native codec against pickle's."""
+    import pickle
+
+    from subinterpreters import lowlevel
+
+    data = json_like(1000)
+    enc, dec = lowlevel._dumps, lowlevel._loads
+    if dec(enc(data)) != data:
+        raise RuntimeError("the native codec changed the data")
+
+    def timed(f) -> float:
+        t0 = time.perf_counter()
+        for _ in range(20):
+            f()
+        return (time.perf_counter() - t0) / 20
+
+    sides = {
+        "ours": lambda: timed(lambda: dec(enc(data))),
+        "pickle": lambda: timed(lambda: pickle.loads(pickle.dumps(data, 5))),
+    }
+    for f in sides.values():
+        f()
+    samples = rounds(s.codec_rounds, sides)
+    return {
+        "ms": {k: statistics.median(v) * 1e3 for k, v in samples.items()},
+        "vs_pickle": spread(
+            [o / t for o, t in zip(samples["ours"], samples["pickle"], strict=True)]
+        ),
+        "rounds": s.codec_rounds,
+    }
 
 
 # -- CPU-bound map, 1 worker against 2 ----------------------------------------------------------
@@ -375,6 +468,27 @@ def targets(r: dict) -> list[dict]:
         sp >= CPU_SPEEDUP if v >= (3, 12) else None,
         "n/a (3.11: one GIL)" if v < (3, 12) else None,
     )
+    ec = r.get("echo", {})
+    for k, bound, label in (
+        ("procs", ECHO_VS_PROCS, "ProcessPoolExecutor"),
+        ("stdlib", ECHO_VS_STDLIB, "stdlib InterpreterPoolExecutor"),
+    ):
+        vs = ec.get(f"vs_{k}")
+        add(
+            f"{ECHO_DICTS:,}-dict lists echoed, ours / {label} per task",
+            f"≤ {bound:g}×",
+            f"{vs['median']:.2f}×" if vs else "n/a",
+            vs["median"] <= bound if vs else None,
+            None if vs else ("n/a (no stdlib pool)" if k == "stdlib" else "not measured"),
+        )
+    cd = r.get("codec", {}).get("vs_pickle")
+    add(
+        "encode+decode of JSON-like data, native codec / pickle.dumps+loads",
+        f"≤ {CODEC_VS_PICKLE:g}×",
+        f"{cd['median']:.2f}×" if cd else "n/a",
+        cd["median"] <= CODEC_VS_PICKLE if cd else None,
+        None if cd else "not measured",
+    )
     us = ai["median_us"].get("ours")
     wake = ai["median_us"].get("wakeup")
     add(
@@ -399,6 +513,11 @@ def run(quick: bool) -> dict:
         progress(
             "pool throughput: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in tp["tasks_per_s"].items())
         )
+        ec = bench_echo(s, pools)
+        progress(
+            "lists of dicts echoed: "
+            + ", ".join(f"{k} {v:.1f} ms/task" for k, v in ec["ms_per_task"].items())
+        )
         others = others_meter()
         ai = bench_aio(s, pools, problems)
         ai["others_per_wall"] = others()
@@ -414,7 +533,16 @@ def run(quick: bool) -> dict:
         f"cpu map: 1 worker {cm['wall_1']:.2f} s, 2 workers {cm['wall_2']:.2f} s, speed-up "
         f"{cm['speedup']['median']:.2f}, cpu/wall {cm['cpu_per_wall_2']:.2f}"
     )
-    result = {"throughput": tp, "cpu_map": cm, "aio": ai, "workers": WORKERS}
+    cd = bench_codec(s)
+    progress(f"codec vs pickle: {cd['vs_pickle']['median']:.2f}")
+    result = {
+        "throughput": tp,
+        "cpu_map": cm,
+        "aio": ai,
+        "echo": ec,
+        "codec": cd,
+        "workers": WORKERS,
+    }
     notes = [
         "Pools: ours = `subinterpreters.futures.InterpreterPoolExecutor`, procs = "
         "`ProcessPoolExecutor` (forkserver start method on every version), stdlib = 3.14's "
@@ -434,6 +562,10 @@ def run(quick: bool) -> dict:
         "and, for scale, the machine's wake-up round trip: two plain threads bounce a byte "
         "over two pipes, each blocked in `os.read` (on an idle virtual machine, waking an idle CPU "
         "costs tens of µs, and every cross-thread round trip pays it twice).",
+        f"Echo: {ECHO_TASKS} tasks `ident(data)` in flight, data a list of {ECHO_DICTS:,} "
+        "small JSON-like dicts (it crosses both ways); the ratio is the median over rounds of "
+        "our time per task / theirs. Codec: `lowlevel._loads(lowlevel._dumps(x))` against "
+        "`pickle.loads(pickle.dumps(x, 5))` for 1,000 such dicts, in this process.",
     ]
     return {
         "rows": [],

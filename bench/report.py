@@ -32,9 +32,10 @@ ORDER = (
     "cpu",
     "memory",
     "pool",
+    "lifecycle",
 )
 # Benchmarks of subinterpreters.interpreters (PEP 734) rather than of subinterpreters.lowlevel.
-PEP734 = ("pep734",)
+PEP734 = ("pep734", "lifecycle")
 # Benchmarks of the pools and asyncio (bench_pool.py) and of interrupt/wait/forwarded output
 # (bench_stop.py): no rows, a section of their own each.
 POOL = ("pool", "stop")

@@ -285,6 +285,11 @@ def blob_module(tmp_path, monkeypatch):
     sys.modules.pop("zc_blob", None)
 
 
+# CPython 3.12's pickle.loads(..., buffers=...) corrupts memory in a subinterpreter: there the
+# queues pickle in band, and out-of-band buffers arrive as copies (docs/values.md).
+IN_BAND_ONLY = sys.version_info[:2] == (3, 12)
+
+
 def test_pickle_out_of_band_buffers_round_trip(blob_module):
     q = ours.create_queue()
     data = bytearray(b"out of band")
@@ -292,6 +297,9 @@ def test_pickle_out_of_band_buffers_round_trip(blob_module):
     got = q.get()["blob"]
     assert type(got) is blob_module.Blob
     assert bytes(got.data) == b"out of band"
+    if IN_BAND_ONLY:
+        assert address(got.data) != address(data)
+        return
     # Shared, not copied: the rebuilt object sees the original memory.
     assert type(got.data) is memoryview
     assert address(got.data) == address(data)
@@ -315,7 +323,7 @@ def test_pickle_out_of_band_buffers_cross_interpreters(blob_module, sub, tmp_pat
         """,
     )
     assert back.get() == b"Zbc"
-    assert data[:3] == b"Zbc"
+    assert data[:3] == (b"abc" if IN_BAND_ONLY else b"Zbc")
 
 
 def test_pickle_refuses_non_contiguous_out_of_band_buffers(blob_module):

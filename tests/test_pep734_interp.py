@@ -815,3 +815,106 @@ def test_large_bytes_and_str_through_call_and_call_in_thread(interps, interp, va
     out = interps.create_queue()
     interp.call_in_thread(put_len, out, value).join()
     assert out.get(timeout=30) == len(value)
+
+
+# -- an interpreter's life at CPython's own cost (issue 16) --------------------------------------
+
+
+def module_names():
+    return " ".join(__import__("sys").modules)
+
+
+_AUDIT_IMPORTS = """if True:
+    import os, sys
+    def _hook(event, args, fd={fd}):
+        if event == "import":
+            os.write(fd, (args[0] + "\\n").encode())
+    sys.addaudithook(_hook)
+    """
+
+
+@pytest.mark.parametrize("load_threading", [False, True], ids=["bare", "threading"])
+def test_close_imports_nothing(interps, load_threading):
+    # close() runs the first half of threading's shutdown in the interpreter: it must succeed
+    # with no callback registered (it once failed with NameError and imported traceback to
+    # report that) and import nothing in the dying interpreter.
+    interp = interps.create()
+    r, w = os.pipe()
+    try:
+        interp.exec(_AUDIT_IMPORTS.format(fd=w))
+        if load_threading:
+            interp.exec("import threading")
+        os.write(w, b"closing\n")
+        interp.close()
+    finally:
+        os.close(w)
+        with os.fdopen(r) as f:
+            seen = f.read().split()
+    assert seen[seen.index("closing") :] == ["closing"]
+
+
+@pytest.mark.ours_only
+def test_first_call_imports_only_this_package(interps):
+    # The first call into a fresh interpreter loads the package's own modules and nothing from
+    # the stdlib (no pickle, threading, queue, weakref, types): what an interpreter has at
+    # start-up, plus subinterpreters.*.
+    from subinterpreters import lowlevel
+
+    bare = lowlevel.create()
+    try:
+        cid = lowlevel.channel_create()
+        lowlevel.run_string(
+            bare,
+            "import sys; from subinterpreters import lowlevel as ll; "
+            "ll.channel_send(cid, ' '.join(sys.modules))",
+            {"cid": cid},
+        )
+        startup = set(lowlevel.channel_recv(cid).split())
+        lowlevel.channel_destroy(cid)
+    finally:
+        lowlevel.destroy(bare)
+    interp = interps.create()
+    assert interp.call(answer) == 42
+    loaded = set(interp.call(module_names).split()) - startup
+    assert loaded, "the call loaded nothing: the baseline is wrong"
+    assert {m for m in loaded if m.split(".")[0] != "subinterpreters"} == set()
+
+
+@pytest.mark.ours_only
+def test_queue_names_load_on_first_use(interps):
+    # The queue classes live in a module loaded on first use; every name is there all the same.
+    for name in ("Queue", "QueueEmpty", "QueueFull", "UNBOUND", "create_queue"):
+        assert name in dir(interps)
+        assert getattr(interps, name) is getattr(interps, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        interps.no_such_name  # noqa: B018
+
+
+@pytest.mark.ours_only
+def test_queue_item_reaches_an_interpreter_without_queue_classes(interps):
+    # A Queue taken by an interpreter that never loaded the queue module: it is loaded then.
+    q = interps.create_queue()
+    inner = interps.create_queue()
+    q.put(inner)
+    interp = interps.create()
+    interp.prepare_main(qid=q.id)
+    interp.exec(
+        "from subinterpreters import lowlevel as ll\n"
+        "item = ll._queue_get(qid, True, None)[0]\n"
+        "assert type(item).__name__ == 'Queue', item\n"
+        f"assert item.id == {inner.id}\n"
+    )
+
+
+@pytest.mark.ours_only
+def test_interpreter_as_context_manager_closes_it(interps):
+    with interps.create() as interp:
+        assert interp.call(answer) == 42
+        n = interp.id
+    with pytest.raises(interps.InterpreterNotFoundError):
+        interps.Interpreter(n)
+    # closed also when the block raises, and the exception goes on
+    with pytest.raises(ZeroDivisionError), interps.create() as interp:
+        n = interp.id
+        1 / 0  # noqa: B018
+    assert n not in {i.id for i in interps.list_all()}

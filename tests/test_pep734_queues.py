@@ -483,3 +483,26 @@ def test_put_get_answers_then_waits_for_the_next_item():
     with pytest.raises(TypeError):
         lowlevel._queue_put_get(answers.id, "x")
     assert answers.empty()
+
+
+def test_containers_round_trip_through_an_interpreter_and_exit_cleanly():
+    # CPython 3.12.1 corrupts its heap when pickle.loads(..., buffers=...) runs in a
+    # subinterpreter, which the queues' pickle fallback once did for every dict, list and
+    # bytearray: the process then aborted at exit. A fresh process shows the exit status.
+    from conftest import assert_clean_exit, run_python
+
+    proc = run_python(
+        """
+        from subinterpreters import interpreters
+        q, r = interpreters.create_queue(), interpreters.create_queue()
+        with interpreters.create() as interp:
+            interp.prepare_main(q=q, r=r)
+            sent = [{"a": [1, 2, {"b": bytearray(b"xy")}]}, [{"k": i} for i in range(100)]]
+            for item in sent:
+                q.put(item)
+            interp.exec("r.put(q.get()); r.put(q.get())")
+            assert [r.get(), r.get()] == sent
+        print("done")
+        """
+    )
+    assert_clean_exit(proc, expect_stdout="done")

@@ -22,6 +22,10 @@ A task crosses on a Rust queue as a tuple of natively shareable values::
   (``lowlevel._claim_take``), else it was cancelled and is skipped with no reply;
 * ``mainfile``: the caller's main script, to rebuild pickles that name its ``__main__``.
 
+"Pickled" arguments and results are ``lowlevel._dumps`` streams: ordinary data (lists, dicts,
+sets, tuples of plain values) in the native codec's format, anything else a pickle; exceptions
+are always pickled.
+
 The reply, put on ``reply_qid``, is ``(tid, status, payload, seconds)``: ``OK`` (the native
 result), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
 strings)``), ``NOT_SHAREABLE`` (``(message, reason)``: the call or its result could not
@@ -184,7 +188,7 @@ def encode_args(args, kwargs):
 
 def encode_chunk(chunk):
     """``(ARGS_CHUNK, adata)`` for a list of argument tuples (``map``)."""
-    return ARGS_CHUNK, _pickle().dumps(list(chunk), 5)
+    return ARGS_CHUNK, _ll._dumps(list(chunk))  # ordinary data natively, else pickle
 
 
 def _picklable(value):
@@ -263,7 +267,7 @@ def decode(status, payload, unwrap):
         return True, payload
     if status == PICKLED:
         try:
-            return True, _pickle().loads(payload)
+            return True, _ll._loads(payload)
         except Exception as exc:
             err = _errors.NotShareableError("result not shareable")
             err.__cause__ = exc
@@ -536,11 +540,12 @@ def dumps(obj):
     """Pickle ``obj`` for another interpreter: stateless functions (at the top level and in
     tuples) cross as code, as in 3.14; memoryviews cross as copies of their bytes."""
     obj = _swap_stateless(obj)
-    pickle = _pickle()
     try:
-        return pickle.dumps(obj, 5)
+        return _ll._dumps(obj)  # ordinary data natively, else pickle
     except Exception:
         import io
+
+        pickle = _pickle()
 
         class _Pickler(pickle.Pickler):
             def reducer_override(self, o):
@@ -576,16 +581,15 @@ def _fake_main(filename):
 def _loads(data, mainfile):
     """Unpickle; if that fails and the caller's main script is known, retry with that script
     run as ``__main__`` (in a hidden module, the real ``__main__`` untouched)."""
-    pickle = _pickle()
     try:
-        return pickle.loads(data)
+        return _ll._loads(data)  # the native format or a pickle
     except Exception:
         if not mainfile:
             raise
     real = sys.modules["__main__"]
     sys.modules["__main__"] = _fake_main(mainfile)
     try:
-        return pickle.loads(data)
+        return _ll._loads(data)
     finally:
         sys.modules["__main__"] = real
 

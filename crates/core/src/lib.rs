@@ -18,6 +18,7 @@
 pub mod buffer;
 pub mod channel;
 pub mod claims;
+pub mod codec;
 mod dispose;
 pub mod error;
 pub mod ids;

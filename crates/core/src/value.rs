@@ -84,6 +84,11 @@ pub enum ItemSummary {
         /// Number of out-of-band buffers.
         buffers: usize,
     },
+    /// Ordinary data in the native stream format.
+    Native {
+        /// Length of the stream in bytes.
+        len: usize,
+    },
     /// A zero-copy buffer.
     Shared {
         /// Length in bytes.
@@ -156,6 +161,10 @@ pub enum Value {
         /// The out-of-band buffers (`PickleBuffer`s), in the order the stream refers to them.
         buffers: Vec<OutOfBand>,
     },
+    /// Ordinary data (lists, dicts, sets, frozensets and tuples of `None`, bools, ints, floats,
+    /// complex numbers, strings, bytes and bytearrays) as one [`crate::codec`] stream, which
+    /// the receiver reads into its own objects in one pass: no pickle either way.
+    Native(Payload),
     /// Memory shared without copying, owned by an object of another interpreter.
     Shared(SharedBuffer),
     /// A `bytes` object's contents left in the sender's object (channels only): the receiver
@@ -233,6 +242,7 @@ impl Value {
                 len: data.len(),
                 buffers: buffers.len(),
             },
+            Value::Native(data) => ItemSummary::Native { len: data.len() },
             Value::Shared(buf) => ItemSummary::Shared {
                 len: buf.len(),
                 owner: buf.owner(),
@@ -244,7 +254,7 @@ impl Value {
     /// tuple included (for accounting and benchmarks).
     pub fn payload_len(&self) -> usize {
         match self {
-            Value::Bytes(b) | Value::BigInt(b) => b.len(),
+            Value::Bytes(b) | Value::BigInt(b) | Value::Native(b) => b.len(),
             Value::Str { data, .. } => data.len(),
             Value::Tuple(items) => items.iter().map(Value::payload_len).sum(),
             Value::Pickled { data, buffers } => {
@@ -369,5 +379,23 @@ mod tests {
             }
         );
         assert!(!v.holds_buffer_of(0));
+    }
+
+    #[test]
+    fn native_streams_are_owned_data() {
+        let mut w = crate::codec::Writer::new();
+        w.list(2);
+        w.int(1);
+        w.reference(0);
+        let data = w.finish();
+        let len = data.len();
+        let v = Value::Tuple(vec![Value::Native(Payload::from_vec(data))]);
+        let Value::Tuple(items) = &v else {
+            unreachable!()
+        };
+        assert_eq!(items[0].summary(), ItemSummary::Native { len });
+        assert_eq!(v.payload_len(), len);
+        // A stream never refers to an interpreter's memory.
+        assert!(!v.holds_buffer_of(0) && !v.borrows_from(0));
     }
 }

@@ -156,6 +156,18 @@ impl Error {
                     };
                     set_string(cls, &err.to_string());
                 }
+                Error::Queue(_) | Error::ItemInterpreterDestroyed | Error::NotShareable(_)
+                    if state.is_some_and(|st| st.xi.queue_type.get().is_null()) =>
+                {
+                    // The classes are registered on first use of the queue layer: load it
+                    // (if that fails, the built-in fallbacks below are raised).
+                    let st = state.expect("checked by the guard");
+                    if !st.ensure_queue_classes() {
+                        ffi::PyErr_Clear();
+                    }
+                    let registered = !st.xi.queue_type.get().is_null();
+                    self.restore(if registered { state } else { None });
+                }
                 Error::Queue(err) => {
                     let xi = state.map(|st| &st.xi);
                     let pick = |f: fn(&crate::state::XiClasses) -> *mut ffi::PyObject| {

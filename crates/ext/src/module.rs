@@ -14,12 +14,13 @@ use crate::py::version;
 use crate::state::ModState;
 
 /// Every area's method table, in the order their functions are added.
-fn method_tables() -> [*mut ffi::PyMethodDef; 3] {
+fn method_tables() -> [*mut ffi::PyMethodDef; 4] {
     // SAFETY: taking the addresses of static tables that CPython only reads.
     [
         (&raw mut crate::interp::METHODS).cast(),
         (&raw mut crate::chan::METHODS).cast(),
         (&raw mut crate::queues::METHODS).cast(),
+        (&raw mut crate::values::METHODS).cast(),
     ]
 }
 

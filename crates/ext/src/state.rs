@@ -72,12 +72,41 @@ pub struct XiClasses {
     pub unbound_error: Cell<*mut ffi::PyObject>,
     /// `UNBOUND_REMOVE`: `unbounditems` flag 1.
     pub unbound_remove: Cell<*mut ffi::PyObject>,
+    /// `pickle.dumps`, looked up on first need (values/codec.rs).
+    pub pickle_dumps: Cell<*mut ffi::PyObject>,
+    /// `pickle.loads`, looked up on first need.
+    pub pickle_loads: Cell<*mut ffi::PyObject>,
 }
 
+/// The module that defines and registers the PEP 734 `Queue` class.
+const QUEUES: &std::ffi::CStr = c"subinterpreters.interpreters._queues";
+
 impl ModState {
+    /// Loads the PEP 734 queue module in this interpreter if it has not registered its classes
+    /// yet (its import registers them); false, with the Python exception set, if it fails. Lives
+    /// here, not in `values/`, because raising a queue error (error.rs) needs it too.
+    ///
+    /// # Safety
+    /// GIL held; `self` is the state of the current interpreter's module.
+    pub unsafe fn ensure_queue_classes(&self) -> bool {
+        if self.xi.queue_type.get().is_null() {
+            // SAFETY: GIL held (contract); the new reference is released at once.
+            unsafe {
+                let module = ffi::PyImport_ImportModule(QUEUES.as_ptr());
+                if module.is_null() {
+                    return false;
+                }
+                ffi::Py_DECREF(module);
+            }
+        }
+        true
+    }
+
     /// Every owned reference, for traverse and clear.
-    pub fn fields(&mut self) -> [&mut *mut ffi::PyObject; 20] {
+    pub fn fields(&mut self) -> [&mut *mut ffi::PyObject; 22] {
         [
+            self.xi.pickle_dumps.get_mut(),
+            self.xi.pickle_loads.get_mut(),
             self.xi.unbound.get_mut(),
             self.xi.unbound_error.get_mut(),
             self.xi.unbound_remove.get_mut(),

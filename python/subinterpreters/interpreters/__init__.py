@@ -14,12 +14,15 @@ that need no state (no closure, no defaults, no module globals) cross as their c
 the target's ``__main__``; other callables cross by reference, through pickle. An exception
 raised over there comes back as :class:`ExecutionFailed`, describing it as data.
 
-Each interpreter imports this module separately, so it imports little up front: pickle, marshal
-and threading are loaded on first use.
+Each interpreter imports this module separately (the first call into a fresh interpreter does),
+so it imports little up front: the queue classes (see :mod:`._queues`, which needs the stdlib's
+``queue`` and so ``threading``) on first use of any of them, and pickle, marshal and threading
+when a call needs them.
 """
 
-import weakref
+import sys as _sys
 from _thread import allocate_lock
+from _weakref import ref as _weakref
 
 from subinterpreters import _compat
 from subinterpreters import _protocol as _p
@@ -32,20 +35,8 @@ from subinterpreters._errors import (
 )
 from subinterpreters._errors import excinfo_from_run_failed as _excinfo_from_run_failed
 
-from . import _output, _queues, _remote
+from . import _output, _remote
 from ._handle import IdHandle
-from ._queues import (
-    UNBOUND,
-    UNBOUND_ERROR,
-    UNBOUND_REMOVE,
-    ItemInterpreterDestroyed,
-    Queue,
-    QueueEmpty,
-    QueueError,
-    QueueFull,
-    QueueNotFoundError,
-)
-from ._queues import create as create_queue
 
 __all__ = [
     "get_current",
@@ -101,8 +92,46 @@ _WHENCE_NAMES = {
 _WHENCE_STDLIB = _WHENCE_NAMES[5]
 
 
+# The queue names, loaded with their module on first use (see __getattr__).
+_QUEUES = f"{__name__}._queues"
+_QUEUE_NAMES = {
+    "Queue": "Queue",
+    "QueueEmpty": "QueueEmpty",
+    "QueueError": "QueueError",
+    "QueueFull": "QueueFull",
+    "QueueNotFoundError": "QueueNotFoundError",
+    "ItemInterpreterDestroyed": "ItemInterpreterDestroyed",
+    "UNBOUND": "UNBOUND",
+    "UNBOUND_ERROR": "UNBOUND_ERROR",
+    "UNBOUND_REMOVE": "UNBOUND_REMOVE",
+    "create_queue": "create",
+}
+
+
+def __getattr__(name):
+    attr = _QUEUE_NAMES.get(name)
+    if attr is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _queues  # registers its classes with lowlevel
+
+    value = getattr(_queues, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_QUEUE_NAMES})
+
+
+def _is_queue(tp):
+    # No Queue exists in an interpreter that has not loaded their module.
+    queues = _sys.modules.get(_QUEUES)
+    return queues is not None and tp is queues.Queue
+
+
 globals().update(_reloaded)
-_queues._register()
+if _QUEUES in _sys.modules:  # a reload: the kept classes are registered again
+    _sys.modules[_QUEUES]._register()
 
 
 # -- values -------------------------------------------------------------------------------------
@@ -123,24 +152,18 @@ def is_shareable(obj):
     Shareable: None, bool, int, float, str, bytes, tuple, memoryview, Queue (exact types).
     """
     tp = type(obj)
-    return tp in _SHAREABLE_TYPES or tp is Queue
+    return tp in _SHAREABLE_TYPES or _is_queue(tp)
 
 
 def _shareable_deep(obj):
     tp = type(obj)
     if tp is tuple:
         return all(_shareable_deep(item) for item in obj)
-    return tp in _SHAREABLE_TYPES or tp is Queue
+    return tp in _SHAREABLE_TYPES or _is_queue(tp)
 
 
 def _not_shareable(obj):
     return NotShareableError(f"{obj!r} does not support cross-interpreter data")
-
-
-def _pickle():
-    import pickle
-
-    return pickle
 
 
 # -- module functions ---------------------------------------------------------------------------
@@ -274,8 +297,20 @@ def call_runners():
         return list(_call_runners.values())
 
 
-# One Interpreter per id, while anyone holds it.
-_known = weakref.WeakValueDictionary()
+# One Interpreter per id, while anyone holds it: id -> weak reference (the weakref module
+# itself is not imported, to keep this module cheap to load in a fresh interpreter).
+_known: dict = {}
+
+
+def _known_get(n):
+    ref = _known.get(n)
+    return None if ref is None else ref()
+
+
+def _forget(ref, n):
+    if _known.get(n) is ref:
+        del _known[n]
+
 
 _RUN_PREPARE = f"__import__({_remote.__name__!r}, None, None, ['_']).run_prepare()"
 
@@ -284,6 +319,8 @@ _RUN_PREPARE = f"__import__({_remote.__name__!r}, None, None, ['_']).run_prepare
 # CPython's finalization runs before joining the non-daemon threads (lowlevel's destroy() joins
 # them first, so a thread that waits for such a callback would never end). Each callback runs
 # once: `_SHUTTING_DOWN` refuses new ones and the list is emptied for finalization's own call.
+# It must not fail and imports nothing: an interpreter that never loaded threading skips it,
+# and a failing callback is reported through sys.excepthook, as an uncaught exception is.
 _THREADING_SHUTDOWN = """\
 import sys as _s
 _t = _s.modules.get('threading')
@@ -291,13 +328,14 @@ if _t is not None and not getattr(_t, '_SHUTTING_DOWN', True):
     _t._SHUTTING_DOWN = True
     _c = list(_t._threading_atexits)
     _t._threading_atexits.clear()
-    for _f in reversed(_c):
+    while _c:
         try:
-            _f()
-        except BaseException:
+            _c.pop()()
+        except BaseException as _e:
             print('Exception ignored on threading shutdown:', file=_s.stderr)
-            __import__('traceback').print_exc()
-    del _c, _f
+            _s.excepthook(type(_e), _e, _e.__traceback__)
+            del _e
+    del _c
 del _s, _t
 """
 
@@ -336,7 +374,7 @@ class Interpreter(IdHandle):
             raise ValueError(f"interpreter ID must be a non-negative int, got {n}")
         if n > _INT_MAX:
             raise OverflowError("int too big to convert")
-        self = _known.get(n)
+        self = _known_get(n)
         try:
             if self is not None:
                 _ll.is_running(n)  # still there?
@@ -348,7 +386,7 @@ class Interpreter(IdHandle):
 
     @classmethod
     def _make(cls, n, handle):
-        self = _known.get(n)
+        self = _known_get(n)
         if self is None:
             self = object.__new__(cls)
             self._id = n
@@ -356,7 +394,7 @@ class Interpreter(IdHandle):
             self._ownsref = n != _MAIN_ID
             self._handle = handle if self._ownsref else n
             self._whence = None
-            _known[n] = self
+            _known[n] = _weakref(self, lambda ref, n=n: _forget(ref, n))
         return self
 
     @property
@@ -440,6 +478,14 @@ class Interpreter(IdHandle):
         finally:
             _closing.discard(self._id)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        """``with interpreters.create() as interp:`` closes the interpreter at the end (ours:
+        3.14's Interpreter is no context manager)."""
+        self.close()
+
     def prepare_main(self, ns=None, /, **kwargs):
         """Bind the given names in the interpreter's ``__main__`` module.
 
@@ -465,7 +511,7 @@ class Interpreter(IdHandle):
         script = "pass"
         if other:
             try:
-                native[_remote.PREP] = _pickle().dumps(other, 5)
+                native[_remote.PREP] = _ll._dumps(other)
             except Exception as exc:
                 raise NotShareableError(f"{ns!r} does not support cross-interpreter data") from exc
             script = _RUN_PREPARE

@@ -3,7 +3,7 @@
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar, final
+from typing import Any, Literal, Self, TypeVar, final
 
 from subinterpreters.lowlevel import InterpreterID
 
@@ -130,6 +130,10 @@ class Interpreter:
         our thread runs in this interpreter: Python code at once, a blocking queue get/put or
         wait() there by waking up, other blocking C calls when they return. Returns whether
         anything of ours was running there."""
+    def __enter__(self) -> Self:
+        """Return the interpreter itself (ours: 3.14's Interpreter is no context manager)."""
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the interpreter."""
     def prepare_main(
         self, ns: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None, /, **kwargs: Any
     ) -> None:

@@ -230,3 +230,6 @@ def _register():
         UNBOUND_ERROR,
         UNBOUND_REMOVE,
     )
+
+
+_register()

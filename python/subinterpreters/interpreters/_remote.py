@@ -14,8 +14,8 @@ PREP = "__subinterpreters_prep__"
 
 def run_prepare():
     """Bind the pickled values in ``__main__`` (Interpreter.prepare_main, non-native values)."""
-    import pickle
+    from subinterpreters import lowlevel
 
     ns = sys.modules["__main__"].__dict__
     data = ns.pop(PREP)
-    ns.update(pickle.loads(data))
+    ns.update(lowlevel._loads(data))  # the native format or a pickle

@@ -16,6 +16,9 @@
 //!   are single objects, normalized when raised. CPython keeps a "running main" flag per
 //!   interpreter, which is how we see runs of interpreters we did not make. The module declares
 //!   per-interpreter-GIL support with `Py_mod_multiple_interpreters`.
+//!   Its `pickle.loads(..., buffers=...)` corrupts the heap when run in a subinterpreter (an
+//!   abort at exit, seen on 3.12.1 even with an empty list); we could not tell which 3.12
+//!   release fixed that, so no 3.12 uses out-of-band pickle buffers.
 //! - **3.13**: the argument parser's keyword list became `const` and its wording for an unknown
 //!   keyword changed (we put 3.11's back). `threading` no longer needs our shutdown fix before
 //!   an interpreter is finalized from another OS thread (CPython gh-122517 is fixed there).
@@ -44,6 +47,12 @@ pub(crate) const OWN_GIL: bool = cfg!(Py_3_12);
 /// Whether 3.11's "interpreter has more than one thread" rule applies to `destroy`,
 /// `is_running` and `run_string`.
 pub(crate) const SINGLE_THREAD_RULE: bool = !cfg!(Py_3_12);
+
+/// Whether pickled values may carry out-of-band buffers (`buffer_callback=` when pickling,
+/// `buffers=` when unpickling). Not on 3.12: its `pickle.loads(..., buffers=...)` corrupts the
+/// heap in a subinterpreter (3.12.1 aborts at exit; the release that fixed it, if any, is not
+/// known to us, so the whole series pickles in band: such buffers are copied).
+pub(crate) const PICKLE_OUT_OF_BAND: bool = !cfg!(Py_3_12) || cfg!(Py_3_13);
 
 /// Whether `threading` must be made to believe the finalizing OS thread is its main thread
 /// before an interpreter is finalized (CPython gh-122517, fixed in 3.13).

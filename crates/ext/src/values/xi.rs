@@ -13,10 +13,26 @@ use subinterpreters_core::{OutOfBand, Payload, Value};
 use crate::error::{Error, Result};
 use crate::py::pyref::PyRef;
 use crate::state::ModState;
-use crate::values::{convert, shared};
+use crate::values::{codec, convert, shared};
 
 /// Tuples nested deeper than this are pickled rather than converted (bounds the recursion).
 const MAX_DEPTH: usize = 64;
+
+/// Loads the PEP 734 layer's queue module in this interpreter if its classes are not registered
+/// yet (it registers them as it loads): the layer loads it on first use only, so that a fresh
+/// interpreter's first call does without it, yet a `Queue` value or a queue error may reach an
+/// interpreter before that.
+///
+/// # Safety
+/// GIL held; `state` of the current interpreter.
+pub(crate) unsafe fn ensure_registered(state: &ModState) -> Result<()> {
+    // SAFETY: GIL held and `state` the current interpreter's (contract).
+    if unsafe { state.ensure_queue_classes() } {
+        Ok(())
+    } else {
+        Err(Error::Raised)
+    }
+}
 
 /// Converts `obj` natively if its type allows; `Ok(None)` if it is not natively shareable. With
 /// `probe` nothing is exported (a `memoryview` gives a placeholder): only the answer counts.
@@ -105,7 +121,7 @@ unsafe fn native(
 ///
 /// # Safety
 /// GIL held; `obj` an exact int.
-unsafe fn big_int(obj: *mut ffi::PyObject) -> Result<Value> {
+pub(crate) unsafe fn big_int(obj: *mut ffi::PyObject) -> Result<Value> {
     // SAFETY: GIL held; new references owned by PyRef.
     unsafe {
         let bits = PyRef::from_owned(ffi::PyObject_CallMethod(
@@ -163,7 +179,11 @@ pub(crate) unsafe fn to_xi(
         if !pickle_others {
             return Err(not_shareable(obj));
         }
-        match dumps(obj) {
+        // Ordinary data crosses in the native format; everything else by pickle.
+        if let Some(data) = codec::encode(obj, false)? {
+            return Ok(Value::Native(Payload::from_vec(data)));
+        }
+        match dumps(obj, state) {
             Ok((data, raw)) => {
                 let Value::Bytes(data) = convert::to_value(data.as_ptr(), state)? else {
                     return Err(Error::System("pickle.dumps did not return bytes".into()));
@@ -218,26 +238,35 @@ unsafe fn not_shareable(obj: *mut ffi::PyObject) -> Error {
     Error::NotShareable(format!("{name} does not support cross-interpreter data"))
 }
 
-/// `pickle.<func>(arg, <second>, <keyword>=<value>)` (`dumps(obj, 5, buffer_callback=...)`,
-/// `loads(data, buffers=...)`).
+/// `pickle.dumps(*args)` (`loads`: `pickle.loads`), or with `keyword`,
+/// `pickle.<func>(*args[..-1], <keyword>=args[-1])`
+/// (`dumps(obj, 5, buffer_callback=...)`, `loads(data, buffers=...)`).
 ///
 /// # Safety
 /// GIL held.
 unsafe fn pickle_call(
-    func: &std::ffi::CStr,
+    state: &ModState,
+    loads: bool,
     args: &[*mut ffi::PyObject],
-    keyword: &std::ffi::CStr,
+    keyword: Option<&std::ffi::CStr>,
 ) -> Result<PyRef> {
-    // SAFETY: GIL held; new references owned by PyRef; the last item of `args` is the value of
-    // the one keyword named in `kwnames`.
+    // SAFETY: GIL held; new references owned by PyRef; with a keyword, the last item of `args`
+    // is the value of the one keyword named in `kwnames`.
     unsafe {
-        let module = PyRef::from_owned(ffi::PyImport_ImportModule(c"pickle".as_ptr()))?;
-        let f = PyRef::from_owned(ffi::PyObject_GetAttrString(module.as_ptr(), func.as_ptr()))?;
+        let f = codec::pickle_func(state, loads)?;
+        let Some(keyword) = keyword else {
+            return PyRef::from_owned(ffi::PyObject_Vectorcall(
+                f,
+                args.as_ptr(),
+                args.len(),
+                std::ptr::null_mut(),
+            ));
+        };
         let name = PyRef::from_owned(ffi::PyUnicode_FromString(keyword.as_ptr()))?;
         let kwnames = PyRef::from_owned(ffi::PyTuple_New(1))?;
         ffi::PyTuple_SET_ITEM(kwnames.as_ptr(), 0, name.into_ptr());
         PyRef::from_owned(ffi::PyObject_Vectorcall(
-            f.as_ptr(),
+            f,
             args.as_ptr(),
             args.len() - 1,
             kwnames.as_ptr(),
@@ -246,24 +275,29 @@ unsafe fn pickle_call(
 }
 
 /// `pickle.dumps(obj, 5, buffer_callback=list.append)`: the stream and the `PickleBuffer`s it
-/// left out of band.
+/// left out of band (none where the version cannot take them back, see `version.rs`).
 ///
 /// # Safety
 /// GIL held.
-unsafe fn dumps(obj: *mut ffi::PyObject) -> Result<(PyRef, Vec<PyRef>)> {
+unsafe fn dumps(obj: *mut ffi::PyObject, state: &ModState) -> Result<(PyRef, Vec<PyRef>)> {
     // SAFETY: GIL held; new references owned by PyRef; list items are borrowed while the list
     // lives and taken as new references.
     unsafe {
+        let proto = PyRef::from_owned(ffi::PyLong_FromLong(5))?;
+        if !crate::py::version::PICKLE_OUT_OF_BAND {
+            let data = pickle_call(state, false, &[obj, proto.as_ptr()], None)?;
+            return Ok((data, Vec::new()));
+        }
         let list = PyRef::from_owned(ffi::PyList_New(0))?;
         let append = PyRef::from_owned(ffi::PyObject_GetAttrString(
             list.as_ptr(),
             c"append".as_ptr(),
         ))?;
-        let proto = PyRef::from_owned(ffi::PyLong_FromLong(5))?;
         let data = pickle_call(
-            c"dumps",
+            state,
+            false,
             &[obj, proto.as_ptr(), append.as_ptr()],
-            c"buffer_callback",
+            Some(c"buffer_callback"),
         )?;
         let n = ffi::PyList_GET_SIZE(list.as_ptr());
         let buffers = (0..n)
@@ -314,6 +348,35 @@ fn view_type(state: &ModState) -> Result<*mut ffi::PyObject> {
     Ok(tp)
 }
 
+/// The int whose little-endian two's-complement bytes `data` holds.
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn int_from_le_bytes(data: Payload) -> Result<PyRef> {
+    // SAFETY: GIL held; new references owned by PyRef.
+    unsafe {
+        let negative = data.last().is_some_and(|b| b & 0x80 != 0);
+        let nbits = data.len() * 8;
+        let bytes = convert::from_value(Value::Bytes(data), None)?;
+        let int_type = (&raw mut ffi::PyLong_Type).cast::<ffi::PyObject>();
+        let unsigned = PyRef::from_owned(ffi::PyObject_CallMethod(
+            int_type,
+            c"from_bytes".as_ptr(),
+            c"Os".as_ptr(),
+            bytes.as_ptr(),
+            c"little".as_ptr(),
+        ))?;
+        if !negative {
+            return Ok(unsigned);
+        }
+        // Two's complement: the unsigned reading minus 2**nbits.
+        let one = PyRef::from_owned(ffi::PyLong_FromLong(1))?;
+        let shift = PyRef::from_owned(ffi::PyLong_FromSize_t(nbits))?;
+        let modulus = PyRef::from_owned(ffi::PyNumber_Lshift(one.as_ptr(), shift.as_ptr()))?;
+        PyRef::from_owned(ffi::PyNumber_Subtract(unsigned.as_ptr(), modulus.as_ptr()))
+    }
+}
+
 /// Builds a fresh object in the current interpreter from a PEP 734 value.
 ///
 /// # Safety
@@ -328,28 +391,7 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
                 ffi::Py_False()
             })),
             Value::Float(f) => PyRef::from_owned(ffi::PyFloat_FromDouble(f)),
-            Value::BigInt(data) => {
-                let negative = data.last().is_some_and(|b| b & 0x80 != 0);
-                let nbits = data.len() * 8;
-                let bytes = convert::from_value(Value::Bytes(data), None)?;
-                let int_type = (&raw mut ffi::PyLong_Type).cast::<ffi::PyObject>();
-                let unsigned = PyRef::from_owned(ffi::PyObject_CallMethod(
-                    int_type,
-                    c"from_bytes".as_ptr(),
-                    c"Os".as_ptr(),
-                    bytes.as_ptr(),
-                    c"little".as_ptr(),
-                ))?;
-                if !negative {
-                    return Ok(unsigned);
-                }
-                // Two's complement: the unsigned reading minus 2**nbits.
-                let one = PyRef::from_owned(ffi::PyLong_FromLong(1))?;
-                let shift = PyRef::from_owned(ffi::PyLong_FromSize_t(nbits))?;
-                let modulus =
-                    PyRef::from_owned(ffi::PyNumber_Lshift(one.as_ptr(), shift.as_ptr()))?;
-                PyRef::from_owned(ffi::PyNumber_Subtract(unsigned.as_ptr(), modulus.as_ptr()))
-            }
+            Value::BigInt(data) => int_from_le_bytes(data),
             Value::Tuple(items) => {
                 let tuple = PyRef::from_owned(ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
                 for (i, item) in items.into_iter().enumerate() {
@@ -359,6 +401,7 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
                 Ok(tuple)
             }
             Value::Queue(handle) => {
+                ensure_registered(state)?;
                 let queue_type = state.xi.queue_type.get();
                 if queue_type.is_null() {
                     return Err(Error::Runtime(
@@ -373,6 +416,10 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
             }
             Value::Pickled { data, buffers } => {
                 let bytes = convert::from_value(Value::Bytes(data), None)?;
+                if buffers.is_empty() {
+                    // No `buffers=` at all: not needed, and fatal on 3.12 (see `version.rs`).
+                    return pickle_call(state, true, &[bytes.as_ptr()], None);
+                }
                 let list = PyRef::from_owned(ffi::PyList_New(0))?;
                 for buf in buffers {
                     let obj = match buf {
@@ -383,8 +430,14 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
                         return Err(Error::Raised);
                     }
                 }
-                pickle_call(c"loads", &[bytes.as_ptr(), list.as_ptr()], c"buffers")
+                pickle_call(
+                    state,
+                    true,
+                    &[bytes.as_ptr(), list.as_ptr()],
+                    Some(c"buffers"),
+                )
             }
+            Value::Native(data) => codec::decode(&data),
             Value::Shared(s) => shared::view_of(s, view_type(state)?),
             other => convert::from_value(other, Some(state)),
         }
