@@ -6,28 +6,11 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use subinterpreters_core::queue::{self, QueueDefaults, Wait};
+use subinterpreters_core::queue::{self, Wait};
 use subinterpreters_core::{QueueError, QueueRef, Received, Value};
 
-/// Slack for a busy machine: a wake-up must come well before this.
-const SLACK: Duration = Duration::from_secs(5);
-
-fn create(maxsize: i64) -> QueueRef {
-    queue::create(maxsize, QueueDefaults::default()).unwrap()
-}
-
-/// Waits until `cond` holds (it observes state another thread changes), or panics.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let end = Instant::now() + SLACK;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn getters_waiting(q: &QueueRef) -> usize {
-    queue::info(q.id()).map_or(0, |i| i.getters_waiting)
-}
+mod common;
+use common::{create, eventually, getters_waiting, SLACK};
 
 fn putters_waiting(q: &QueueRef) -> usize {
     queue::info(q.id()).map_or(0, |i| i.putters_waiting)

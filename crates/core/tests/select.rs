@@ -9,47 +9,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use subinterpreters_core::queue::{self, wait_any, Cancel, QueueDefaults, Selected, Wait};
+use subinterpreters_core::queue::{self, wait_any, Cancel, Selected, Wait};
 use subinterpreters_core::{QueueError, QueueRef, Received, Value};
 
-/// Slack for a busy machine: a wake-up must come well before this.
-const SLACK: Duration = Duration::from_secs(5);
-
-fn create(maxsize: i64) -> QueueRef {
-    queue::create(maxsize, QueueDefaults::default()).unwrap()
-}
-
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let end = Instant::now() + SLACK;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
+mod common;
+use common::{create, eventually, getters_waiting, Rng, SLACK};
 
 fn wakers(q: &QueueRef) -> usize {
     queue::info(q.id()).map_or(0, |i| i.wakers)
-}
-
-fn getters_waiting(q: &QueueRef) -> usize {
-    queue::info(q.id()).map_or(0, |i| i.getters_waiting)
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// The model of one queue: how many items, and whether it was destroyed.

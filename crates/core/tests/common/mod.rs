@@ -1,10 +1,38 @@
-//! What the model tests share: a tiny deterministic PRNG (SplitMix64), so that a failing
-//! sequence is replayed from its seed alone.
+//! What the core's tests share: a tiny deterministic PRNG (SplitMix64), so that a failing model
+//! sequence is replayed from its seed alone, and the queue helpers of the threaded tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use subinterpreters_core::queue::{self, QueueDefaults};
+use subinterpreters_core::QueueRef;
+
+/// Slack for a busy machine: a wake-up must come well before this.
+pub const SLACK: Duration = Duration::from_secs(5);
+
+/// A new queue with the default unbound rules.
+pub fn create(maxsize: i64) -> QueueRef {
+    queue::create(maxsize, QueueDefaults::default()).unwrap()
+}
+
+/// Waits until `cond` holds (it observes state another thread changes), or panics.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + SLACK;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many getters wait on `q` now (0 once it is gone).
+pub fn getters_waiting(q: &QueueRef) -> usize {
+    queue::info(q.id()).map_or(0, |i| i.getters_waiting)
+}
 
 /// SplitMix64.
 pub struct Rng(pub u64);
 
-#[allow(dead_code)] // each test binary uses its own subset
 impl Rng {
     /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
