@@ -337,3 +337,37 @@ def test_keyboard_interrupt_while_call_in_thread_runs():
     assert b"KeyboardInterrupt" in err, err
     assert b"Fatal Python error" not in err, err
     assert proc.returncode in (0, -signal.SIGINT), err
+
+
+def test_keyboard_interrupt_in_main_exits_by_sigint():
+    # SIGINT lands in __main__ while a thread still runs in an interpreter: the process ends as
+    # CPython ends on an uncaught KeyboardInterrupt (killed by SIGINT), even though our exit
+    # cleanup runs code in interpreters after it (which must not reset that record).
+    code = """if True:
+        import signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from subinterpreters import interpreters
+
+        interp = interpreters.create()
+        t = threading.Thread(target=interp.exec, args=("import time; time.sleep(0.5)",))
+        t.start()
+        print('a', flush=True, end='')
+        time.sleep(60)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=TESTS_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.read(1) == b"a"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert b"KeyboardInterrupt" in err, err
+    assert b"Fatal Python error" not in err, err
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, err)

@@ -595,9 +595,54 @@ noargs_entry!(
         }
         registry::exit_cleanup_done();
         CLEANING_UP.with(|c| c.set(false));
+        keep_sigint_exit();
         Ok(ffi::Py_NewRef(ffi::Py_None()))
     }
 );
+
+/// A program ended by an uncaught `KeyboardInterrupt` exits as if killed by SIGINT: CPython
+/// keeps a runtime-wide record of that uncaught interrupt, which 3.11-3.13 clear whenever code
+/// runs from a string (`exec("...")`, as a `namedtuple` or a first import of `linecache` does)
+/// during exit, ours included. If the program's last reported exception (non-interactive: only
+/// an uncaught one is reported) is a `KeyboardInterrupt`, we set the record again the one public
+/// way there is: a string run that ends in `KeyboardInterrupt`.
+///
+/// # Safety
+/// GIL held, in the main interpreter.
+unsafe fn keep_sigint_exit() {
+    let code = c"import sys
+if not sys.flags.interactive and not hasattr(sys, 'ps1'):
+    if isinstance(getattr(sys, 'last_exc', None) or getattr(sys, 'last_value', None),
+                  KeyboardInterrupt):
+        raise KeyboardInterrupt
+";
+    // SAFETY: GIL held (contract); every reference made here is released, and the failure
+    // (the point of the snippet, or any other) is cleared.
+    unsafe {
+        let ns = ffi::PyDict_New();
+        if ns.is_null() {
+            ffi::PyErr_Clear();
+            return;
+        }
+        let builtins = ffi::PyEval_GetBuiltins();
+        if !builtins.is_null() {
+            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
+        }
+        let res = ffi::PyRun_StringFlags(
+            code.as_ptr(),
+            ffi::Py_file_input,
+            ns,
+            ns,
+            std::ptr::null_mut(),
+        );
+        if res.is_null() {
+            ffi::PyErr_Clear();
+        } else {
+            ffi::Py_DECREF(res);
+        }
+        ffi::Py_DECREF(ns);
+    }
+}
 
 /// Exit-time finalization of every idle interpreter of ours, one at a time.
 ///
@@ -638,12 +683,21 @@ for _f in (sys.stdout, sys.stderr):
         _f.flush()
     except BaseException:
         pass
-os._exit(1 if hasattr(sys, 'last_value') or hasattr(sys, 'last_exc') else 0)
+_last = getattr(sys, 'last_exc', None) or getattr(sys, 'last_value', None)
+if isinstance(_last, KeyboardInterrupt):
+    import signal
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        pass
+    os._exit(130)
+os._exit(1 if _last is not None else 0)
 "
     );
     if let Ok(code) = CString::new(code) {
-        // SAFETY: GIL held in the main interpreter; `os._exit` does not return.
-        unsafe { ffi::PyRun_SimpleString(code.as_ptr()) };
+        // SAFETY: GIL held in the main interpreter; `os._exit` (or SIGINT) does not return.
+        unsafe { tstate::run_quietly(&code) };
     }
 }
 

@@ -565,7 +565,7 @@ unsafe fn run_for_idents(code: &std::ffi::CStr) -> Vec<std::ffi::c_ulong> {
 ///
 /// # Safety
 /// A thread state must be current, holding its GIL.
-unsafe fn run_quietly(code: &std::ffi::CStr) {
+pub(crate) unsafe fn run_quietly(code: &std::ffi::CStr) {
     // SAFETY: forwarded contract; the namespace is released at once.
     unsafe {
         if let Some(ns) = run_in_fresh_namespace(code) {
@@ -592,13 +592,21 @@ unsafe fn run_in_fresh_namespace(code: &std::ffi::CStr) -> Option<*mut ffi::PyOb
         if !builtins.is_null() {
             ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
         }
-        let res = ffi::PyRun_StringFlags(
+        // Compiled and evaluated rather than `PyRun_String`: that one clears CPython's record
+        // of an uncaught KeyboardInterrupt in `__main__`, whose exit status (killed by SIGINT)
+        // our exit-time cleanup must not turn into 1.
+        let compiled = ffi::Py_CompileString(
             code.as_ptr(),
+            c"<subinterpreters>".as_ptr(),
             ffi::Py_file_input,
-            ns,
-            ns,
-            std::ptr::null_mut(),
         );
+        if compiled.is_null() {
+            ffi::PyErr_Clear();
+            ffi::Py_DECREF(ns);
+            return None;
+        }
+        let res = ffi::PyEval_EvalCode(compiled, ns, ns);
+        ffi::Py_DECREF(compiled);
         if res.is_null() {
             ffi::PyErr_Clear();
             ffi::Py_DECREF(ns);
