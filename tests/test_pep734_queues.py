@@ -231,9 +231,20 @@ def test_items_of_a_destroyed_interpreter_follow_their_rule():
     assert q.get() == "mine"
 
 
-def test_large_bytes_cross_intact_both_ways_and_die_with_their_sender():
-    # From 8 KiB on a bytes item borrows the putter's object (the getter copies it once).
-    big = bytes(range(256)) * 4096  # 1 MiB
+# The same 1 MiB-ish value built here and in the sub: bytes, and str of 1-, 2- and 4-byte units.
+LARGE_VALUES = [
+    "bytes(range(256)) * 4096",
+    "'axyz' * 100_000",
+    "'\\u20acxyz' * 100_000",
+    "'\\U0001f600xyz' * 100_000",
+]
+
+
+@pytest.mark.parametrize("expr", LARGE_VALUES)
+def test_large_values_cross_intact_both_ways_and_die_with_their_sender(expr):
+    # From 8 KiB a bytes item, or a str item of 8 Ki code units, borrows the putter's object
+    # (the getter copies it once).
+    big = eval(expr)
     q = ours.create_queue()
     q.put(big)
     q.put(("tuple", big[:9000]))
@@ -245,37 +256,13 @@ def test_large_bytes_cross_intact_both_ways_and_die_with_their_sender():
         q.put(big)  # main -> sub: the sub copies it, main lets go of its object later
         interp.exec("got = q.get(timeout=5)\nq.put((len(got), got[:3], got[-3:]))")
         assert q.get(timeout=5) == (len(big), big[:3], big[-3:])
-        interp.exec("data = bytes(range(256)) * 4096\nq.put(data)\nq.put(data[:20000])")
-        assert q.get(timeout=5) == big  # sub -> main
+        interp.exec(f"data = {expr}\nq.put(data)\nq.put(data[:20000])")
+        got = q.get(timeout=5)  # sub -> main
+        assert got == big and type(got) is type(big)
         assert q.qsize() == 1  # the sub's second item, still borrowing its object
     finally:
         interp.close()
     # Closing the sub unbinds its item (the borrow goes with it, in the sub, before it is gone).
-    assert q.get() is ours.UNBOUND
-    assert q.empty()
-
-
-@pytest.mark.parametrize("unit", ["a", "\u20ac", "\U0001f600"])
-def test_large_str_crosses_intact_both_ways_and_dies_with_its_sender(unit):
-    # From 8 KiB of code units a str item borrows the putter's object, as bytes do.
-    big = (unit + "xyz") * 100_000
-    q = ours.create_queue()
-    q.put(big)
-    q.put(("tuple", big[:9000]))
-    assert q.get() == big
-    assert q.get() == ("tuple", big[:9000])
-    interp = ours.create()
-    try:
-        interp.prepare_main(q=q, unit=unit)
-        q.put(big)
-        interp.exec("got = q.get(timeout=5)\nq.put((len(got), got[:3], got[-3:]))")
-        assert q.get(timeout=5) == (len(big), big[:3], big[-3:])
-        interp.exec("data = (unit + 'xyz') * 100_000\nq.put(data)\nq.put(data[:20000])")
-        got = q.get(timeout=5)  # sub -> main
-        assert got == big and type(got) is str
-        assert q.qsize() == 1
-    finally:
-        interp.close()
     assert q.get() is ours.UNBOUND
     assert q.empty()
 
