@@ -163,18 +163,22 @@ kw_entry!(
 
 /// The pending call (3.12+): runs in the interrupted interpreter, with its GIL, on whichever of
 /// its threads checks first; raises the owed exception in the runner unless the run it was
-/// meant for has ended (or a queue wait took it over).
+/// meant for has ended (or a queue wait took it over). Run by the runner itself, it raises the
+/// exception right there (returning -1): an asynchronous one set from inside this check would
+/// wait for the next check on 3.13+, and the runner may reach one of our queue waits first and
+/// block in it with the interrupt already taken.
 extern "C" fn deliver(arg: *mut c_void) -> c_int {
     // SAFETY: CPython runs pending calls with a thread state of the interpreter current and
-    // its GIL held; the body raises nothing (it returns 0 on every path).
-    unsafe { crate::py::trampoline::guard(None, 0, || Ok(deliver_owed(arg as u64))) }
+    // its GIL held; -1 is returned with the exception set, which CPython raises in the code
+    // that was running.
+    unsafe { crate::py::trampoline::guard(None, -1, || deliver_owed(arg as u64)) }
 }
 
 /// The body of [`deliver`].
 ///
 /// # Safety
 /// GIL held, in the interpreter the pending call was queued for.
-unsafe fn deliver_owed(token: u64) -> c_int {
+unsafe fn deliver_owed(token: u64) -> Result<c_int> {
     // SAFETY: a thread state is current (contract).
     let id = unsafe { tstate::interp_id(tstate::current_interp()) };
     let found = {
@@ -195,11 +199,16 @@ unsafe fn deliver_owed(token: u64) -> c_int {
         }
     };
     if let Some((runner, exc)) = found {
+        // SAFETY: GIL held (contract).
+        if runner == unsafe { ffi::PyThread_get_thread_ident() } {
+            // SAFETY: GIL held, on the runner; `exc` is a static type.
+            return Err(unsafe { raise(exc) });
+        }
         // SAFETY: attached to interpreter `id`, which the runner's thread state belongs to;
         // `exc` is a static type.
         unsafe { ffi::PyThreadState_SetAsyncExc(runner as _, exc as *mut ffi::PyObject) };
     }
-    0
+    Ok(0)
 }
 
 /// One of our blocking queue waits on this thread, registered so that an interrupt of the
