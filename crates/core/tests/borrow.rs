@@ -5,47 +5,17 @@
 //! Tests in this binary run in parallel and `owner_exiting` visits every channel, so each test
 //! uses interpreter ids of its own.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use subinterpreters_core::registry;
-use subinterpreters_core::{ForeignBuffer, InterpId, ItemSummary, Payload, SharedBuffer, Value};
+use subinterpreters_core::{InterpId, ItemSummary, Value};
 
-/// Memory "owned by" an interpreter; counts its drops (the extension's release).
-struct TestBorrow {
-    owner: InterpId,
-    bytes: Vec<u8>,
-    released: Arc<AtomicUsize>,
-}
-
-impl ForeignBuffer for TestBorrow {
-    fn owner(&self) -> InterpId {
-        self.owner
-    }
-    fn len(&self) -> usize {
-        self.bytes.len()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn copy_out(&self) -> Payload {
-        Payload::copy_from(&self.bytes)
-    }
-}
-
-impl Drop for TestBorrow {
-    fn drop(&mut self) {
-        self.released.fetch_add(1, Ordering::SeqCst);
-    }
-}
+mod common;
+use common::counted_buffer;
 
 fn borrowed(owner: InterpId, fill: u8, released: &Arc<AtomicUsize>) -> Value {
-    Value::BorrowedBytes(SharedBuffer::new(Arc::new(TestBorrow {
-        owner,
-        bytes: vec![fill; 100],
-        released: Arc::clone(released),
-    })))
+    Value::BorrowedBytes(counted_buffer(owner, vec![fill; 100], released))
 }
 
 fn owned_bytes(v: &Value) -> Option<&[u8]> {
@@ -149,11 +119,7 @@ fn borrowed_str_summarises_as_str_and_owns_a_str_copy_when_its_owner_goes() {
 
     const OWNER: InterpId = 1099;
     let released = Arc::new(AtomicUsize::new(0));
-    let buf = SharedBuffer::new(Arc::new(TestBorrow {
-        owner: OWNER,
-        bytes: vec![b'a'; 100],
-        released: Arc::clone(&released),
-    }));
+    let buf = counted_buffer(OWNER, vec![b'a'; 100], &released);
     let mut v = Value::Tuple(vec![Value::BorrowedStr {
         kind: StrKind::Ucs2,
         buf,

@@ -15,6 +15,9 @@ use subinterpreters_core::{
     Received, SharedBuffer, Value,
 };
 
+mod common;
+use common::{counted_buffer, CountedBuffer};
+
 fn unbounded() -> QueueRef {
     queue::create(0, QueueDefaults::default()).unwrap()
 }
@@ -298,40 +301,8 @@ fn unbound_values_are_dropped_at_once() {
     assert_eq!(queue::info(inner_id), Err(QueueError::NotFound(inner_id)));
 }
 
-/// A test exporter that counts its releases.
-struct TestBuffer {
-    owner: InterpId,
-    bytes: Vec<u8>,
-    released: Arc<AtomicUsize>,
-}
-
-impl ForeignBuffer for TestBuffer {
-    fn owner(&self) -> InterpId {
-        self.owner
-    }
-    fn len(&self) -> usize {
-        self.bytes.len()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn copy_out(&self) -> Payload {
-        Payload::copy_from(&self.bytes)
-    }
-}
-
-impl Drop for TestBuffer {
-    fn drop(&mut self) {
-        self.released.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 fn shared(owner: InterpId, released: &Arc<AtomicUsize>) -> SharedBuffer {
-    SharedBuffer::new(Arc::new(TestBuffer {
-        owner,
-        bytes: vec![1, 2, 3],
-        released: Arc::clone(released),
-    }))
+    counted_buffer(owner, vec![1, 2, 3], released)
 }
 
 #[test]
@@ -343,7 +314,11 @@ fn items_holding_a_buffer_of_a_destroyed_interpreter_are_unbound() {
     let buf = shared(EXPORTER, &released);
     assert_eq!(buf.len(), 3);
     assert_eq!(buf.owner(), EXPORTER);
-    let back = buf.buffer().as_any().downcast_ref::<TestBuffer>().unwrap();
+    let back = buf
+        .buffer()
+        .as_any()
+        .downcast_ref::<CountedBuffer>()
+        .unwrap();
     assert_eq!(back.bytes, [1, 2, 3]);
     let nested = Value::Tuple(vec![Value::Int(0), Value::Shared(buf.clone())]);
     assert_eq!(nested.payload_len(), 3);

@@ -1,12 +1,16 @@
 //! What the core's tests share: a tiny deterministic PRNG (SplitMix64), so that a failing model
-//! sequence is replayed from its seed alone, and the queue helpers of the threaded tests.
+//! sequence is replayed from its seed alone, the queue helpers of the threaded tests, and a
+//! foreign buffer that counts its releases.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use subinterpreters_core::queue::{self, QueueDefaults};
-use subinterpreters_core::QueueRef;
+use subinterpreters_core::{ForeignBuffer, InterpId, Payload, QueueRef, SharedBuffer};
 
 /// Slack for a busy machine: a wake-up must come well before this.
 pub const SLACK: Duration = Duration::from_secs(5);
@@ -57,4 +61,46 @@ impl Rng {
     pub fn flag(&mut self) -> bool {
         self.next() & 1 == 1
     }
+}
+
+/// Memory "owned by" an interpreter, as the extension's borrowed buffers are; counts its drops
+/// (the extension's release).
+pub struct CountedBuffer {
+    pub owner: InterpId,
+    pub bytes: Vec<u8>,
+    pub released: Arc<AtomicUsize>,
+}
+
+impl ForeignBuffer for CountedBuffer {
+    fn owner(&self) -> InterpId {
+        self.owner
+    }
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn copy_out(&self) -> Payload {
+        Payload::copy_from(&self.bytes)
+    }
+}
+
+impl Drop for CountedBuffer {
+    fn drop(&mut self) {
+        self.released.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A shared buffer of `bytes` owned by `owner`, adding 1 to `released` when dropped.
+pub fn counted_buffer(
+    owner: InterpId,
+    bytes: Vec<u8>,
+    released: &Arc<AtomicUsize>,
+) -> SharedBuffer {
+    SharedBuffer::new(Arc::new(CountedBuffer {
+        owner,
+        bytes,
+        released: Arc::clone(released),
+    }))
 }
