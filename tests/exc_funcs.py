@@ -40,7 +40,7 @@ def chained():
 
 def with_context_and_notes():
     try:
-        1 / 0
+        raise ZeroDivisionError("zero")
     except ZeroDivisionError:
         err = AppError(5, "noted")
         err.add_note("first note")

@@ -29,7 +29,9 @@ are always pickled.
 The reply, put on ``reply_qid``, is ``(tid, status, payload, seconds)``: ``OK`` (the native
 result), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
 strings)``), ``NOT_SHAREABLE`` (``(message, reason)``: the call or its result could not
-cross), ``SYNTAX`` (a script's SyntaxError arguments). The caller's side adds ``FAILED`` (the
+cross), ``SYNTAX`` (a script's SyntaxError arguments), ``UNGUARDED`` (the message of the
+``RuntimeError`` for a main script that started interpreters while it was run here to rebuild
+a pickle, see :func:`refuse_while_rerunning_main`). The caller's side adds ``FAILED`` (the
 payload is the exception, made in the caller's interpreter) and ``DEAD`` (``(owner key,
 exception)``: every unanswered call of that owner failed with it). :func:`decode` turns a reply
 into the result or the exception to raise; :func:`remote_exception` is the one place an
@@ -45,7 +47,7 @@ from subinterpreters import _errors
 from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_TUPLE, ARGS_PICKLED, ARGS_CHUNK, SCRIPT = 0, 1, 2, 3, 4, 5
-OK, PICKLED, RAISED, NOT_SHAREABLE, SYNTAX, FAILED, DEAD = 0, 1, 2, 3, 4, 5, 6
+OK, PICKLED, RAISED, NOT_SHAREABLE, SYNTAX, FAILED, DEAD, UNGUARDED = 0, 1, 2, 3, 4, 5, 6, 7
 
 # Unbound items become UNBOUND markers; items that are not shareable are pickled.
 QUEUE_UNBOUND, QUEUE_FALLBACK = 3, 1
@@ -281,6 +283,8 @@ def decode(status, payload, unwrap):
         return False, err
     if status == SYNTAX:
         return False, SyntaxError(*payload)
+    if status == UNGUARDED:
+        return False, RuntimeError(payload)
     if status == FAILED:
         return False, payload
     return False, _errors.InterpreterError(f"unexpected reply status {status!r}")
@@ -333,6 +337,8 @@ def run(fdata, akind, adata, mainfile):
                 _functions[fdata] = func
         if akind == ARGS_PICKLED or akind == ARGS_CHUNK:
             adata = _loads(adata, mainfile)
+    except _MainRerun as exc:
+        return (UNGUARDED, str(exc), 0.0)
     except BaseException as exc:
         reason = f"object could not be unpickled: {type(exc).__name__}: {_safe_str(exc)}"
         return (NOT_SHAREABLE, ("args not shareable", reason), 0.0)
@@ -685,9 +691,40 @@ def _fake_main(filename):
         mod.__builtins__ = __builtins__
         with open(filename, "rb") as f:
             code = compile(f.read(), filename, "exec")
-        exec(code, mod.__dict__)
+        global _rerunning_main
+        _rerunning_main = filename
+        try:
+            exec(code, mod.__dict__)
+        finally:
+            _rerunning_main = None
         _fake_mains[filename] = mod
     return mod
+
+
+# The main script this interpreter is running as "<fake __main__>", while it runs.
+_rerunning_main = None
+
+
+class _MainRerun(RuntimeError):
+    """Raised where a main script run as "<fake __main__>" starts an interpreter; its message
+    crosses as an ``UNGUARDED`` reply."""
+
+
+_UNGUARDED_MESSAGE = """\
+An interpreter was started while another interpreter ran your main script ({file})
+only to find a function or class defined in it: the script starts interpreters or a pool
+whenever it is imported. Protect its entry point so that importing it starts nothing:
+
+    if __name__ == "__main__":
+        main()"""
+
+
+def refuse_while_rerunning_main():
+    """Raise the one error for a script without an ``if __name__ == "__main__":`` guard when
+    this interpreter runs it as "<fake __main__>" (``interpreters.create`` and the pool call
+    this first): without it each worker would run the script again, and start more."""
+    if _rerunning_main is not None:
+        raise _MainRerun(_UNGUARDED_MESSAGE.format(file=_rerunning_main))
 
 
 def _loads(data, mainfile):
