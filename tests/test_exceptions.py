@@ -149,3 +149,21 @@ def test_call_in_thread_reports_execution_failed(interp, monkeypatch):
     assert len(seen) == 1
     assert seen[0].exc_type is interpreters.ExecutionFailed
     assert seen[0].exc_value.excinfo.type.__qualname__ == "AppError"
+
+
+def _modules_loaded():
+    import sys
+
+    return sorted(sys.modules)
+
+
+def test_call_that_returns_loads_no_exception_machinery(interp):
+    # The first call into a fresh interpreter imports only what it needs: the exception half
+    # of the protocol (and pickle, traceback) load when a call raises.
+    loaded = set(interp.call(_modules_loaded))
+    assert "subinterpreters._protocol" in loaded
+    unwanted = {"subinterpreters._errors", "subinterpreters._exceptions", "pickle", "traceback"}
+    assert not loaded & unwanted
+    with pytest.raises(interpreters.ExecutionFailed):
+        interp.call(exc_funcs.app_error, 1, "x")
+    assert "subinterpreters._exceptions" in interp.call(_modules_loaded)

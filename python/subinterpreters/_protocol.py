@@ -1,8 +1,9 @@
 """The one call protocol: how a call into another interpreter is encoded, run there, and how
 its reply is decoded. ``Interpreter.call``, ``Interpreter.exec``, ``call_in_thread``,
 ``call_async`` and the pool all use it; both halves live here, since every interpreter imports
-this module (it imports nothing above ``lowlevel`` and ``_errors``; pickle, marshal, dis and
-traceback are loaded on first use).
+this module. It imports nothing above ``lowlevel``: ``_errors``, ``_exceptions`` (how a raised
+exception crosses), pickle, marshal and dis load on first use, so that the first call into a
+fresh interpreter imports no more than it needs.
 
 A task crosses on a Rust queue as a tuple of natively shareable values::
 
@@ -43,7 +44,6 @@ import builtins
 import sys
 from time import perf_counter
 
-from subinterpreters import _errors
 from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_TUPLE, ARGS_PICKLED, ARGS_CHUNK, SCRIPT = 0, 1, 2, 3, 4, 5
@@ -67,6 +67,20 @@ def _pickle():
     import pickle
 
     return pickle
+
+
+# Loaded on first use: a call that returns normally needs neither (a fresh interpreter's first
+# call imports no more than it must).
+def _errors():
+    from subinterpreters import _errors
+
+    return _errors
+
+
+def _exceptions():
+    from subinterpreters import _exceptions
+
+    return _exceptions
 
 
 def _native(value):
@@ -159,10 +173,10 @@ def function_data(func, by_reference=False):
         return _pickle().dumps(func, 5)
     except Exception as exc:
         if reason is not None:
-            raise _errors.NotShareableError(
+            raise _errors().NotShareableError(
                 "only stateless functions are shareable"
             ) from ValueError(reason)
-        raise _errors.NotShareableError(
+        raise _errors().NotShareableError(
             f"{_safe_repr(func)} does not support cross-interpreter data"
         ) from exc
 
@@ -183,7 +197,7 @@ def encode_args(args, kwargs):
         return ARGS_PICKLED, dumps((args, kwargs))
     except Exception as exc:
         bad = next((a for a in (*args, *kwargs.values()) if not _picklable(a)), args)
-        raise _errors.NotShareableError(
+        raise _errors().NotShareableError(
             f"{_safe_repr(bad)} does not support cross-interpreter data"
         ) from exc
 
@@ -271,15 +285,15 @@ def decode(status, payload, unwrap):
         try:
             return True, _ll._loads(payload)
         except Exception as exc:
-            err = _errors.NotShareableError("result not shareable")
+            err = _errors().NotShareableError("result not shareable")
             err.__cause__ = exc
             return False, err
     if status == RAISED:
         return False, remote_exception(payload[0], payload[1], unwrap)
     if status == NOT_SHAREABLE:
         message, reason = payload
-        err = _errors.NotShareableError(message)
-        err.__cause__ = _errors.NotShareableError(reason)
+        err = _errors().NotShareableError(message)
+        err.__cause__ = _errors().NotShareableError(reason)
         return False, err
     if status == SYNTAX:
         return False, SyntaxError(*payload)
@@ -287,33 +301,18 @@ def decode(status, payload, unwrap):
         return False, RuntimeError(payload)
     if status == FAILED:
         return False, payload
-    return False, _errors.InterpreterError(f"unexpected reply status {status!r}")
+    return False, _errors().InterpreterError(f"unexpected reply status {status!r}")
 
 
 def remote_exception(data, info, unwrap):
-    """The exception to raise for one raised in another interpreter: ``data`` is its pickle
-    (or None), ``info`` the strings of its ``excinfo``. An ``ExecutionFailed`` carries the
-    remote traceback; with ``unwrap`` the original exception, rebuilt here (see
-    :func:`raised`), is raised with that as its ``__cause__``, the original cause moving to
-    the ``ExecutionFailed``'s ``__cause__`` (when its class can be imported here; else the
-    ``ExecutionFailed`` is raised)."""
-    wrapper = _errors.ExecutionFailed(remote_excinfo((data, info)))
-    if unwrap and data is not None:
-        try:
-            exc = _pickle().loads(data)
-        except Exception:
-            exc = None
-        if isinstance(exc, BaseException):
-            wrapper.__cause__ = exc.__cause__
-            wrapper.__suppress_context__ = False
-            exc.__cause__ = wrapper
-            return exc
-    return wrapper
+    """The exception to raise for one raised in another interpreter (see
+    :func:`subinterpreters._exceptions.remote_exception`)."""
+    return _exceptions().remote_exception(data, info, unwrap)
 
 
 def remote_excinfo(payload):
     """The ``excinfo`` of an ``ExecutionFailed`` for a ``RAISED`` payload."""
-    return _errors.excinfo(*payload[1])
+    return _errors().excinfo(*payload[1])
 
 
 # -- the target's side --------------------------------------------------------------------------
@@ -406,152 +405,9 @@ def _run_script(src, start):
 
 
 def raised(exc):
-    """The ``RAISED`` payload for an exception a call raised: ``(its pickle or None, excinfo
-    strings)``. The pickle rebuilds each exception of the chain without calling its class
-    (see :func:`_reduce_exception`), with its ``__cause__``/``__context__`` chain."""
-    try:
-        info = _excinfo(exc)
-    except BaseException:  # keep going: the caller still needs to hear something
-        info = ("Exception", "Exception", "builtins", "", "Exception: ", "")
-    try:
-        data = _exception_dumps(exc)
-    except BaseException:
-        data = None
-    return (data, info)
-
-
-# The pickler class for exceptions, made on first use (it subclasses pickle's).
-_exception_pickler: list = []
-
-
-def _exception_dumps(exc):
-    if not _exception_pickler:
-        import io
-
-        pickle = _pickle()
-
-        class _ExceptionPickler(pickle.Pickler):
-            def reducer_override(self, obj):
-                if isinstance(obj, BaseException):
-                    return _reduce_exception(obj)
-                if type(obj) is memoryview:
-                    return (memoryview, (obj.tobytes(),))
-                if isinstance(obj, type) and getattr(obj, "__module__", None) == _FAKE_MAIN:
-                    return (_main_global, (obj.__qualname__,))
-                return NotImplemented
-
-        def dumps(obj):
-            buf = io.BytesIO()
-            _ExceptionPickler(buf, 5).dump(obj)
-            return buf.getvalue()
-
-        _exception_pickler.append(dumps)
-    return _exception_pickler[0](exc)
-
-
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made by class statements (not builtins)
-
-
-def _reduce_exception(exc):
-    """How one exception crosses: rebuilt without calling its class when it pickles the
-    default way (a class's own ``__init__`` may take other arguments than its ``args``), else
-    by its own ``__reduce__``; its ``__cause__``, ``__context__`` and ``__dict__`` (notes
-    included) cross as state, set once the exception exists (so a cycle in the chain is one)."""
-    tp = type(exc)
-    chain = (exc.__cause__, exc.__context__, exc.__suppress_context__)
-    if (
-        tp.__reduce_ex__ is BaseException.__reduce_ex__
-        and tp.__reduce__ is BaseException.__reduce__
-        and tp.__setstate__ is BaseException.__setstate__
-    ):
-        state = (getattr(exc, "__dict__", None) or None, *chain)
-        return (_new_exception, (tp, exc.args), state, None, None, _set_exception_state)
-    return (
-        _call_reduced,
-        (exc.__reduce_ex__(5),),
-        (None, *chain),
-        None,
-        None,
-        _set_exception_state,
-    )
-
-
-def _new_exception(tp, args):
-    """An exception of class ``tp`` with ``args``, made as its nearest builtin base makes one:
-    no code of ``tp``'s own runs."""
-    base = next(c for c in tp.__mro__ if not c.__flags__ & _HEAPTYPE)
-    exc = base.__new__(tp, *args)
-    try:
-        base.__init__(exc, *args)  # the fields builtin bases keep apart from args
-    except Exception:
-        pass
-    exc.args = args
-    return exc
-
-
-def _call_reduced(rv):
-    """The object an exception's own ``__reduce__`` value describes (pickle's rules for the
-    callable, its arguments and a dict or ``__setstate__`` state)."""
-    obj = rv[0](*rv[1])
-    state = rv[2] if len(rv) > 2 else None
-    if state is not None:
-        setstate = getattr(obj, "__setstate__", None)
-        if setstate is not None:
-            setstate(state)
-        else:
-            obj.__dict__.update(state)
-    return obj
-
-
-def _set_exception_state(exc, state):
-    attrs, cause, context, suppress = state
-    if not isinstance(exc, BaseException):
-        return exc
-    if attrs:
-        exc.__dict__.update(attrs)
-    exc.__cause__ = cause
-    exc.__context__ = context
-    exc.__suppress_context__ = suppress
-    return exc
-
-
-def _main_global(qualname):
-    """A class of ``__main__`` named in a pickle made where it came from a "<fake __main__>"
-    module (see :func:`_fake_main`)."""
-    obj = sys.modules["__main__"]
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _excinfo(exc):
-    """The strings 3.14's ExecutionFailed.excinfo carries: name, qualname, module, msg,
-    formatted, errdisplay (the traceback, without our own frames)."""
-    import traceback
-
-    tp = type(exc)
-    name = getattr(tp, "__name__", "?")
-    qualname = getattr(tp, "__qualname__", name)
-    module = getattr(tp, "__module__", None)
-    if module == _FAKE_MAIN:  # a class of the caller's main script, run here (see _fake_main)
-        module = "__main__"
-    msg = _safe_str(exc)
-    if module in (None, "builtins", "__main__"):
-        formatted = f"{qualname}: {msg}"
-    else:
-        formatted = f"{module}.{qualname}: {msg}"
-    tb = exc.__traceback__
-    while tb is not None and (
-        # The filename first: the invoking code holds a list among its constants (unhashable).
-        tb.tb_frame.f_code.co_filename == _INVOKE_FILE or tb.tb_frame.f_code in _OUR_CODE
-    ):
-        tb = tb.tb_next
-    try:
-        lines = traceback.format_exception(tp, exc, tb)
-        errdisplay = "".join(lines).rstrip("\n")
-    except BaseException:
-        errdisplay = formatted
-    return (name, qualname, module, msg, formatted, errdisplay)
+    """The ``RAISED`` payload for an exception a call raised (see
+    :func:`subinterpreters._exceptions.raised`)."""
+    return _exceptions().raised(exc)
 
 
 def serve_main():
