@@ -167,3 +167,10 @@ def test_call_that_returns_loads_no_exception_machinery(interp):
     with pytest.raises(interpreters.ExecutionFailed):
         interp.call(exc_funcs.app_error, 1, "x")
     assert "subinterpreters._exceptions" in interp.call(_modules_loaded)
+
+
+def test_exception_still_reported_when_its_encoder_cannot_load(interp):
+    interp.exec("import sys; sys.modules['subinterpreters._exceptions'] = None")
+    with pytest.raises(interpreters.ExecutionFailed, match="3: bad") as info:
+        interp.call(exc_funcs.app_error, 3, "bad")
+    assert info.value.excinfo.type.__name__ == "AppError"

@@ -407,7 +407,13 @@ def _run_script(src, start):
 def raised(exc):
     """The ``RAISED`` payload for an exception a call raised (see
     :func:`subinterpreters._exceptions.raised`)."""
-    return _exceptions().raised(exc)
+    try:
+        encode = _exceptions().raised
+    except BaseException:  # cannot even load it (a damaged interpreter): the bare facts
+        name = _safe_str(getattr(type(exc), "__name__", "Exception"))
+        text = f"{name}: {_safe_str(exc)}"
+        return (None, (name, name, "builtins", _safe_str(exc), text, text))
+    return encode(exc)
 
 
 def serve_main():
