@@ -207,7 +207,7 @@ from {TARGET} import (
     NotShareableError,
     is_shareable,
 )
-from subinterpreters import _protocol
+from subinterpreters import _exceptions
 
 WHENCE_UNKNOWN = 0
 WHENCE_RUNTIME = 1
@@ -259,7 +259,7 @@ def capture_exception(exc=None):
 
     if exc is None:
         exc = sys.exception()
-    name, qualname, module, msg, formatted, errdisplay = _protocol._excinfo(exc)
+    name, qualname, module, msg, formatted, errdisplay = _exceptions._excinfo(exc)
     kind = SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module)
     return SimpleNamespace(type=kind, msg=msg, formatted=formatted, errdisplay=errdisplay)
 '''

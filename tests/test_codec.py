@@ -170,6 +170,38 @@ def test_corrupt_streams_raise_value_error(data):
         ll._loads(data)
 
 
+def test_decoding_leaves_the_collector_as_it_found_it():
+    # Decoding holds the cyclic collector off (its new containers are no garbage) and switches
+    # it back on only if it was on: after success and after a corrupt stream alike.
+    import gc
+
+    data = ll._dumps([{"k": [i]} for i in range(10_000)])  # 20,000 new containers
+    starts = []
+
+    def count(phase, info):
+        if phase == "start":
+            starts.append(info)
+
+    assert gc.isenabled()
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        value = ll._loads(data)
+        during = len(starts)
+        assert len(value) == 10_000
+        assert during <= 1  # unpaused, 3.11 collects every ~700 new containers
+        assert gc.isenabled()
+        with pytest.raises(ValueError):
+            ll._loads(data[:-3])
+        assert gc.isenabled()
+        gc.disable()
+        ll._loads(data)
+        assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+
+
 # -- where PEP 734 values cross -------------------------------------------------------------
 
 

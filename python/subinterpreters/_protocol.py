@@ -1,8 +1,9 @@
 """The one call protocol: how a call into another interpreter is encoded, run there, and how
 its reply is decoded. ``Interpreter.call``, ``Interpreter.exec``, ``call_in_thread``,
 ``call_async`` and the pool all use it; both halves live here, since every interpreter imports
-this module (it imports nothing above ``lowlevel`` and ``_errors``; pickle, marshal, dis and
-traceback are loaded on first use).
+this module. It imports nothing above ``lowlevel``: ``_errors``, ``_exceptions`` (how a raised
+exception crosses), pickle, marshal and dis load on first use, so that the first call into a
+fresh interpreter imports no more than it needs.
 
 A task crosses on a Rust queue as a tuple of natively shareable values::
 
@@ -29,7 +30,9 @@ are always pickled.
 The reply, put on ``reply_qid``, is ``(tid, status, payload, seconds)``: ``OK`` (the native
 result), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or None, excinfo
 strings)``), ``NOT_SHAREABLE`` (``(message, reason)``: the call or its result could not
-cross), ``SYNTAX`` (a script's SyntaxError arguments). The caller's side adds ``FAILED`` (the
+cross), ``SYNTAX`` (a script's SyntaxError arguments), ``UNGUARDED`` (the message of the
+``RuntimeError`` for a main script that started interpreters while it was run here to rebuild
+a pickle, see :func:`refuse_while_rerunning_main`). The caller's side adds ``FAILED`` (the
 payload is the exception, made in the caller's interpreter) and ``DEAD`` (``(owner key,
 exception)``: every unanswered call of that owner failed with it). :func:`decode` turns a reply
 into the result or the exception to raise; :func:`remote_exception` is the one place an
@@ -41,11 +44,10 @@ import builtins
 import sys
 from time import perf_counter
 
-from subinterpreters import _errors
 from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_TUPLE, ARGS_PICKLED, ARGS_CHUNK, SCRIPT = 0, 1, 2, 3, 4, 5
-OK, PICKLED, RAISED, NOT_SHAREABLE, SYNTAX, FAILED, DEAD = 0, 1, 2, 3, 4, 5, 6
+OK, PICKLED, RAISED, NOT_SHAREABLE, SYNTAX, FAILED, DEAD, UNGUARDED = 0, 1, 2, 3, 4, 5, 6, 7
 
 # Unbound items become UNBOUND markers; items that are not shareable are pickled.
 QUEUE_UNBOUND, QUEUE_FALLBACK = 3, 1
@@ -65,6 +67,20 @@ def _pickle():
     import pickle
 
     return pickle
+
+
+# Loaded on first use: a call that returns normally needs neither (a fresh interpreter's first
+# call imports no more than it must).
+def _errors():
+    from subinterpreters import _errors
+
+    return _errors
+
+
+def _exceptions():
+    from subinterpreters import _exceptions
+
+    return _exceptions
 
 
 def _native(value):
@@ -157,10 +173,10 @@ def function_data(func, by_reference=False):
         return _pickle().dumps(func, 5)
     except Exception as exc:
         if reason is not None:
-            raise _errors.NotShareableError(
+            raise _errors().NotShareableError(
                 "only stateless functions are shareable"
             ) from ValueError(reason)
-        raise _errors.NotShareableError(
+        raise _errors().NotShareableError(
             f"{_safe_repr(func)} does not support cross-interpreter data"
         ) from exc
 
@@ -181,7 +197,7 @@ def encode_args(args, kwargs):
         return ARGS_PICKLED, dumps((args, kwargs))
     except Exception as exc:
         bad = next((a for a in (*args, *kwargs.values()) if not _picklable(a)), args)
-        raise _errors.NotShareableError(
+        raise _errors().NotShareableError(
             f"{_safe_repr(bad)} does not support cross-interpreter data"
         ) from exc
 
@@ -269,43 +285,34 @@ def decode(status, payload, unwrap):
         try:
             return True, _ll._loads(payload)
         except Exception as exc:
-            err = _errors.NotShareableError("result not shareable")
+            err = _errors().NotShareableError("result not shareable")
             err.__cause__ = exc
             return False, err
     if status == RAISED:
         return False, remote_exception(payload[0], payload[1], unwrap)
     if status == NOT_SHAREABLE:
         message, reason = payload
-        err = _errors.NotShareableError(message)
-        err.__cause__ = _errors.NotShareableError(reason)
+        err = _errors().NotShareableError(message)
+        err.__cause__ = _errors().NotShareableError(reason)
         return False, err
     if status == SYNTAX:
         return False, SyntaxError(*payload)
+    if status == UNGUARDED:
+        return False, RuntimeError(payload)
     if status == FAILED:
         return False, payload
-    return False, _errors.InterpreterError(f"unexpected reply status {status!r}")
+    return False, _errors().InterpreterError(f"unexpected reply status {status!r}")
 
 
 def remote_exception(data, info, unwrap):
-    """The exception to raise for one raised in another interpreter: ``data`` is its pickle
-    (or None), ``info`` the strings of its ``excinfo``. An ``ExecutionFailed`` carries the
-    remote traceback; with ``unwrap`` the original exception, unpickled, is raised with that
-    as its ``__cause__`` (when it can be unpickled)."""
-    wrapper = _errors.ExecutionFailed(remote_excinfo((data, info)))
-    if unwrap and data is not None:
-        try:
-            exc = _pickle().loads(data)
-        except Exception:
-            exc = None
-        if isinstance(exc, BaseException):
-            exc.__cause__ = wrapper
-            return exc
-    return wrapper
+    """The exception to raise for one raised in another interpreter (see
+    :func:`subinterpreters._exceptions.remote_exception`)."""
+    return _exceptions().remote_exception(data, info, unwrap)
 
 
 def remote_excinfo(payload):
     """The ``excinfo`` of an ``ExecutionFailed`` for a ``RAISED`` payload."""
-    return _errors.excinfo(*payload[1])
+    return _errors().excinfo(*payload[1])
 
 
 # -- the target's side --------------------------------------------------------------------------
@@ -329,6 +336,8 @@ def run(fdata, akind, adata, mainfile):
                 _functions[fdata] = func
         if akind == ARGS_PICKLED or akind == ARGS_CHUNK:
             adata = _loads(adata, mainfile)
+    except _MainRerun as exc:
+        return (UNGUARDED, str(exc), 0.0)
     except BaseException as exc:
         reason = f"object could not be unpickled: {type(exc).__name__}: {_safe_str(exc)}"
         return (NOT_SHAREABLE, ("args not shareable", reason), 0.0)
@@ -396,45 +405,15 @@ def _run_script(src, start):
 
 
 def raised(exc):
-    """The ``RAISED`` payload for an exception a call raised: ``(its pickle or None, excinfo
-    strings)``."""
+    """The ``RAISED`` payload for an exception a call raised (see
+    :func:`subinterpreters._exceptions.raised`)."""
     try:
-        info = _excinfo(exc)
-    except BaseException:  # keep going: the caller still needs to hear something
-        info = ("Exception", "Exception", "builtins", "", "Exception: ", "")
-    try:
-        data = _pickle().dumps(exc, 5)
-    except BaseException:
-        data = None
-    return (data, info)
-
-
-def _excinfo(exc):
-    """The strings 3.14's ExecutionFailed.excinfo carries: name, qualname, module, msg,
-    formatted, errdisplay (the traceback, without our own frames)."""
-    import traceback
-
-    tp = type(exc)
-    name = getattr(tp, "__name__", "?")
-    qualname = getattr(tp, "__qualname__", name)
-    module = getattr(tp, "__module__", None)
-    msg = _safe_str(exc)
-    if module in (None, "builtins", "__main__"):
-        formatted = f"{qualname}: {msg}"
-    else:
-        formatted = f"{module}.{qualname}: {msg}"
-    tb = exc.__traceback__
-    while tb is not None and (
-        # The filename first: the invoking code holds a list among its constants (unhashable).
-        tb.tb_frame.f_code.co_filename == _INVOKE_FILE or tb.tb_frame.f_code in _OUR_CODE
-    ):
-        tb = tb.tb_next
-    try:
-        lines = traceback.format_exception(tp, exc, tb)
-        errdisplay = "".join(lines).rstrip("\n")
-    except BaseException:
-        errdisplay = formatted
-    return (name, qualname, module, msg, formatted, errdisplay)
+        encode = _exceptions().raised
+    except BaseException:  # cannot even load it (a damaged interpreter): the bare facts
+        name = _safe_str(getattr(type(exc), "__name__", "Exception"))
+        text = f"{name}: {_safe_str(exc)}"
+        return (None, (name, name, "builtins", _safe_str(exc), text, text))
+    return encode(exc)
 
 
 def serve_main():
@@ -561,6 +540,7 @@ def dumps(obj):
 # Modules made by running the calling interpreter's main script as "<fake __main__>", by file
 # name: 3.14 does this when a pickle refers to a __main__ function this interpreter lacks.
 _fake_mains: dict = {}
+_FAKE_MAIN = "<fake __main__>"
 
 
 def _fake_main(filename):
@@ -568,14 +548,45 @@ def _fake_main(filename):
     if mod is None:
         import types
 
-        mod = types.ModuleType("<fake __main__>")
+        mod = types.ModuleType(_FAKE_MAIN)
         mod.__file__ = filename
         mod.__builtins__ = __builtins__
         with open(filename, "rb") as f:
             code = compile(f.read(), filename, "exec")
-        exec(code, mod.__dict__)
+        global _rerunning_main
+        _rerunning_main = filename
+        try:
+            exec(code, mod.__dict__)
+        finally:
+            _rerunning_main = None
         _fake_mains[filename] = mod
     return mod
+
+
+# The main script this interpreter is running as "<fake __main__>", while it runs.
+_rerunning_main = None
+
+
+class _MainRerun(RuntimeError):
+    """Raised where a main script run as "<fake __main__>" starts an interpreter; its message
+    crosses as an ``UNGUARDED`` reply."""
+
+
+_UNGUARDED_MESSAGE = """\
+An interpreter was started while another interpreter ran your main script ({file})
+only to find a function or class defined in it: the script starts interpreters or a pool
+whenever it is imported. Protect its entry point so that importing it starts nothing:
+
+    if __name__ == "__main__":
+        main()"""
+
+
+def refuse_while_rerunning_main():
+    """Raise the one error for a script without an ``if __name__ == "__main__":`` guard when
+    this interpreter runs it as "<fake __main__>" (``interpreters.create`` and the pool call
+    this first): without it each worker would run the script again, and start more."""
+    if _rerunning_main is not None:
+        raise _MainRerun(_UNGUARDED_MESSAGE.format(file=_rerunning_main))
 
 
 def _loads(data, mainfile):

@@ -182,6 +182,7 @@ class InterpreterPoolExecutor(_base.Executor):
     _counter = itertools.count().__next__
 
     def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+        _p.refuse_while_rerunning_main()
         if max_workers is None:
             max_workers = _default_workers()
         if max_workers <= 0:

@@ -181,6 +181,7 @@ def create(*, forward_output=False):
     cell's output), in order; everything an ``exec``/``call`` printed is delivered before it
     returns. Without it, the interpreter writes to the process's file descriptors 1 and 2.
     """
+    _p.refuse_while_rerunning_main()
     if forward_output and int(_ll.get_current()) != _MAIN_ID:
         raise InterpreterError("forward_output=True needs create() in the main interpreter")
     handle = _ll.create()
