@@ -99,6 +99,14 @@ def damage_worker():
     return "damaged"
 
 
+def kill_worker():
+    """Make the serve loop fail before this call's reply is put (a worker dying mid-call)."""
+    import subinterpreters._pool_worker as w
+
+    w.damage("before")
+    return "never seen"
+
+
 def signal_and_wait(started, release):
     # Tells the test it runs, then runs until the test releases it.
     started.put(1)

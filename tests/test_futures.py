@@ -24,6 +24,7 @@ from task_funcs import (
     get_or_return,
     ident,
     init_state,
+    kill_worker,
     mul,
     nested_pool,
     raise_local,
@@ -522,6 +523,42 @@ def test_an_idle_worker_takes_the_next_task_while_another_is_busy():
         assert busy.result() == "released"
 
 
+def test_a_future_is_running_from_the_moment_a_worker_starts_it():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(1) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        queued = p.submit(mul, 3, 4)
+        started.get(timeout=60)
+        # No reply has come yet: the worker's claim on the call says it runs.
+        assert busy.running() and not busy.done()
+        assert "state=running" in repr(busy)
+        assert not queued.running() and "state=pending" in repr(queued)
+        assert not busy.cancel()
+        assert not busy.cancelled()
+        release.put(None)
+        assert busy.result() == "released"
+        assert queued.result() == 12
+        assert not busy.running() and not queued.running()
+
+
+def test_a_cancelled_call_counts_done_for_wait_and_as_completed():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(1) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+        queued = [p.submit(mul, i, 2) for i in range(3)]
+        assert queued[0].cancel()
+        assert queued[0].cancel()  # again: still cancelled
+        done, not_done = wait(queued[:1], timeout=60)
+        assert done == {queued[0]} and not not_done
+        assert list(as_completed(queued[:1], timeout=60)) == queued[:1]
+        p.shutdown(wait=False, cancel_futures=True)
+        done, _ = wait(queued, timeout=60)
+        assert done == set(queued) and all(f.cancelled() for f in queued)
+        release.put(None)
+        assert busy.result() == "released"
+
+
 def test_an_idle_worker_takes_map_chunks_while_another_is_busy():
     started, release = interpreters.create_queue(), interpreters.create_queue()
     with Pool(2) as p:
@@ -688,6 +725,52 @@ def test_a_damaged_worker_leaves_nothing_behind():
         assert p.submit(mul, 2, 3).result() == 6
     assert lowlevel._claim_count() == claims
     assert set(_results._sinks) == sinks
+
+
+def test_a_worker_dying_mid_call_fails_that_call_at_once():
+    from subinterpreters import _results
+
+    claims, sinks = lowlevel._claim_count(), set(_results._sinks)
+    with Pool(1) as p:
+        assert p.submit(mul, 2, 3).result() == 6
+        dying = p.submit(kill_worker)
+        # While the pool runs on (a worker's call is otherwise failed only at shutdown).
+        with pytest.raises(futures.BrokenInterpreterPool, match="failed before it answered") as ei:
+            dying.result(timeout=60)
+        assert isinstance(ei.value.__cause__, interpreters.ExecutionFailed)
+        assert "SystemError" in str(ei.value.__cause__)
+        # The worker is replaced and nothing of the dead one is kept.
+        assert p.submit(mul, 2, 21).result() == 42
+        assert len(p._threads) == 1
+        assert p._works == {}
+    assert lowlevel._claim_count() == claims
+    assert set(_results._sinks) == sinks
+
+
+def test_a_worker_dying_mid_call_fails_an_awaited_call_at_once():
+    import asyncio
+
+    with Pool(1) as p:
+
+        async def main():
+            with pytest.raises(futures.BrokenInterpreterPool):
+                await p.call_async(kill_worker)
+            return await p.call_async(mul, 6, 7)
+
+        assert asyncio.run(main()) == 42
+        assert p._works == {}
+
+
+def test_a_worker_dying_fails_only_its_own_call():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(2) as p:
+        busy = p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+        with pytest.raises(futures.BrokenInterpreterPool):
+            p.submit(kill_worker).result(timeout=60)
+        assert busy.running()
+        release.put(None)
+        assert busy.result(timeout=60) == "released"
 
 
 # -- exit ---------------------------------------------------------------------------------------

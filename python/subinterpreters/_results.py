@@ -18,7 +18,7 @@ from subinterpreters import _errors
 from subinterpreters import _protocol as _p
 from subinterpreters import lowlevel as _ll
 
-__all__ = ["Future", "Work", "Sink", "report_dead", "rescue_replies", "next_tid"]
+__all__ = ["Future", "Work", "Sink", "report_dead", "rescue_replies", "next_tid", "work_of_claim"]
 
 next_tid = itertools.count(1).__next__
 
@@ -77,10 +77,15 @@ class _Condition(_thread.RLock):
 
 
 class Future(_base.Future):
-    """A Future made cheaply (see :class:`_Condition`) that knows its call's claim:
-    ``cancel()`` succeeds exactly while no worker has started the call, wherever it waits, and
-    ``result()`` raises a falsey exception too (CPython gh-132063, fixed in 3.14: before that,
-    an exception whose ``__bool__`` or ``__len__`` says false was ignored)."""
+    """A Future made cheaply (see :class:`_Condition`) that knows its call's claim.
+
+    It is running from the moment a worker takes the claim to start the call (``running()``
+    asks the claim, so no message is sent for it), and from then on ``cancel()`` fails. Until
+    then ``cancel()`` succeeds wherever the call waits, and the future is at once what
+    ``set_running_or_notify_cancel()`` would make it when a worker reached the call
+    (``wait()`` and ``as_completed()`` count it done): no worker ever will. ``result()`` raises
+    a falsey exception too (CPython gh-132063, fixed in 3.14: before that, an exception whose
+    ``__bool__`` or ``__len__`` says false was ignored)."""
 
     def __init__(self):
         # Everything _base.Future.__init__ sets, with the cheaper condition.
@@ -92,15 +97,38 @@ class Future(_base.Future):
         self._done_callbacks = []
         self._work = None  # set once the call is queued
 
+    def _look(self):
+        """PENDING becomes RUNNING once a worker has taken the call (condition held)."""
+        if self._state == _base.PENDING:
+            work = self._work
+            if work is not None and work.started():
+                self._state = _base.RUNNING
+
+    def running(self):
+        with self._condition:
+            self._look()
+            return self._state == _base.RUNNING
+
     def cancel(self):
         with self._condition:
             work = self._work
-            if self._state == _base.PENDING and work is not None:
-                if not work.withdraw():
+            if self._state == _base.PENDING and work is not None and not work.withdraw():
+                if not work.withdrawn:
                     # A worker took the claim: the call runs (or ran), as running() says.
                     self._state = _base.RUNNING
                     return False
-        return super().cancel()
+            # (else another thread withdrew it meanwhile: it is cancelled all the same)
+        if not super().cancel():
+            return False
+        with self._condition:
+            if self._state == _base.CANCELLED:
+                self.set_running_or_notify_cancel()  # tells wait() and as_completed()
+        return True
+
+    def __repr__(self):
+        with self._condition:
+            self._look()
+        return super().__repr__()
 
     def _Future__get_result(self):
         if self._exception is not None:
@@ -115,7 +143,7 @@ class Future(_base.Future):
 class Work:
     """One call handed to another interpreter (or a ``map`` chunk), until it is settled."""
 
-    __slots__ = ("future", "tid", "claim", "sink", "loop", "unwrap", "owner", "key")
+    __slots__ = ("future", "tid", "claim", "sink", "loop", "unwrap", "owner", "key", "withdrawn")
 
     def __init__(self, future, sink, *, loop=None, unwrap=True, owner=None, key=0, claim=0):
         self.future = future
@@ -126,6 +154,7 @@ class Work:
         self.unwrap = unwrap  # raise the call's own exception (the pool), or ExecutionFailed
         self.owner = owner  # told with owner._settled(work) once, when settled
         self.key = key  # who serves it, for DEAD replies (0: a pool's shared queue)
+        self.withdrawn = False  # its claim taken back: it never runs
         sink.works[self.tid] = self
         if loop is None:
             future._work = self
@@ -138,10 +167,25 @@ class Work:
 
     def withdraw(self):
         """Take the call back if no worker has started it: True if it will never run."""
-        if not self.claim or not _ll._claim_take(self.claim):
+        if not self.claim:
+            return False
+        if self.loop is None:
+            # Under the future's condition: running() never sees the claim gone but not yet
+            # marked withdrawn (it would take the call for started).
+            with self.future._condition:
+                if not _ll._claim_take(self.claim):
+                    return False
+                self.withdrawn = True
+        elif _ll._claim_take(self.claim):
+            self.withdrawn = True
+        else:
             return False
         self._forget()
         return True
+
+    def started(self):
+        """Whether a worker has taken the call's claim: it runs, or ran."""
+        return bool(self.claim) and not self.withdrawn and not _ll._claim_is_open(self.claim)
 
     def _forget(self):
         if self.sink.works.pop(self.tid, None) is self and self.owner is not None:
@@ -291,6 +335,16 @@ def report_dead(key, error):
                     _ll._queue_put(sink.qid, (0, _p.DEAD, (key, error), 0.0), 0, False, None)
                 except RuntimeError:
                     pass
+
+
+def work_of_claim(claim):
+    """The unsettled work, of any results queue of this interpreter, whose call has ``claim``
+    (None if it is settled). Scans them all: for the rare worker that died mid-call."""
+    for sink in list(_sinks.values()):
+        for work in list(sink.works.values()):
+            if work.claim == claim:
+                return work
+    return None
 
 
 def sink_of(qid):

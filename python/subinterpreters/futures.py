@@ -58,7 +58,7 @@ else:
 _BROKEN_MESSAGE = "A thread initializer failed, the thread pool is not usable anymore"
 
 # The script each worker thread runs in its interpreter (compiled once there, then cached).
-_SERVE = "__import__('subinterpreters._pool_worker', None, None, ['_']).serve(tq)"
+_SERVE = "__import__('subinterpreters._pool_worker', None, None, ['_']).serve(tq, holder)"
 
 # At most this many replies are delivered per batch by the collector.
 _BATCH = 256
@@ -483,27 +483,58 @@ _BOOT = "__import__('subinterpreters._pool_worker', None, None, ['_']).MAIN_FILE
 
 def _worker_main(pool_ref, crew, initializer, initargs):
     handle = None
+    # This thread's number as the holder of the claims it takes (unique among live threads):
+    # the call it started and never answered is found by it (see _pool_worker).
+    holder = threading.get_ident()
     try:
         handle = _start_interpreter(pool_ref, initializer, initargs)
         while handle is not None:
+            failure = None
             try:
-                _ll.run_string(handle, _SERVE, {"tq": crew.tq})
-                return  # told to stop
+                _ll.run_string(handle, _SERVE, {"tq": crew.tq, "holder": holder})
             except _ll.RunFailedError as exc:
                 failure = exc
-            # The interpreter is damaged (the call it was making was answered by serve): carry
-            # on with a fresh one.
-            _base.LOGGER.warning(
-                "a pool worker's interpreter failed; replacing it: %s",
-                _errors.excinfo_from_run_failed(failure).formatted,
-            )
+            except BaseException as exc:  # noqa: B036 - the interpreter could not run serve
+                _fail_held(holder, pool_ref, exc)
+                _break_pool(pool_ref, f"a worker interpreter failed: {exc!r}")
+                return
+            if failure is None:
+                return  # told to stop
+            # The interpreter is damaged: fail the call it had started (if its reply was not
+            # put), then carry on with a fresh interpreter.
+            info = _errors.excinfo_from_run_failed(failure)
+            _fail_held(holder, pool_ref, _errors.ExecutionFailed(info))
+            _base.LOGGER.warning("a pool worker's interpreter failed; replacing it: %s", info.formatted)
             _retire(handle)
             handle = None
             handle = _start_interpreter(pool_ref, initializer, initargs)
     finally:
+        _ll._claim_release(holder)
         if handle is not None:
             _retire(handle)
         crew.worker_finished(pool_ref())
+
+
+def _fail_held(holder, pool_ref, cause):
+    """Fail, at once, the call the worker ``holder`` had started and not answered, if any."""
+    claim = _ll._claim_release(holder)
+    if not claim:
+        return
+    work = _r.work_of_claim(claim)
+    if work is None:
+        return
+    pool = pool_ref()
+    broken = (BrokenInterpreterPool if pool is None else pool.BROKEN)(
+        f"the worker interpreter running this call failed before it answered: {cause}"
+    )
+    broken.__cause__ = cause
+    work.fail(broken)
+
+
+def _break_pool(pool_ref, reason):
+    pool = pool_ref()
+    if pool is not None:
+        pool._break(reason)
 
 
 def _retire(handle):

@@ -36,3 +36,20 @@ fn racing_takers_one_winner() {
         assert_eq!(wins.load(Ordering::Relaxed), 1);
     }
 }
+
+#[test]
+fn a_holder_holds_its_last_claim_until_it_lets_go() {
+    let holder = claims::open(); // any number unique among holders
+    assert!(claims::take(holder));
+    let (a, b) = (claims::open(), claims::open());
+    assert!(claims::is_open(a));
+    assert!(claims::take_as(a, holder));
+    assert!(!claims::is_open(a));
+    assert!(claims::take_as(b, holder));
+    assert_eq!(claims::release(holder), b);
+    assert_eq!(claims::release(holder), 0);
+    let c = claims::open();
+    assert!(claims::take(c)); // the submitter took it back: no worker holds it
+    assert!(!claims::take_as(c, holder));
+    assert_eq!(claims::release(holder), 0);
+}

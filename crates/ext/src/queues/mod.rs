@@ -11,7 +11,7 @@ pub(crate) mod handle;
 pub(crate) mod wait;
 
 /// The module functions of this area, added to each module object by `module.rs`.
-pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 19] = [
+pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 21] = [
     method_def!(fast c"_queue_register", api::queue_register, c"Register the classes of subinterpreters.interpreters (private)."),
     method_def!(fast c"_queue_create", api::queue_create, c"_queue_create(maxsize, unbound, fallback, unlisted=False) -> id (private)."),
     method_def!(fast c"_queue_destroy", api::queue_destroy, c"_queue_destroy(id) (private)."),
@@ -27,8 +27,10 @@ pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 19] = [
     method_def!(fast c"_queue_remove_waker", fd_waker::queue_remove_waker, c"_queue_remove_waker(id, token) -> bool (private)."),
     method_def!(noargs c"_queue_list_all", api::queue_list_all, c"_queue_list_all() -> [(id, unbound, fallback)] (private)."),
     method_def!(noargs c"_claim_open", claims::claim_open, c"_claim_open() -> id (private): a new one-time claim."),
-    method_def!(fast c"_claim_take", claims::claim_take, c"_claim_take(id) -> bool (private): True for the one caller that takes the claim."),
-    method_def!(noargs c"_claim_count", claims::claim_count, c"_claim_count() -> int (private): claims open in the process."),
+    method_def!(fast c"_claim_take", claims::claim_take, c"_claim_take(id, holder=0) -> bool (private): True for the one caller that takes the claim."),
+    method_def!(fast c"_claim_is_open", claims::claim_is_open, c"_claim_is_open(id) -> bool (private): nobody has taken the claim yet."),
+    method_def!(fast c"_claim_release", claims::claim_release, c"_claim_release(holder) -> id (private): the claim the holder held (0: none), let go of."),
+    method_def!(noargs c"_claim_count", claims::claim_count, c"_claim_count() -> int (private): claims open or held in the process."),
     method_def!(fast c"_xi_is_shareable", api::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),
     pyo3_ffi::PyMethodDef::zeroed(),
 ];

@@ -1,0 +1,3 @@
+def stamp(x):
+    import time
+    return time.perf_counter()
