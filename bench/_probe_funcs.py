@@ -1,3 +1,4 @@
 def stamp(x):
     import time
+
     return time.perf_counter()

@@ -504,7 +504,9 @@ def _worker_main(pool_ref, crew, initializer, initargs):
             # put), then carry on with a fresh interpreter.
             info = _errors.excinfo_from_run_failed(failure)
             _fail_held(holder, pool_ref, _errors.ExecutionFailed(info))
-            _base.LOGGER.warning("a pool worker's interpreter failed; replacing it: %s", info.formatted)
+            _base.LOGGER.warning(
+                "a pool worker's interpreter failed; replacing it: %s", info.formatted
+            )
             _retire(handle)
             handle = None
             handle = _start_interpreter(pool_ref, initializer, initargs)
