@@ -34,6 +34,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import bench_funcs
+from timing import progress, rounds, run_batch, spread
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = 2
@@ -67,33 +68,6 @@ class Settings:
         self.aio_s = 0.08 if quick else 0.2  # one side's round of round trips
         self.echo_rounds = 3 if quick else 5
         self.codec_rounds = 5 if quick else 11
-
-
-def progress(msg: str) -> None:
-    print(f"  {msg}", file=sys.stderr, flush=True)
-
-
-def quartiles(xs: list[float]) -> tuple[float, float]:
-    if len(xs) < 2:
-        return xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def spread(xs: list[float]) -> dict:
-    """Median and quartiles of per-round values."""
-    q1, q3 = quartiles(xs)
-    return {"median": statistics.median(xs), "q1": q1, "q3": q3, "samples": xs}
-
-
-def rounds(n: int, funcs: dict) -> dict[str, list]:
-    """Call each side once per round, the order reversed every other round."""
-    keys = list(funcs)
-    out: dict[str, list] = {k: [] for k in keys}
-    for r in range(n):
-        for k in keys if r % 2 == 0 else keys[::-1]:
-            out[k].append(funcs[k]())
-    return out
 
 
 def make_pools(problems: list[str]) -> dict:
@@ -130,14 +104,9 @@ def make_pools(problems: list[str]) -> dict:
 def per_task(pool, n: int) -> float:
     """Seconds per task: submit n trivial tasks, then wait for every result."""
     ident = bench_funcs.ident
-    t0 = time.perf_counter()
-    fs = [pool.submit(ident, i) for i in range(n)]
-    last = None
-    for f in fs:
-        last = f.result()
-    took = time.perf_counter() - t0
-    if last != n - 1:
-        raise RuntimeError(f"the last trivial task returned {last!r}, not {n - 1}")
+    took, results = run_batch(pool, [(ident, (i,)) for i in range(n)])
+    if results[-1] != n - 1:
+        raise RuntimeError(f"the last trivial task returned {results[-1]!r}, not {n - 1}")
     return took / n
 
 

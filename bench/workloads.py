@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import workload_funcs as wf  # noqa: E402
+from timing import percentile, progress, rounds, run_batch  # noqa: E402
 
 WORKERS = 2
 LABELS = {
@@ -130,60 +131,54 @@ def tasks_of(quick: bool) -> dict[str, list]:
     }
 
 
-def run_tasks(ex, tasks) -> tuple[float, list]:
-    t0 = time.perf_counter()
-    fs = [ex.submit(fn, *args) for fn, args in tasks]
-    results = [f.result() for f in fs]
-    return time.perf_counter() - t0, results
-
-
 def summarize(results: list) -> object:
     """What must be equal across sides (big values by length only)."""
     return [r if isinstance(r, int) else len(r) for r in results]
 
 
-def bench_tasks(sides: dict, tasks: dict, rounds: int, problems: list[str]) -> dict:
+def timed(ex, work) -> tuple[float, object]:
+    """One side's round of a workload: its seconds, and what must be equal across sides."""
+    took, results = run_batch(ex, work)
+    return took, summarize(results)
+
+
+def bench_tasks(sides: dict, tasks: dict, n_rounds: int, problems: list[str]) -> dict:
     out = {}
-    keys = list(sides)
     for name, work in tasks.items():
-        samples: dict[str, list] = {k: [] for k in keys}
-        expect = None
-        for r in range(rounds):
-            for k in keys if r % 2 == 0 else keys[::-1]:
-                took, results = run_tasks(sides[k], work)
-                got = summarize(results)
-                if expect is None:
-                    expect = got
-                elif got != expect:
-                    problems.append(f"{name}: {LABELS[k]} gave different results")
-                samples[k].append(took / len(work))
-        out[name] = {k: {"median": statistics.median(v), "samples": v} for k, v in samples.items()}
+        samples = rounds(
+            n_rounds, {k: (lambda ex=ex, w=work: timed(ex, w)) for k, ex in sides.items()}
+        )
+        expect = samples[next(iter(sides))][0][1]
+        for k, runs in samples.items():
+            if any(got != expect for _took, got in runs):
+                problems.append(f"{name}: {LABELS[k]} gave different results")
+        out[name] = {
+            k: {"median": statistics.median(v), "samples": v}
+            for k, v in ((k, [took / len(work) for took, _ in runs]) for k, runs in samples.items())
+        }
         best = min(out[name], key=lambda k: out[name][k]["median"])
         progress(f"{name}: fastest {best}")
     return out
 
 
-def percentile(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    i = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
-    return xs[i]
-
-
-def bench_latency(sides: dict, long_s: float, rounds: int) -> dict:
+def bench_latency(sides: dict, long_s: float, n_rounds: int) -> dict:
     """One cheap request at a time while a long task keeps a worker busy."""
-    keys = [k for k in sides if k != "serial"]  # serial cannot run the two at once
-    lat: dict[str, list] = {k: [] for k in keys}
-    for r in range(rounds):
-        for k in keys if r % 2 == 0 else keys[::-1]:
-            ex = sides[k]
-            long = ex.submit(wf.spin, long_s)
-            i = 0
-            while not long.done() and i < 200:
-                t0 = time.perf_counter()
-                ex.submit(wf.cheap, i).result()
-                lat[k].append(time.perf_counter() - t0)
-                i += 1
-            long.result()
+
+    def requests(ex) -> list[float]:
+        lat = []
+        long = ex.submit(wf.spin, long_s)
+        while not long.done() and len(lat) < 200:
+            t0 = time.perf_counter()
+            ex.submit(wf.cheap, len(lat)).result()
+            lat.append(time.perf_counter() - t0)
+        long.result()
+        return lat
+
+    # serial cannot run the two at once
+    samples = rounds(
+        n_rounds, {k: (lambda ex=ex: requests(ex)) for k, ex in sides.items() if k != "serial"}
+    )
+    lat = {k: [x for run in runs for x in run] for k, runs in samples.items()}
     return {
         k: {"p50_ms": percentile(v, 50) * 1e3, "p99_ms": percentile(v, 99) * 1e3, "n": len(v)}
         for k, v in lat.items()
@@ -282,10 +277,6 @@ def targets(res: dict) -> list[dict]:
     return out
 
 
-def progress(msg: str) -> None:
-    print(f"  {msg}", file=sys.stderr, flush=True)
-
-
 def git_rev() -> str | None:
     try:
         return subprocess.run(
@@ -302,7 +293,7 @@ def main() -> None:
     args = ap.parse_args()
     problems: list[str] = []
     sides = make_sides(problems)
-    rounds = 2 if args.quick else 3
+    n_rounds = 2 if args.quick else 3
     try:
         res = {
             "meta": {
@@ -310,14 +301,14 @@ def main() -> None:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
                 "git": git_rev(),
                 "workers": WORKERS,
-                "rounds": rounds,
+                "rounds": n_rounds,
                 "quick": args.quick,
                 "cpus": os.cpu_count(),
                 "sides": {k: LABELS[k] for k in sides},
                 "load_before": os.getloadavg()[0],
             },
-            "workloads": bench_tasks(sides, tasks_of(args.quick), rounds, problems),
-            "latency": bench_latency(sides, 0.5 if args.quick else 1.0, rounds),
+            "workloads": bench_tasks(sides, tasks_of(args.quick), n_rounds, problems),
+            "latency": bench_latency(sides, 0.5 if args.quick else 1.0, n_rounds),
             "map": bench_map(sides, 100_000),
         }
     finally:
