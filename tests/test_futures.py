@@ -529,13 +529,15 @@ def test_a_future_is_running_from_the_moment_a_worker_starts_it():
         busy = p.submit(signal_and_wait, started, release)
         queued = p.submit(mul, 3, 4)
         started.get(timeout=60)
-        # No reply has come yet: the worker's claim on the call says it runs.
-        assert busy.running() and not busy.done()
-        assert "state=running" in repr(busy)
-        assert not queued.running() and "state=pending" in repr(queued)
-        assert not busy.cancel()
-        assert not busy.cancelled()
-        release.put(None)
+        try:
+            # No reply has come yet: the worker's claim on the call says it runs.
+            assert busy.running() and not busy.done()
+            assert "state=running" in repr(busy)
+            assert not queued.running() and "state=pending" in repr(queued)
+            assert not busy.cancel()
+            assert not busy.cancelled()
+        finally:
+            release.put(None)
         assert busy.result() == "released"
         assert queued.result() == 12
         assert not busy.running() and not queued.running()
@@ -547,15 +549,17 @@ def test_a_cancelled_call_counts_done_for_wait_and_as_completed():
         busy = p.submit(signal_and_wait, started, release)
         started.get(timeout=60)
         queued = [p.submit(mul, i, 2) for i in range(3)]
-        assert queued[0].cancel()
-        assert queued[0].cancel()  # again: still cancelled
-        done, not_done = wait(queued[:1], timeout=60)
-        assert done == {queued[0]} and not not_done
-        assert list(as_completed(queued[:1], timeout=60)) == queued[:1]
-        p.shutdown(wait=False, cancel_futures=True)
-        done, _ = wait(queued, timeout=60)
-        assert done == set(queued) and all(f.cancelled() for f in queued)
-        release.put(None)
+        try:
+            assert queued[0].cancel()
+            assert queued[0].cancel()  # again: still cancelled
+            done, not_done = wait(queued[:1], timeout=60)
+            assert done == {queued[0]} and not not_done
+            assert list(as_completed(queued[:1], timeout=60)) == queued[:1]
+            p.shutdown(wait=False, cancel_futures=True)
+            done, _ = wait(queued, timeout=60)
+            assert done == set(queued) and all(f.cancelled() for f in queued)
+        finally:
+            release.put(None)
         assert busy.result() == "released"
 
 
@@ -759,6 +763,32 @@ def test_a_worker_dying_mid_call_fails_an_awaited_call_at_once():
 
         assert asyncio.run(main()) == 42
         assert p._works == {}
+
+
+def test_an_interpreter_that_cannot_serve_breaks_the_pool(monkeypatch):
+    # As if the worker's interpreter failed below Python (run_string raising something other
+    # than RunFailedError) after taking a call: that call fails at once, and the pool breaks.
+    class Lowlevel:
+        def __getattr__(self, name):
+            return getattr(lowlevel, name)
+
+        @staticmethod
+        def run_string(handle, script, shared=None):
+            try:
+                return lowlevel.run_string(handle, script, shared)
+            except lowlevel.RunFailedError:
+                raise interpreters.InterpreterError("lost below Python") from None
+
+    monkeypatch.setattr(futures, "_ll", Lowlevel())
+    claims = lowlevel._claim_count()
+    p = Pool(1)
+    with pytest.raises(futures.BrokenInterpreterPool, match="failed before it answered"):
+        p.submit(kill_worker).result(timeout=60)
+    p.shutdown(wait=True)
+    with pytest.raises(futures.BrokenInterpreterPool, match="lost below Python"):
+        p.submit(mul, 1, 2)
+    assert p._works == {}
+    assert lowlevel._claim_count() == claims
 
 
 def test_a_worker_dying_fails_only_its_own_call():
