@@ -54,7 +54,7 @@ struct Entry<I, T> {
     dead: Vec<T>,
 }
 
-impl<I, T: Copy> Entry<I, T> {
+impl<I: Copy, T: Copy> Entry<I, T> {
     fn new(interp: I, keeper: Option<T>, state: State) -> Entry<I, T> {
         Entry {
             interp,
@@ -67,12 +67,16 @@ impl<I, T: Copy> Entry<I, T> {
     }
 
     /// Moves an idle or pending interpreter of ours to `Finalizing` and hands out its keeper.
-    fn doom(&mut self, id: i64) -> Option<Doomed<T>> {
+    fn doom(&mut self, id: i64) -> Option<Doomed<I, T>> {
         let keeper = self.keeper?;
         match self.state {
             State::Idle | State::Pending => {
                 self.state = State::Finalizing;
-                Some(Doomed { id, keeper })
+                Some(Doomed {
+                    id,
+                    interp: self.interp,
+                    keeper,
+                })
             }
             State::Running { .. } | State::Finalizing => None,
         }
@@ -88,9 +92,12 @@ impl<I, T: Copy> Entry<I, T> {
 /// [`Interps::finalized`] or [`Interps::refused`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub struct Doomed<T> {
+pub struct Doomed<I, T> {
     /// The interpreter's id.
     pub id: i64,
+    /// The interpreter as recorded (the extension compares it with CPython's list before use:
+    /// CPython's own module may have finalized one of ours meanwhile).
+    pub interp: I,
     /// Its keeper thread state (for interpreters made by others, their only thread state).
     pub keeper: T,
 }
@@ -191,7 +198,7 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
 
     /// Drops one count; when the last goes, the interpreter is due for finalization now
     /// (returned) or, if busy, when its run ends or its finalization is refused.
-    pub fn decref(&mut self, id: i64) -> Option<Doomed<T>> {
+    pub fn decref(&mut self, id: i64) -> Option<Doomed<I, T>> {
         let e = self.entries.get_mut(&id)?;
         e.refs = e.refs.saturating_sub(1);
         if e.refs > 0 {
@@ -248,7 +255,7 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
     /// Ends a run, taking back the exited threads' states it did not delete. An interpreter
     /// made by others loses its entry. If ours lost its last count meanwhile, it is due for
     /// finalization: returned (already `Finalizing`) if `may_finalize`, else left `Pending`.
-    pub fn end_run(&mut self, id: i64, may_finalize: bool, dead: Vec<T>) -> Option<Doomed<T>> {
+    pub fn end_run(&mut self, id: i64, may_finalize: bool, dead: Vec<T>) -> Option<Doomed<I, T>> {
         let e = self.entries.get_mut(&id)?;
         e.dead.extend(dead);
         let Some(keeper) = e.keeper else {
@@ -260,7 +267,11 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
             None
         } else if may_finalize {
             e.state = State::Finalizing;
-            Some(Doomed { id, keeper })
+            Some(Doomed {
+                id,
+                interp: e.interp,
+                keeper,
+            })
         } else {
             e.state = State::Pending;
             None
@@ -268,7 +279,7 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
     }
 
     /// Takes an interpreter of ours for finalization by `destroy()`.
-    pub fn take_for_destroy(&mut self, id: i64) -> Result<Doomed<T>, Busy> {
+    pub fn take_for_destroy(&mut self, id: i64) -> Result<Doomed<I, T>, Busy> {
         let e = self.entries.get_mut(&id).ok_or(Busy::Unknown)?;
         if e.busy() {
             return Err(Busy::Running);
@@ -278,24 +289,24 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
 
     /// Takes an interpreter made by someone else for finalization through `keeper`, its only
     /// thread state; refused while we run code in it.
-    pub fn take_foreign(&mut self, id: i64, interp: I, keeper: T) -> Result<Doomed<T>, Busy> {
+    pub fn take_foreign(&mut self, id: i64, interp: I, keeper: T) -> Result<Doomed<I, T>, Busy> {
         if self.entries.contains_key(&id) {
             return Err(Busy::Running);
         }
         self.entries
             .insert(id, Entry::new(interp, None, State::Finalizing));
-        Ok(Doomed { id, keeper })
+        Ok(Doomed { id, interp, keeper })
     }
 
     /// Forgets an interpreter once it has been finalized.
-    pub fn finalized(&mut self, doomed: Doomed<T>) {
+    pub fn finalized(&mut self, doomed: Doomed<I, T>) {
         self.entries.remove(&doomed.id);
     }
 
     /// A finalization was refused and nothing was deleted: the interpreter is usable again,
     /// `Pending` if nothing counts on it any more (one made by others loses its entry). Its
     /// cached thread states stay where they are.
-    pub fn refused(&mut self, doomed: Doomed<T>) {
+    pub fn refused(&mut self, doomed: Doomed<I, T>) {
         let Some(e) = self.entries.get_mut(&doomed.id) else {
             return;
         };
@@ -311,7 +322,7 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
     }
 
     /// `Pending` interpreters, each moved to `Finalizing` for another attempt.
-    pub fn take_pending(&mut self) -> Vec<Doomed<T>> {
+    pub fn take_pending(&mut self) -> Vec<Doomed<I, T>> {
         self.entries
             .iter_mut()
             .filter(|(_, e)| e.state == State::Pending)
@@ -395,6 +406,14 @@ impl<I: Copy, T: Copy + PartialEq> Interps<I, T> {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The interpreter `id` and the OS thread running in it, if a run is in progress there.
+    pub fn run_of(&self, id: i64) -> Option<(I, u64)> {
+        self.entries.get(&id).and_then(|e| match e.state {
+            State::Running { runner } => Some((e.interp, runner)),
+            _ => None,
+        })
     }
 
     /// The interpreter `id` if a run on OS thread `runner` is still in progress in it.

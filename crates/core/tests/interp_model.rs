@@ -55,7 +55,7 @@ impl Model {
     }
 
     /// Dooms an unused interpreter of ours.
-    fn doom(&mut self, id: i64) -> Option<Doomed<T>> {
+    fn doom(&mut self, id: i64) -> Option<Doomed<I, T>> {
         let m = self.interps.get_mut(&id)?;
         if !m.ours || m.run.is_some() || m.doomed {
             return None;
@@ -64,6 +64,7 @@ impl Model {
         m.pending = false;
         Some(Doomed {
             id,
+            interp: id * 10,
             keeper: id * 100,
         })
     }
@@ -96,7 +97,7 @@ fn run_case(seed: u64, steps: usize) {
     let mut model = Model::default();
     let mut log = String::new();
     let mut runs: Vec<Run> = Vec::new();
-    let mut doomed: Vec<Doomed<T>> = Vec::new();
+    let mut doomed: Vec<Doomed<I, T>> = Vec::new();
     let mut next_ts: T = 1_000_000;
     // Thread states handed out to runs and finalizations (deleted), to check none twice.
     let mut deleted: Vec<T> = Vec::new();
@@ -283,6 +284,7 @@ fn run_case(seed: u64, steps: usize) {
                         });
                         Ok(Doomed {
                             id,
+                            interp: id * 10,
                             keeper: id * 100,
                         })
                     }
@@ -333,7 +335,7 @@ fn run_case(seed: u64, steps: usize) {
                     .filter(|(_, m)| m.pending && m.run.is_none() && !m.doomed)
                     .map(|(&id, _)| id)
                     .collect();
-                let want: Vec<Doomed<T>> = pending
+                let want: Vec<Doomed<I, T>> = pending
                     .into_iter()
                     .filter_map(|id| model.doom(id))
                     .collect();
@@ -413,6 +415,20 @@ fn run_case(seed: u64, steps: usize) {
             .filter_map(|(&id, m)| m.run.map(|r| (id, id * 10, r)))
             .collect();
         check!(real.runs_in_progress() == want_runs, "runs_in_progress");
+        for id in ours.iter().chain(&foreign).copied() {
+            let want = want_runs
+                .iter()
+                .find(|r| r.0 == id)
+                .map(|&(_, interp, runner)| (interp, runner));
+            check!(real.run_of(id) == want, "run_of {id}");
+            for thread in 1..=3 {
+                let want = want.filter(|&(_, r)| r == thread).map(|(interp, _)| interp);
+                check!(
+                    real.running_on(id, thread) == want,
+                    "running_on {id} {thread}"
+                );
+            }
+        }
         let left: Vec<i64> = model
             .interps
             .iter()

@@ -1,8 +1,7 @@
-//! The interpreter half of the module: `create`, `destroy`, `list_all`, `get_current`,
-//! `get_main`, `is_running`, `run_string`, `is_shareable`, and finalization on last reference
-//! and at exit.
+//! The interpreter half of the module's entry points: `create`, `destroy`, `list_all`,
+//! `get_current`, `get_main`, `is_running`, `run_string`, `is_shareable`, `_whence`, and the
+//! checks and run tickets they share. How interpreters end is `lifecycle.rs`'s.
 
-use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void, CString};
 
 use pyo3_ffi as ffi;
@@ -10,12 +9,13 @@ use pyo3_ffi as ffi;
 use crate::error::{Error, InterpError, Result};
 use crate::id_slots::{id_arg, IdKind};
 use crate::interp::id as interp_id;
+use crate::interp::lifecycle::{exiting, finalize, reap_pending, Wait};
 use crate::interp::registry::{self as registry, Busy, Doomed, RunTicket};
 use crate::interp::run::{execute, Job};
 use crate::py::args;
 use crate::py::capi;
 use crate::py::trampoline::{fast_entry, kw_entry, noargs_entry};
-use crate::py::tstate::{self, InterpPtr, Wait};
+use crate::py::tstate::{self, InterpPtr};
 use crate::py::version;
 use crate::state::ModState;
 use crate::values::convert::{is_shareable, to_value};
@@ -46,35 +46,6 @@ fn unrecognized(id: i64) -> Error {
 pub(super) fn already_running() -> Error {
     Error::Interp(InterpError::Running)
 }
-
-thread_local! {
-    /// This thread is running exit cleanup (code it runs, such as a finalizing interpreter's
-    /// own atexit hooks, must not wait for that cleanup to end).
-    static CLEANING_UP: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The error for a `create()` or `run_string` refused because exit cleanup has begun. A daemon
-/// thread of the main interpreter first waits, with the GIL released, until cleanup has
-/// finished: retrying in a loop it would otherwise keep the main GIL, which cleanup's
-/// finalizations need (a waiter for a shared GIL asks only its own interpreter to drop it).
-/// Threads of other interpreters do not wait: cleanup joins or stops them.
-///
-/// # Safety
-/// GIL held.
-unsafe fn exiting() -> Error {
-    // SAFETY: GIL held (contract).
-    let in_main = unsafe { tstate::current_interp() } == tstate::main_interp();
-    if in_main && !CLEANING_UP.with(Cell::get) {
-        // SAFETY: GIL held (contract); released around a wait that touches no Python; this
-        // thread holds no lock or registry right of ours here.
-        unsafe { tstate::detached(|| registry::wait_exit_cleanup(EXIT_CLEANUP_LIMIT)) };
-    }
-    Error::Runtime("the process is exiting: interpreters can no longer be created or run".into())
-}
-
-/// How long a refused call waits for exit cleanup to finish (cleanup itself is bounded by
-/// `EXIT_GRACE` per step, then leaves the process).
-const EXIT_CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// 3.11's "more than one thread" rule (only on versions where it applies): an interpreter may
 /// have only its own thread states (our keeper, plus the cached visitors of our runs); any
@@ -112,95 +83,6 @@ unsafe fn running(id: i64, interp: InterpPtr) -> bool {
     }
     // SAFETY: forwarded contract.
     unsafe { version::foreign_running(interp.0) }
-}
-
-thread_local! {
-    /// How many finalizations this thread is inside; while non-zero, finalizations requested by
-    /// dying `InterpreterID`s are deferred to `DEFERRED` instead of nesting.
-    static FINALIZING: Cell<u32> = const { Cell::new(0) };
-    static DEFERRED: RefCell<Vec<Doomed>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Finalizes an interpreter taken from the registry, then any whose last reference died during
-/// that finalization. First waits for its threads as `wait` says; an interpreter that still has
-/// threads is left alive with everything it had (retried later, see `reap_pending`). Returns
-/// whether `doomed` itself was finalized.
-///
-/// # Safety
-/// GIL held on the current thread state, which must not belong to `doomed`.
-pub(super) unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
-    let first = doomed.id;
-    let mut first_done = false;
-    let mut queue = vec![(doomed, wait)];
-    while let Some((d, wait)) = queue.pop() {
-        FINALIZING.with(|f| f.set(f.get() + 1));
-        // SAFETY: GIL held (contract).
-        if unsafe { lookup(d.id) } != Some(d.interp) {
-            // Finalized by someone else (CPython's own module, given our id): its thread
-            // states went with it, so only our record is left to drop.
-            registry::finalized(d);
-            FINALIZING.with(|f| f.set(f.get() - 1));
-            continue;
-        }
-        let idle = registry::thread_states(d.id);
-        // SAFETY: the registry handed `d` to this thread alone (`Finalizing`), so nobody else
-        // of ours runs code in it or finalizes it (CPython's modules are seen by their running
-        // mark, which `end_interpreter` checks); `idle` are its cached visitors, all idle (no
-        // run is in progress), and they are deleted only if the finalization goes through.
-        let done = unsafe { tstate::end_interpreter(d.keeper, &idle, wait, d.made_keeper) };
-        if d.id == first {
-            first_done = done;
-        }
-        if done {
-            // Its queued items now follow their unbound rule (values it put are owned Rust
-            // data, so nothing of the dead interpreter is touched).
-            subinterpreters_core::queue::interp_destroyed(d.id);
-            registry::finalized(d);
-        } else {
-            registry::refused(d);
-        }
-        FINALIZING.with(|f| f.set(f.get() - 1));
-        DEFERRED.with(|q| queue.extend(q.borrow_mut().drain(..).map(|d| (d, Wait::Nothing))));
-    }
-    first_done
-}
-
-/// Retries interpreters whose finalization was refused earlier because threads were running.
-///
-/// # Safety
-/// GIL held.
-unsafe fn reap_pending() {
-    for doomed in registry::take_pending() {
-        // SAFETY: GIL held; pending interpreters are never the current one (it would be running).
-        unsafe { finalize(doomed, Wait::Nothing) };
-    }
-}
-
-/// Called when the last counted `InterpreterID` dies: finalize now, or later if this thread is
-/// already finalizing one, or if the interpreter dying is the current one.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn finalize_from_dealloc(doomed: Doomed) {
-    // SAFETY: GIL held.
-    let current = unsafe { tstate::interp_id(tstate::current_interp()) };
-    if current == doomed.id {
-        // Dying inside itself (a thread of its own dropped the last ID): it cannot be finalized
-        // from here; leave it pending for the next create/destroy, or exit.
-        registry::refused(doomed);
-        return;
-    }
-    if FINALIZING.with(|f| f.get()) > 0 {
-        DEFERRED.with(|q| q.borrow_mut().push(doomed));
-        return;
-    }
-    // SAFETY: GIL held, current interpreter is not `doomed`; the pending exception (a dealloc
-    // can run while one is set) is kept aside.
-    unsafe {
-        interp_id::with_saved_exception(|| {
-            finalize(doomed, Wait::Nothing);
-        })
-    };
 }
 
 /// Looks `id` up for a function that needs an existing interpreter.
@@ -484,7 +366,9 @@ unsafe fn convert_shared(
 /// Runs code in interpreter `id` as `run_string` does: refuses the main and the current
 /// interpreter (and, on 3.11, one with threads of its own), takes the run, calls `prepare` in
 /// the caller's interpreter and `body` with its result in the target, then finalizes the
-/// interpreter if it lost its last reference meanwhile.
+/// interpreter if it lost its last reference meanwhile. The caller has checked that `id`
+/// exists; for an interpreter of ours the registry alone is asked after that, once to start
+/// (the ticket) and once to end.
 ///
 /// # Safety
 /// GIL held; `body` must leave the target as `thread_cache::visit` requires (no object of the
@@ -494,19 +378,18 @@ pub(super) unsafe fn run_in<P, T>(
     prepare: impl FnOnce() -> Result<P>,
     body: impl FnOnce(P) -> Result<T>,
 ) -> Result<T> {
-    // SAFETY: GIL held (contract).
-    let interp = unsafe { existing(id)? };
     // SAFETY: GIL held (contract) for the checks; the ticket keeps the interpreter `Running`
     // for us, so nobody finalizes it or runs in it until it is finished; it is not the current
     // interpreter (its id is not the current one's, checked first).
     unsafe {
-        if id == 0 || interp == tstate::current_interp() {
+        // The main and the current interpreter exist: refused by id, with no lookup.
+        if id == 0 || id == tstate::interp_id(tstate::current_interp()) {
             return Err(already_running());
         }
-        check_single_thread(id, interp)?;
-        // From here on only the ticket's pointer is used: `interp` may have been finalized by
-        // another thread since the lookup above (3.12+).
-        let ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
+        if version::SINGLE_THREAD_RULE {
+            check_single_thread(id, existing(id)?)?;
+        }
+        let mut ticket = run_ticket(id, ffi::PyThread_get_thread_ident())?;
         let target = ticket.interp();
         // CPython's own module may be running it (3.12+; on 3.12 on a thread state that may be
         // one of ours): refused before attaching, and again by the mark, which cannot be set
@@ -515,7 +398,7 @@ pub(super) unsafe fn run_in<P, T>(
             Err(already_running())
         } else {
             prepare().and_then(|prepared| {
-                crate::interp::thread_cache::visit(id, target, || {
+                crate::interp::thread_cache::visit(&mut ticket, || {
                     // SAFETY (of the enclosing block): a thread state of `target` is current;
                     // the mark is dropped before the visit ends.
                     let _mark = tstate::RunMark::set(target).ok_or_else(already_running)?;
@@ -551,178 +434,6 @@ fast_entry!(
         result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
     }
 );
-
-noargs_entry!(
-    /// Finalizes every interpreter of ours; registered with `atexit` in the main interpreter,
-    /// because CPython aborts at exit if subinterpreters remain (3.11, 3.12: "remaining
-    /// subinterpreters"; 3.13+ ends them itself, and aborts on one that still has threads).
-    clean_up_at_exit, |state| {
-        // Nothing new starts from here on (daemon threads keep running during atexit), and
-        // creations already under way in other threads are waited for with the GIL released
-        // (they need it to finish), so every interpreter of ours is registered: one left
-        // half made would be finalized by CPython with its creator still inside it.
-        CLEANING_UP.with(|c| c.set(true));
-        registry::close_for_exit();
-        let mut settled = tstate::detached(|| registry::wait_creations(EXIT_GRACE));
-        // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
-        // threads (a thread of one may be running code in another, so one at a time), then
-        // stop its daemon threads.
-        finalize_all_idle();
-        // Runs of ours still in progress (in daemon threads), in our interpreters or in others'
-        // (which CPython 3.13+ ends at exit, aborting on one still in use), get a `SystemExit`
-        // and a moment to stop.
-        let busy = registry::runs_in_progress();
-        for &(id, _, runner) in &busy {
-            // Checked again under the list lock, which keeps our own finalizations (of a run
-            // that ended meanwhile) from freeing it while we visit.
-            let _list = tstate::lock_interp_list(false, false);
-            if let Some(interp) = registry::running_on(id, runner) {
-                interrupt(id, interp, runner);
-            }
-        }
-        settled &= tstate::detached(|| {
-            for &(id, _, _) in &busy {
-                registry::wait_until_idle(id, EXIT_GRACE);
-            }
-            // Finalizations other threads have under way (a `destroy()` or a dying
-            // `InterpreterID` in a daemon thread) end before CPython finalizes.
-            registry::wait_finalizations(EXIT_GRACE)
-        });
-        finalize_all_idle();
-        let left = registry::left_at_exit();
-        if !left.is_empty() || !settled {
-            exit_without_finalizing(&left);
-        }
-        registry::exit_cleanup_done();
-        CLEANING_UP.with(|c| c.set(false));
-        keep_sigint_exit();
-        Ok(ffi::Py_NewRef(ffi::Py_None()))
-    }
-);
-
-/// A program ended by an uncaught `KeyboardInterrupt` exits as if killed by SIGINT: CPython
-/// keeps a runtime-wide record of that uncaught interrupt, which 3.11-3.13 clear whenever code
-/// runs from a string (`exec("...")`, as a `namedtuple` or a first import of `linecache` does)
-/// during exit, ours included. If the program's last reported exception (non-interactive: only
-/// an uncaught one is reported) is a `KeyboardInterrupt`, we set the record again the one public
-/// way there is: a string run that ends in `KeyboardInterrupt`.
-///
-/// # Safety
-/// GIL held, in the main interpreter.
-unsafe fn keep_sigint_exit() {
-    let code = c"import sys
-if not sys.flags.interactive and not hasattr(sys, 'ps1'):
-    if isinstance(getattr(sys, 'last_exc', None) or getattr(sys, 'last_value', None),
-                  KeyboardInterrupt):
-        raise KeyboardInterrupt
-";
-    // SAFETY: GIL held (contract); every reference made here is released, and the failure
-    // (the point of the snippet, or any other) is cleared.
-    unsafe {
-        let ns = ffi::PyDict_New();
-        if ns.is_null() {
-            ffi::PyErr_Clear();
-            return;
-        }
-        let builtins = ffi::PyEval_GetBuiltins();
-        if !builtins.is_null() {
-            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
-        }
-        let res = ffi::PyRun_StringFlags(
-            code.as_ptr(),
-            ffi::Py_file_input,
-            ns,
-            ns,
-            std::ptr::null_mut(),
-        );
-        if res.is_null() {
-            ffi::PyErr_Clear();
-        } else {
-            ffi::Py_DECREF(res);
-        }
-        ffi::Py_DECREF(ns);
-    }
-}
-
-/// Exit-time finalization of every idle interpreter of ours, one at a time.
-///
-/// # Safety
-/// GIL held, in the main interpreter.
-unsafe fn finalize_all_idle() {
-    for id in registry::remaining_created() {
-        if let Ok(doomed) = registry::take_for_destroy(id) {
-            // SAFETY: GIL held in the main interpreter, which is not `doomed`.
-            unsafe { finalize(doomed, Wait::Exit(EXIT_GRACE)) };
-        }
-    }
-}
-
-/// The last resort at exit, when an interpreter of ours still has a thread that would not stop
-/// (it swallowed the `SystemExit` for longer than `EXIT_GRACE`): CPython's own finalization
-/// would abort the process on it (every version), and nothing can take the interpreter out
-/// of CPython's list. So: say so, flush, and leave without finalizing anything, as
-/// `os._exit` does; the status is 1 if an uncaught exception was reported, else 0.
-///
-/// # Safety
-/// GIL held, in the main interpreter.
-unsafe fn exit_without_finalizing(left: &[i64]) {
-    let what = if left.is_empty() {
-        "an interpreter being created or finalized by another thread did not settle".to_string()
-    } else {
-        let ids: Vec<String> = left.iter().map(i64::to_string).collect();
-        format!("a thread in interpreter(s) {} did not stop", ids.join(", "))
-    };
-    let code = format!(
-        "import sys, os
-try:
-    sys.stderr.write('subinterpreters: {what} at exit; exiting without finalizing\\n')
-except BaseException:
-    pass
-for _f in (sys.stdout, sys.stderr):
-    try:
-        _f.flush()
-    except BaseException:
-        pass
-_last = getattr(sys, 'last_exc', None) or getattr(sys, 'last_value', None)
-if isinstance(_last, KeyboardInterrupt):
-    import signal
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:
-        pass
-    os._exit(130)
-os._exit(1 if _last is not None else 0)
-"
-    );
-    if let Ok(code) = CString::new(code) {
-        // SAFETY: GIL held in the main interpreter; `os._exit` (or SIGINT) does not return.
-        unsafe { tstate::run_quietly(&code) };
-    }
-}
-
-/// How long exit-time cleanup waits for interrupted threads (runs in progress, daemon threads of
-/// an interpreter) to stop.
-const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Raises `SystemExit` asynchronously in the thread running `run_string` in `interp` (it sees
-/// it at its next bytecode boundary), so that a run in a daemon thread ends before exit.
-///
-/// # Safety
-/// GIL held; `interp` is alive and cannot be finalized by us during the call (a run of ours
-/// was in progress in it under the list lock the caller holds).
-unsafe fn interrupt(id: i64, interp: InterpPtr, runner: std::ffi::c_ulong) {
-    // SAFETY: visiting an interpreter that another thread is running is what its own threads
-    // do too; it cannot be finalized meanwhile (contract: a finalization of ours waits for the
-    // list lock, and finds our visitor among its threads and refuses).
-    // SetAsyncExc reaches only the current (visited) interpreter's thread state of that OS
-    // thread, which is the runner's visitor.
-    unsafe {
-        crate::interp::thread_cache::visit(id, interp, || {
-            ffi::PyThreadState_SetAsyncExc(runner as std::ffi::c_long, ffi::PyExc_SystemExit);
-        });
-    }
-}
 
 /// How an interpreter came to be, in the numbering of CPython 3.14's `_interpreters.WHENCE_*`:
 /// 0 unknown, 1 runtime init (main), 2 legacy C-API, 3 C-API, 4 cross-interpreter C-API,

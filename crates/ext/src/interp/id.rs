@@ -93,7 +93,7 @@ unsafe extern "C" fn tp_dealloc(obj: *mut ffi::PyObject) {
         ffi::Py_DECREF(tp.cast());
         if counted {
             if let Some(doomed) = registry::decref(id) {
-                crate::interp::api::finalize_from_dealloc(doomed);
+                crate::interp::lifecycle::finalize_from_dealloc(doomed);
             }
         }
     }
@@ -146,18 +146,5 @@ pub unsafe fn create_type(module: *mut ffi::PyObject) -> Result<PyRef> {
         // 'InterpreterID' object"); keep that wording while living in our module.
         (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_name = c"InterpreterID".as_ptr();
         Ok(tp)
-    }
-}
-
-/// Used by dealloc to keep a pending exception intact while finalizing from inside it.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn with_saved_exception(f: impl FnOnce()) {
-    // SAFETY: GIL held; what is set aside is put back on this thread after `f`.
-    unsafe {
-        let saved = crate::py::version::save_exception();
-        f();
-        crate::py::version::restore_saved(saved);
     }
 }

@@ -153,7 +153,7 @@ kw_entry!(
             // end of the visit, so the run (which needs that GIL to end) is still in progress
             // and the interpreter alive. SetAsyncExc reaches the runner's thread state among
             // the visited interpreter's.
-            crate::interp::thread_cache::visit(id, interp, || {
+            crate::interp::thread_cache::visit_running(id, interp, || {
                 ffi::PyThreadState_SetAsyncExc(runner as _, exc as *mut ffi::PyObject);
             });
         }

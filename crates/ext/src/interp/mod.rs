@@ -1,13 +1,14 @@
 //! Interpreters: the Python-facing functions, the `InterpreterID` type, the process-global
 //! bookkeeping of the interpreters we made, running a script in one, serving a queue with one,
-//! interrupting a run,
-//! and the per-OS-thread cache of thread states used to visit them.
+//! interrupting a run, how they end (finalization, exit clean-up), and the per-OS-thread cache
+//! of thread states used to visit them.
 
 use crate::py::trampoline::method_def;
 
 pub(crate) mod api;
 pub(crate) mod id;
 pub(crate) mod interrupt;
+pub(crate) mod lifecycle;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod serve;
@@ -24,7 +25,7 @@ pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 13] = [
     method_def!(fast c"run_string", api::run_string, c"run_string(id, script, shared=None)\n\nExecute the source string in the identified interpreter's __main__ module, after\ncopying the shareable values of the dict `shared` into it. A failure raises\nRunFailedError carrying the remote exception's type name and traceback."),
     method_def!(kw c"interrupt", interrupt::interrupt, c"interrupt(id, exc) -> bool\n\nRaise exc (a built-in exception class) asynchronously in the code our run in the\nidentified interpreter is executing. Return False if nothing of ours runs there."),
     method_def!(kw c"is_shareable", api::is_shareable_fn, c"is_shareable(obj) -> bool\n\nReturn True if the object's data may be shared between interpreters."),
-    method_def!(noargs c"_clean_up_at_exit", api::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
+    method_def!(noargs c"_clean_up_at_exit", lifecycle::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
     method_def!(fast c"_serve_queue", serve::serve_queue, c"_serve_queue(id, qid, script, name) -> None | (item, exception) (private): run script in\nthe interpreter for each item of the queue, bound to name in its __main__, until a None item."),
     method_def!(kw c"_whence", api::whence, c"_whence(id) -> int (private): how the interpreter was created."),
     pyo3_ffi::PyMethodDef::zeroed(),

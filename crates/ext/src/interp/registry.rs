@@ -1,20 +1,14 @@
-//! Process-global bookkeeping of interpreters: which ones we created (with their keeper thread
-//! states), how many `InterpreterID` objects count on each, and what each is doing now.
+//! The process-global interpreter registry: the core's state machine
+//! ([`subinterpreters_core::interps`], with its model test) over our interpreter and
+//! thread-state pointers, behind one lock, with the waits exit cleanup needs and the gate that
+//! counts creations under way.
 //!
 //! ```text
-//! INTERPS: Mutex<BTreeMap<id, Entry>>        one per process, shared by all interpreters
-//! └── Entry
-//!     ├── interp, keeper      (raw pointers; owned by CPython, finalized only by the holder of
-//!     │                        a `Doomed`, which only a move into `State::Finalizing` hands out)
-//!     ├── refs                live counted InterpreterID objects, in any interpreter
-//!     ├── state               Idle | Running { runner } | Finalizing | Pending
-//!     ├── cached              idle thread states kept for reuse, one per OS thread that ran
-//!     │                       code here (see thread_cache.rs); deleted at finalization
-//!     └── dead_threads        cached ones whose OS thread has exited: deleted at next visit
-//! EXITING: AtomicBool                        set under INTERPS's lock when exit cleanup begins
-//! GATE: Mutex<Gate>                         `create()` calls between their decision to create
-//!                                            and their entry here (or their failure); whether
-//!                                            exit cleanup has finished
+//! INTERPS: Mutex<Interps<InterpPtr, TStatePtr>>   one per process, shared by all interpreters
+//! RUN_ENDED: Condvar                              a run or a finalization attempt ended
+//! GATE: Mutex<Gate> + GATE_CHANGED                `create()` calls between their decision to
+//!                                                 create and their entry here (or failure);
+//!                                                 whether exit cleanup has finished
 //! ```
 //!
 //! Exit cleanup closes the registry first ([`close_for_exit`]): no run or creation starts
@@ -23,126 +17,78 @@
 //! finalizes, never left in CPython's list behind our back.
 //!
 //! Every operation resolves what it needs in one trip through the lock: a run gets a
-//! [`RunTicket`] (the interpreter pointer, the state moved to `Running`), a finalization a
-//! [`Doomed`] (the keeper, the state moved to `Finalizing`); nobody looks an interpreter up,
-//! unlocks, and then marks it. Interpreters we did not create (main, or ones made by other
-//! modules) get an entry only while we run code in them or finalize them, so that two uses
-//! cannot overlap. Holding the lock never spans a call into Python.
+//! [`RunTicket`] (the interpreter pointer, whether it is ours, the exited threads' states to
+//! delete; the state moved to `Running`) and gives it back in one more trip; a finalization
+//! gets a [`Doomed`] (the interpreter and its keeper, the state moved to `Finalizing`). Nobody looks an interpreter
+//! up, unlocks, and then marks it. Holding the lock never spans a call into Python.
 
-use std::collections::BTreeMap;
-use std::ffi::c_ulong;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use subinterpreters_core::interps::{self, Interps};
 use subinterpreters_core::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::py::tstate::{InterpPtr, TStatePtr};
 
-/// What an interpreter is doing. Every change happens under the registry lock, so a state read
-/// there is the truth until the lock is released.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// Nobody uses it.
-    Idle,
-    /// A `run_string` is in progress on the OS thread `runner` (`threading.get_ident()`).
-    Running { runner: c_ulong },
-    /// One thread holds its `Doomed` and is finalizing it (or waiting for its threads first).
-    Finalizing,
-    /// Ours, with no counted `InterpreterID` left, but its finalization was refused because
-    /// threads still ran in it: retried at the next `create()`/`destroy()` and at exit. It can
-    /// still run code (by integer id) meanwhile.
-    Pending,
+pub use subinterpreters_core::interps::Busy;
+
+/// The right to finalize one interpreter: the core's [`interps::Doomed`] (handed out only with
+/// the state moved to `Finalizing`, so at most one exists per interpreter), plus what only the
+/// extension needs to know. Give it back with [`finalized`] or [`refused`].
+#[must_use]
+pub struct Doomed {
+    core: interps::Doomed<InterpPtr, TStatePtr>,
+    made_keeper: bool,
 }
 
-/// The state we keep for one interpreter.
-struct Entry {
-    interp: InterpPtr,
-    /// `Some` for interpreters made by our `create()`: their keeper thread state.
-    keeper: Option<TStatePtr>,
-    refs: usize,
-    state: State,
-    cached: Vec<(u64, TStatePtr)>,
-    dead_threads: Vec<TStatePtr>,
-}
-
-impl Entry {
-    fn new(interp: InterpPtr, keeper: Option<TStatePtr>, state: State) -> Entry {
-        Entry {
-            interp,
-            keeper,
-            refs: 0,
-            state,
-            cached: Vec::new(),
-            dead_threads: Vec::new(),
+impl Doomed {
+    fn ours(core: interps::Doomed<InterpPtr, TStatePtr>) -> Doomed {
+        Doomed {
+            core,
+            made_keeper: false,
         }
     }
 
-    /// Moves an idle interpreter of ours to `Finalizing` and hands out its keeper.
-    fn doom(&mut self, id: i64) -> Option<Doomed> {
-        let keeper = self.keeper?;
-        match self.state {
-            State::Idle | State::Pending => {
-                self.state = State::Finalizing;
-                Some(Doomed {
-                    id,
-                    interp: self.interp,
-                    keeper,
-                    made_keeper: false,
-                })
-            }
-            State::Running { .. } | State::Finalizing => None,
-        }
+    /// The interpreter's id.
+    pub fn id(&self) -> i64 {
+        self.core.id
     }
 
-    fn busy(&self) -> bool {
-        matches!(self.state, State::Running { .. } | State::Finalizing)
+    /// The interpreter as the registry recorded it (compared with CPython's list before use:
+    /// CPython's own module may have finalized one of ours behind our back).
+    pub fn interp(&self) -> InterpPtr {
+        self.core.interp
+    }
+
+    /// Its keeper thread state (for interpreters made by others, the one `Py_EndInterpreter`
+    /// will run on).
+    pub fn keeper(&self) -> TStatePtr {
+        self.core.keeper
+    }
+
+    /// Whether the keeper was made for this finalization (an interpreter made by someone else
+    /// that had no thread state): deleted again if the finalization is refused.
+    pub fn made_keeper(&self) -> bool {
+        self.made_keeper
     }
 }
 
-static INTERPS: Mutex<BTreeMap<i64, Entry>> = Mutex::new(BTreeMap::new());
+type Registry = Interps<InterpPtr, TStatePtr>;
+
+/// An OS thread's id as CPython gives it (`PyThread_get_thread_ident`); the core keeps it as a
+/// `u64`, which `c_ulong` is on the platforms we build for.
+type Runner = std::ffi::c_ulong;
+
+static INTERPS: Mutex<Registry> = Mutex::new(Interps::new());
 
 /// Signalled (with INTERPS) whenever a run or a finalization attempt ends, for `wait_until_idle`.
 static RUN_ENDED: Condvar = Condvar::new();
 
-fn lock() -> MutexGuard<'static, BTreeMap<i64, Entry>> {
+fn lock() -> MutexGuard<'static, Registry> {
     INTERPS.lock()
 }
 
-/// The right to finalize one interpreter: handed out only with its state moved to
-/// `Finalizing`, so at most one exists per interpreter. Give it back with [`finalized`] or
-/// [`refused`].
-#[must_use]
-pub struct Doomed {
-    /// The interpreter's id.
-    pub id: i64,
-    /// The interpreter as the registry recorded it (compared with CPython's list before use:
-    /// CPython's own module may have finalized one of ours behind our back).
-    pub interp: InterpPtr,
-    /// Its keeper thread state (for interpreters made by others, the one `Py_EndInterpreter`
-    /// will run on).
-    pub keeper: TStatePtr,
-    /// Whether `keeper` was made for this finalization (an interpreter made by someone else
-    /// that had no thread state): deleted again if the finalization is refused.
-    pub made_keeper: bool,
-}
-
-/// Why an interpreter cannot be taken for a run or a finalization, or made.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Busy {
-    /// Another run or finalization is in progress.
-    Running,
-    /// We have no entry for the interpreter (it is not ours, or it was finalized).
-    Unknown,
-    /// Exit cleanup has begun: nothing new starts.
-    Exiting,
-}
-
-/// Set, under INTERPS's lock, when exit cleanup begins; read under that lock by everything that
-/// would start a run or a creation, so cleanup's later looks at the registry see all there is.
-static EXITING: AtomicBool = AtomicBool::new(false);
-
 /// The exit gate: how many `create()` calls are under way (counted under INTERPS's lock, never
-/// after `EXITING`), and whether exit cleanup has finished. `GATE_CHANGED` is signalled with
+/// after [`close_for_exit`]), and whether exit cleanup has finished. `GATE_CHANGED` is signalled with
 /// every change.
 struct Gate {
     creating: usize,
@@ -181,10 +127,10 @@ pub struct Creation(());
 
 /// Starts a creation, unless exit cleanup has begun.
 pub fn begin_create() -> Result<Creation, Busy> {
+    // Decided and counted under INTERPS's lock: exit cleanup, which closes the registry under
+    // that lock, then sees every creation that may still register.
     let map = lock();
-    if EXITING.load(Ordering::Relaxed) {
-        return Err(Busy::Exiting);
-    }
+    map.may_create()?;
     gate().creating += 1;
     drop(map);
     Ok(Creation(()))
@@ -194,7 +140,7 @@ impl Creation {
     /// Records the interpreter it made, with no counted references yet, then ends the
     /// creation (in that order: cleanup that sees the count drop finds the entry).
     pub fn register(self, id: i64, interp: InterpPtr, keeper: TStatePtr) {
-        lock().insert(id, Entry::new(interp, Some(keeper), State::Idle));
+        lock().register(id, interp, keeper);
     }
 }
 
@@ -208,8 +154,7 @@ impl Drop for Creation {
 
 /// Exit cleanup begins: from now on no run starts and no interpreter is created.
 pub fn close_for_exit() {
-    let _map = lock();
-    EXITING.store(true, Ordering::Relaxed);
+    lock().close_for_exit();
 }
 
 /// Waits (blocking, so call it without any GIL) until no creation is under way, or `timeout`
@@ -232,81 +177,55 @@ pub fn wait_exit_cleanup(timeout: Duration) {
 
 /// Whether `id` is one of ours (made by `create()` and not finalized).
 pub fn is_created(id: i64) -> bool {
-    lock().get(&id).is_some_and(|e| e.keeper.is_some())
+    lock().is_created(id)
 }
 
 /// Counts one more `InterpreterID` object for `id`; returns whether it counts (only interpreters
 /// made by `create()` are counted: others never end by count). A `Pending` interpreter counted
 /// again is no longer due for finalization.
 pub fn incref(id: i64) -> bool {
-    match lock().get_mut(&id) {
-        Some(e) if e.keeper.is_some() => {
-            e.refs += 1;
-            if e.state == State::Pending {
-                e.state = State::Idle;
-            }
-            true
-        }
-        _ => false,
-    }
+    lock().incref(id)
 }
 
 /// Drops one count; when the last goes, the interpreter is due for finalization now (returned)
 /// or, if it is busy, when its run ends (see [`RunTicket::finish`]) or its finalization is
 /// refused (it becomes `Pending`).
 pub fn decref(id: i64) -> Option<Doomed> {
-    let mut map = lock();
-    let e = map.get_mut(&id)?;
-    e.refs = e.refs.saturating_sub(1);
-    if e.refs > 0 {
-        return None;
-    }
-    e.doom(id)
+    lock().decref(id).map(Doomed::ours)
 }
 
 /// Whether a run or a finalization is in progress for `id`.
 pub fn is_running(id: i64) -> bool {
-    lock().get(&id).is_some_and(Entry::busy)
+    lock().is_busy(id)
 }
 
-/// The right to run code in one interpreter, from one lock trip that found it, checked that
-/// nobody else uses it and marked it `Running`. While it lives nobody finalizes the
-/// interpreter, so [`RunTicket::interp`] stays valid. Dropped without [`RunTicket::finish`]
-/// (a panic), it ends the run but never finalizes: an orphaned interpreter becomes `Pending`.
+/// The right to run code in one interpreter, with everything the run needs from the registry,
+/// from one lock trip that found it, checked that nobody else uses it and marked it `Running`.
+/// While it lives nobody finalizes the interpreter, so [`RunTicket::interp`] stays valid.
+/// [`RunTicket::finish`] ends the run in one more trip. Dropped without it (a panic), it ends
+/// the run but never finalizes: an orphaned interpreter becomes `Pending`.
 pub struct RunTicket {
     id: i64,
     interp: InterpPtr,
+    ours: bool,
+    /// Cached thread states of exited OS threads, the run's to delete once inside
+    /// ([`RunTicket::take_dead`]); those left are given back at the end.
+    dead: Vec<TStatePtr>,
     ended: bool,
 }
 
-/// Takes `id` for a `run_string` on OS thread `runner`. Interpreters of ours are found in the
+/// Takes `id` for a run on OS thread `runner`. Interpreters of ours are found in the
 /// registry; for one we did not create, pass the pointer CPython's lookup found (`foreign`),
 /// which the caller must keep from being finalized by us meanwhile (the interpreter-list lock).
-pub fn begin_run(id: i64, runner: c_ulong, foreign: Option<InterpPtr>) -> Result<RunTicket, Busy> {
-    let mut map = lock();
-    if EXITING.load(Ordering::Relaxed) {
-        return Err(Busy::Exiting);
-    }
-    match map.get_mut(&id) {
-        Some(e) if e.busy() => Err(Busy::Running),
-        Some(e) => {
-            e.state = State::Running { runner };
-            Ok(RunTicket {
-                id,
-                interp: e.interp,
-                ended: false,
-            })
-        }
-        None => {
-            let interp = foreign.ok_or(Busy::Unknown)?;
-            map.insert(id, Entry::new(interp, None, State::Running { runner }));
-            Ok(RunTicket {
-                id,
-                interp,
-                ended: false,
-            })
-        }
-    }
+pub fn begin_run(id: i64, runner: Runner, foreign: Option<InterpPtr>) -> Result<RunTicket, Busy> {
+    let start = lock().begin_run(id, runner, foreign)?;
+    Ok(RunTicket {
+        id,
+        interp: start.interp,
+        ours: start.ours,
+        dead: start.dead,
+        ended: false,
+    })
 }
 
 impl RunTicket {
@@ -315,83 +234,68 @@ impl RunTicket {
         self.interp
     }
 
+    /// The interpreter's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Whether the interpreter is ours (made by `create()`): its visitors are cached.
+    pub fn ours(&self) -> bool {
+        self.ours
+    }
+
+    /// The exited threads' thread states to delete, once inside the interpreter.
+    pub fn take_dead(&mut self) -> Vec<TStatePtr> {
+        std::mem::take(&mut self.dead)
+    }
+
     /// Ends the run. If the interpreter lost its last count meanwhile, it is due for
     /// finalization (returned, already `Finalizing`).
     pub fn finish(mut self) -> Option<Doomed> {
         self.ended = true;
-        end_run(self.id, true)
+        end_run(self.id, true, std::mem::take(&mut self.dead))
     }
 }
 
 impl Drop for RunTicket {
     fn drop(&mut self) {
         if !self.ended {
-            let _ = end_run(self.id, false);
+            let _ = end_run(self.id, false, std::mem::take(&mut self.dead));
         }
     }
 }
 
-fn end_run(id: i64, may_finalize: bool) -> Option<Doomed> {
-    let mut map = lock();
+fn end_run(id: i64, may_finalize: bool, dead: Vec<TStatePtr>) -> Option<Doomed> {
+    let mut reg = lock();
     RUN_ENDED.notify_all();
+    // Under the lock: an interrupt still owed to this run is dropped before another run can
+    // start, so it never reaches the next one.
     crate::interp::interrupt::run_ended(id);
-    let e = map.get_mut(&id)?;
-    let Some(keeper) = e.keeper else {
-        map.remove(&id);
-        return None;
-    };
-    if e.refs > 0 {
-        e.state = State::Idle;
-        None
-    } else if may_finalize {
-        e.state = State::Finalizing;
-        Some(Doomed {
-            id,
-            interp: e.interp,
-            keeper,
-            made_keeper: false,
-        })
-    } else {
-        e.state = State::Pending;
-        None
-    }
+    reg.end_run(id, may_finalize, dead).map(Doomed::ours)
 }
 
 /// Takes an interpreter of ours for finalization by `destroy()`.
 pub fn take_for_destroy(id: i64) -> Result<Doomed, Busy> {
-    let mut map = lock();
-    let e = map.get_mut(&id).ok_or(Busy::Unknown)?;
-    if e.busy() {
-        return Err(Busy::Running);
-    }
-    e.doom(id).ok_or(Busy::Unknown)
+    lock().take_for_destroy(id).map(Doomed::ours)
 }
 
 /// Takes an interpreter made by someone else for finalization through `keeper`, its only
-/// thread state; fails if we are running code in it. The caller keeps `interp` from being
-/// finalized by us meanwhile (the interpreter-list lock).
+/// thread state (made for this finalization if `made_keeper`); fails if we are running code in
+/// it. The caller keeps `interp` from being finalized by us meanwhile (the interpreter-list
+/// lock).
 pub fn take_foreign(
     id: i64,
     interp: InterpPtr,
     keeper: TStatePtr,
     made_keeper: bool,
 ) -> Result<Doomed, Busy> {
-    let mut map = lock();
-    if map.contains_key(&id) {
-        return Err(Busy::Running);
-    }
-    map.insert(id, Entry::new(interp, None, State::Finalizing));
-    Ok(Doomed {
-        id,
-        interp,
-        keeper,
-        made_keeper,
-    })
+    let core = lock().take_foreign(id, interp, keeper)?;
+    Ok(Doomed { core, made_keeper })
 }
 
 /// Forgets an interpreter once it has been finalized.
 pub fn finalized(doomed: Doomed) {
-    lock().remove(&doomed.id);
+    lock().finalized(doomed.core);
     RUN_ENDED.notify_all();
 }
 
@@ -399,161 +303,99 @@ pub fn finalized(doomed: Doomed) {
 /// interpreter is usable again, `Pending` if nothing counts on it any more. Its cached thread
 /// states stay where they are (their OS threads may reuse them).
 pub fn refused(doomed: Doomed) {
-    let mut map = lock();
+    lock().refused(doomed.core);
     RUN_ENDED.notify_all();
-    let Some(e) = map.get_mut(&doomed.id) else {
-        return;
-    };
-    if e.keeper.is_none() {
-        // Not ours: just stop blocking runs.
-        map.remove(&doomed.id);
-    } else {
-        e.state = if e.refs == 0 {
-            State::Pending
-        } else {
-            State::Idle
-        };
-    }
 }
 
 /// `Pending` interpreters, each moved to `Finalizing` for another attempt.
 pub fn take_pending() -> Vec<Doomed> {
-    let mut map = lock();
-    map.iter_mut()
-        .filter(|(_, e)| e.state == State::Pending)
-        .filter_map(|(&id, e)| e.doom(id))
-        .collect()
+    let pending = lock().take_pending();
+    pending.into_iter().map(Doomed::ours).collect()
 }
 
 /// The ids of every interpreter of ours not finalized yet.
 pub fn remaining_created() -> Vec<i64> {
-    lock()
-        .iter()
-        .filter(|(_, e)| e.keeper.is_some())
-        .map(|(&id, _)| id)
-        .collect()
+    lock().remaining_created()
 }
 
 /// The ids of the interpreters that exit-time cleanup could not leave in a state CPython's own
 /// finalization survives: ours not finalized, and any we are still running code in.
 pub fn left_at_exit() -> Vec<i64> {
-    lock()
-        .iter()
-        .filter(|(_, e)| e.keeper.is_some() || e.busy())
-        .map(|(&id, _)| id)
-        .collect()
+    lock().left_at_exit()
 }
 
 /// Records a thread state made on OS thread `thread` to visit `id`, kept for reuse.
 pub fn cache_add(id: i64, thread: u64, ts: TStatePtr) {
-    if let Some(e) = lock().get_mut(&id) {
-        e.cached.push((thread, ts));
-    }
+    lock().cache_add(id, thread, ts);
 }
 
 /// Takes the cached thread states of OS threads that have exited (to delete them).
 pub fn take_dead_threads(id: i64) -> Vec<TStatePtr> {
-    lock()
-        .get_mut(&id)
-        .map(|e| std::mem::take(&mut e.dead_threads))
-        .unwrap_or_default()
+    lock().take_dead_threads(id)
 }
 
 /// OS thread `thread` is exiting: its cached thread states can no longer be used, and will be
 /// deleted by the next visit or the finalization of their interpreter.
 pub fn thread_exited(thread: u64, states: impl IntoIterator<Item = (i64, TStatePtr)>) {
-    let mut map = lock();
-    for (id, ts) in states {
-        if let Some(e) = map.get_mut(&id) {
-            if let Some(pos) = e.cached.iter().position(|&c| c == (thread, ts)) {
-                e.cached.swap_remove(pos);
-                e.dead_threads.push(ts);
-            }
-        }
-    }
+    lock().thread_exited(thread, states);
 }
 
 /// Every thread state of ours in `id` besides its keeper (cached visitors, live or of exited
 /// threads), for a finalization, which needs the keeper alone. They stay recorded: only a
 /// finalization that goes through deletes them (and then forgets the whole entry).
 pub fn thread_states(id: i64) -> Vec<TStatePtr> {
-    let map = lock();
-    let Some(e) = map.get(&id) else {
-        return Vec::new();
-    };
-    e.cached
-        .iter()
-        .map(|&(_, ts)| ts)
-        .chain(e.dead_threads.iter().copied())
-        .collect()
+    lock().thread_states(id)
 }
 
 /// How many thread states of `id` are ours besides its keeper (cached visitors).
 pub fn cached_count(id: i64) -> usize {
-    lock()
-        .get(&id)
-        .map_or(0, |e| e.cached.len() + e.dead_threads.len())
+    lock().cached_count(id)
 }
 
 /// The interpreters (ours or not) that a `run_string` of ours is running now, with the OS
 /// thread running it.
-pub fn runs_in_progress() -> Vec<(i64, InterpPtr, c_ulong)> {
-    lock()
-        .iter()
-        .filter_map(|(&id, e)| match e.state {
-            State::Running { runner } => Some((id, e.interp, runner)),
-            _ => None,
-        })
-        .collect()
+pub fn runs_in_progress() -> Vec<(i64, InterpPtr, Runner)> {
+    lock().runs_in_progress()
 }
 
 /// Calls `f` with the interpreter and OS thread of the run of ours in progress in `id` (`None`
 /// if there is none), under the registry lock: the run cannot end (nor the interpreter be
 /// finalized) before `f` returns. `f` must not call into Python nor take this lock again.
-pub fn with_run<R>(id: i64, f: impl FnOnce(Option<(InterpPtr, c_ulong)>) -> R) -> R {
-    let map = lock();
-    let run = map.get(&id).and_then(|e| match e.state {
-        State::Running { runner } => Some((e.interp, runner)),
-        _ => None,
-    });
-    f(run)
+pub fn with_run<R>(id: i64, f: impl FnOnce(Option<(InterpPtr, Runner)>) -> R) -> R {
+    let reg = lock();
+    f(reg.run_of(id))
 }
 
 /// The interpreter `id` if a run on OS thread `runner` is still in progress in it.
-pub fn running_on(id: i64, runner: c_ulong) -> Option<InterpPtr> {
-    lock()
-        .get(&id)
-        .filter(|e| e.state == State::Running { runner })
-        .map(|e| e.interp)
+pub fn running_on(id: i64, runner: Runner) -> Option<InterpPtr> {
+    lock().running_on(id, runner)
 }
 
 /// Waits (blocking, so call it without any GIL) until no interpreter is being finalized (by
 /// another thread), or `timeout` passes; returns whether none is.
 pub fn wait_finalizations(timeout: Duration) -> bool {
-    wait_for(timeout, |map| {
-        !map.values().any(|e| e.state == State::Finalizing)
-    })
+    wait_for(timeout, |reg| !reg.any_finalizing())
 }
 
 /// Waits (blocking, so call it without any GIL) until `id` is neither running nor being
 /// finalized, or `timeout` passes; returns whether it is idle (or gone).
 pub fn wait_until_idle(id: i64, timeout: Duration) -> bool {
-    wait_for(timeout, |map| !map.get(&id).is_some_and(Entry::busy))
+    wait_for(timeout, |reg| !reg.is_busy(id))
 }
 
 /// Waits on `RUN_ENDED` until `done` holds for the registry, or `timeout` passes; returns
 /// whether it holds.
-fn wait_for(timeout: Duration, done: impl Fn(&BTreeMap<i64, Entry>) -> bool) -> bool {
+fn wait_for(timeout: Duration, done: impl Fn(&Registry) -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    let mut map = lock();
+    let mut reg = lock();
     loop {
-        if done(&map) {
+        if done(&reg) {
             return true;
         }
         let now = Instant::now();
         if now >= deadline {
             return false;
         }
-        map = RUN_ENDED.wait_timeout(map, deadline - now).0;
+        reg = RUN_ENDED.wait_timeout(reg, deadline - now).0;
     }
 }

@@ -27,7 +27,8 @@ use subinterpreters_core::{QueueError, Value};
 
 use crate::error::{Error, Result};
 use crate::id_slots::{id_arg, IdKind};
-use crate::interp::api::{already_running, c_text, existing, finalize, run_in};
+use crate::interp::api::{already_running, c_text, existing, run_in};
+use crate::interp::lifecycle::{finalize, Wait as Finalize};
 use crate::interp::registry;
 use crate::interp::run::execute_item;
 use crate::interp::thread_cache;
@@ -103,7 +104,7 @@ unsafe fn serve(
         };
         let mut slot = Some(value);
         if direct {
-            if let Ok(ticket) = registry::begin_run(id, runner, None) {
+            if let Ok(mut ticket) = registry::begin_run(id, runner, None) {
                 let target = ticket.interp();
                 // SAFETY: 3.12+, nothing attached; the ticket keeps the interpreter ours,
                 // alive and marked running for us until `finish`. CPython's own module
@@ -112,7 +113,7 @@ unsafe fn serve(
                     if version::marked_running(target.0) {
                         None
                     } else {
-                        thread_cache::visit_detached(id, target, || {
+                        thread_cache::visit_detached(&mut ticket, || {
                             // SAFETY (of the enclosing block): a thread state of `target`
                             // is current; the mark is dropped before the visit ends.
                             let _mark = tstate::RunMark::set(target)?;
@@ -127,7 +128,7 @@ unsafe fn serve(
                     // SAFETY: back in the caller, which is not `doomed`.
                     unsafe {
                         away.back();
-                        finalize(doomed, tstate::Wait::Nothing);
+                        finalize(doomed, Finalize::Nothing);
                     }
                 }
                 match ran {
@@ -153,18 +154,21 @@ unsafe fn serve(
         unsafe { away.back() };
         let mut back = None;
         // SAFETY: GIL held in the caller; the body leaves the target with nothing of it kept.
+        // Looked up first, as `run_string` does: the interpreter may be gone since the last item.
         let ran = unsafe {
-            run_in(
-                id,
-                || Ok(()),
-                |()| {
-                    let item = slot.take().expect("the item is taken once");
-                    execute_item(script, name, item).map_err(|(item, err)| {
-                        back = item;
-                        err
-                    })
-                },
-            )
+            existing(id).and_then(|_| {
+                run_in(
+                    id,
+                    || Ok(()),
+                    |()| {
+                        let item = slot.take().expect("the item is taken once");
+                        execute_item(script, name, item).map_err(|(item, err)| {
+                            back = item;
+                            err
+                        })
+                    },
+                )
+            })
         };
         match ran {
             Ok(left) => {

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::interp::registry;
+use crate::interp::registry::{self, RunTicket};
 use crate::py::tstate::{self, InterpPtr, TStatePtr};
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -34,15 +34,41 @@ thread_local! {
     });
 }
 
-/// Runs `body` inside interpreter `id` on this OS thread's cached thread state for it (made on
-/// first use). Interpreters we did not create get a fresh, deleted thread state instead: other
-/// modules expect theirs to have no extra thread states.
+/// Runs `body` inside the ticket's interpreter on this OS thread's cached thread state for it
+/// (made on first use), after deleting the exited threads' states the ticket carries.
+/// Interpreters we did not create get a fresh, deleted thread state instead: other modules
+/// expect theirs to have no extra thread states.
 ///
 /// # Safety
-/// As for [`tstate::enter`]: GIL held, `interp` (with id `id`) alive, not current, and marked
-/// running by the caller.
-pub unsafe fn visit<R>(id: i64, interp: InterpPtr, body: impl FnOnce() -> R) -> R {
-    let cached = if registry::is_created(id) {
+/// As for [`tstate::enter`]: GIL held, the ticket's interpreter not current.
+pub unsafe fn visit<R>(ticket: &mut RunTicket, body: impl FnOnce() -> R) -> R {
+    let (id, interp, ours) = (ticket.id(), ticket.interp(), ticket.ours());
+    // SAFETY: forwarded contract; the ticket keeps the interpreter alive and ours to use.
+    unsafe { visit_with(id, interp, ours, || ticket.take_dead(), body) }
+}
+
+/// [`visit`] for an interpreter a run of ours on another OS thread holds (exit cleanup
+/// interrupting it): whether it is ours and its exited threads' states come from the registry.
+///
+/// # Safety
+/// As for [`tstate::enter`]: GIL held, `interp` (with id `id`) alive, not current, and kept
+/// from finalization by the caller.
+pub unsafe fn visit_running<R>(id: i64, interp: InterpPtr, body: impl FnOnce() -> R) -> R {
+    let ours = registry::is_created(id);
+    // SAFETY: forwarded contract.
+    unsafe { visit_with(id, interp, ours, || registry::take_dead_threads(id), body) }
+}
+
+/// # Safety
+/// As for [`visit_running`]; `dead` gives thread states of `interp` that are idle forever.
+unsafe fn visit_with<R>(
+    id: i64,
+    interp: InterpPtr,
+    ours: bool,
+    dead: impl FnOnce() -> Vec<TStatePtr>,
+    body: impl FnOnce() -> R,
+) -> R {
+    let cached = if ours {
         CACHE
             .try_with(|c| {
                 let c = c.borrow();
@@ -63,7 +89,7 @@ pub unsafe fn visit<R>(id: i64, interp: InterpPtr, body: impl FnOnce() -> R) -> 
             if reuse.is_none() {
                 remember(id, thread, ts);
             }
-            let dead = registry::take_dead_threads(id);
+            let dead = dead();
             if !dead.is_empty() {
                 // SAFETY: `id` is current; the dead threads' states are idle forever.
                 tstate::delete_idle(&dead);
@@ -86,14 +112,14 @@ fn remember(id: i64, thread: u64, ts: TStatePtr) {
 }
 
 /// Like [`visit`], for a thread that has no current thread state (3.12+ only): attaches this
-/// OS thread's cached thread state for interpreter `id` (made on first use), which takes that
-/// interpreter's own GIL and no other, runs `body`, and detaches again. `None` (nothing run)
-/// if this thread's cache is gone (the thread is exiting).
+/// OS thread's cached thread state for the ticket's interpreter (made on first use), which
+/// takes that interpreter's own GIL and no other, runs `body`, and detaches again. `None`
+/// (nothing run) if this thread's cache is gone (the thread is exiting).
 ///
 /// # Safety
-/// 3.12+; no thread state current on this thread; `interp` (with id `id`) is one of ours,
-/// alive, and marked running by the caller, so no other visit of ours is in progress.
-pub unsafe fn visit_detached<R>(id: i64, interp: InterpPtr, body: impl FnOnce() -> R) -> Option<R> {
+/// 3.12+; no thread state current on this thread; the ticket's interpreter is one of ours.
+pub unsafe fn visit_detached<R>(ticket: &mut RunTicket, body: impl FnOnce() -> R) -> Option<R> {
+    let (id, interp) = (ticket.id(), ticket.interp());
     let (thread, reuse) = CACHE
         .try_with(|c| {
             let c = c.borrow();
@@ -106,7 +132,7 @@ pub unsafe fn visit_detached<R>(id: i64, interp: InterpPtr, body: impl FnOnce() 
             if reuse.is_none() {
                 remember(id, thread, ts);
             }
-            let dead = registry::take_dead_threads(id);
+            let dead = ticket.take_dead();
             if !dead.is_empty() {
                 // SAFETY: `id` is current; the dead threads' states are idle forever.
                 tstate::delete_idle(&dead);

@@ -3,7 +3,8 @@
 //! These are the only functions that change the current thread state ([`Away`] and [`detached`]
 //! step away from the caller's GIL for waits). Each restores the caller's thread state on every
 //! path (an RAII guard does it for [`enter`]). How a switch is done differs by version; those
-//! primitives live in [`crate::py::version`].
+//! primitives live in [`crate::py::version`]. What runs inside an interpreter being finalized
+//! (the snippets joining or stopping its threads) is the caller's (`interp/lifecycle.rs`).
 //!
 //! An interpreter's first thread state (the "keeper") is kept for its whole life and used only to
 //! finalize it; code runs on fresh thread states.
@@ -359,38 +360,29 @@ pub unsafe fn delete_idle(states: &[TStatePtr]) {
     }
 }
 
-/// What a finalization waits for before it counts the interpreter's threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// Nothing (a dying `InterpreterID`: blocking there could deadlock its caller).
-    Nothing,
-    /// The non-daemon `threading` threads, joined without limit (`destroy()`, as CPython's own
-    /// finalization does).
-    NonDaemon,
-    /// The non-daemon threads, then the daemon ones after a `SystemExit` raised in each, for up
-    /// to this long (exit: a daemon thread left running makes CPython abort at exit).
-    Exit(std::time::Duration),
-}
-
 /// Finalizes an interpreter through its keeper thread state and switches back to the caller.
 ///
-/// First waits for the interpreter's threads as `wait` says. Then, if any thread state other
-/// than the keeper and `idle` remains (a thread still running, a daemon thread), nothing is
-/// deleted or finalized and `false` is returned: `Py_EndInterpreter` would abort the process
-/// on it (3.11, 3.12: "not the last thread"; 3.13+ also while a thread is still attached).
-/// Also refused while CPython's own module runs it (its running mark). A keeper made for this
-/// finalization (`made_keeper`) is deleted again when refused.
+/// First runs `wind_down` inside it, on the keeper (the caller's snippets that wait for its
+/// threads, `interp/lifecycle.rs`). Then, if any thread state other than the keeper and `idle`
+/// remains (a thread still running, a daemon thread), nothing is deleted or finalized and
+/// `false` is returned: `Py_EndInterpreter` would abort the process on it (3.11, 3.12: "not
+/// the last thread"; 3.13+ also while a thread is still attached). Also refused while
+/// CPython's own module runs it (its running mark). A keeper made for this finalization
+/// (`made_keeper`) is deleted again when refused. Otherwise `idle` are deleted, `last_words`
+/// runs inside it, and it ends.
 ///
 /// # Safety
 /// The current thread must hold the GIL of its current thread state, which must belong to
 /// another interpreter; `keeper` must be the interpreter's keeper, with no frame; `idle` must be
 /// the interpreter's cached visitor thread states, all idle; the registry must guarantee that
-/// no other thread of ours uses the interpreter from now on (it is `Finalizing`).
+/// no other thread of ours uses the interpreter from now on (it is `Finalizing`); the two
+/// callbacks run Python in it and must leave the keeper current.
 pub unsafe fn end_interpreter(
     keeper: TStatePtr,
     idle: &[TStatePtr],
-    wait: Wait,
     made_keeper: bool,
+    wind_down: impl FnOnce(),
+    last_words: impl FnOnce(),
 ) -> bool {
     // SAFETY: the "destroy" sequence of ARCHITECTURE.md; holding the target's GIL keeps its
     // thread list stable while we count it (threads are added and removed by holders of that
@@ -408,14 +400,7 @@ pub unsafe fn end_interpreter(
         }
         version::detach();
         version::attach(keeper.0);
-        if wait != Wait::Nothing {
-            // Join like `threading._shutdown` does, without running it (3.12 asserts if it
-            // runs twice in a subinterpreter, and finalization runs it again).
-            run_quietly(JOIN_NON_DAEMON);
-        }
-        if let Wait::Exit(grace) = wait {
-            stop_daemon_threads(grace);
-        }
+        wind_down();
         let count = thread_count(InterpPtr(interp));
         if count > 1 + idle.len() || version::marked_running(interp) {
             if made_keeper {
@@ -427,11 +412,9 @@ pub unsafe fn end_interpreter(
             return false;
         }
         // Deleting our visitors may release the lock `threading` holds for the thread that
-        // imported it, so the workaround looks at the state after that.
+        // imported it, so what runs last looks at the state after that.
         delete_idle(idle);
-        if version::THREADING_SHUTDOWN_FIX {
-            release_foreign_threading_lock();
-        }
+        last_words();
         // The list lock is taken detached (see `lock_interp_list`); the interpreter has no
         // other thread, so nothing happens in it meanwhile.
         version::detach();
@@ -475,172 +458,4 @@ pub unsafe fn thread_count(interp: InterpPtr) -> usize {
         }
     }
     count
-}
-
-/// Joins the current interpreter's non-daemon `threading` threads, until none is left. Dummy
-/// threads (OS threads that ran code here, like our visitors) were not started by `threading`
-/// and cannot be joined; on 3.12+ they are non-daemon where daemon threads are not allowed.
-const JOIN_NON_DAEMON: &std::ffi::CStr = c"import sys as _s
-_t = _s.modules.get('threading')
-while _t is not None:
-    _w = [_x for _x in _t.enumerate() if not _x.daemon and _x is not _t._main_thread
-          and not isinstance(_x, _t._DummyThread)]
-    if not _w:
-        break
-    for _x in _w:
-        _x.join()
-";
-
-/// Raises `SystemExit` in every daemon `threading` thread of the current interpreter (they see
-/// it at their next bytecode boundary), then joins them for up to `grace` in all.
-///
-/// # Safety
-/// The interpreter must be current, holding its GIL.
-unsafe fn stop_daemon_threads(grace: std::time::Duration) {
-    const FIND: &std::ffi::CStr = c"import sys as _s
-_t = _s.modules.get('threading')
-_r = []
-if _t is not None:
-    _me = _t.get_ident()
-    _r = [_x.ident for _x in _t.enumerate()
-          if _x.daemon and _x.ident is not None and _x.ident != _me
-          and not isinstance(_x, _t._DummyThread) and _x is not _t._main_thread]
-";
-    // SAFETY: the interpreter is current (contract). SetAsyncExc looks the idents up among the
-    // current interpreter's thread states only, under the runtime's own lock.
-    unsafe {
-        let idents = run_for_idents(FIND);
-        if idents.is_empty() {
-            return;
-        }
-        for ident in idents {
-            ffi::PyThreadState_SetAsyncExc(ident as std::ffi::c_long, ffi::PyExc_SystemExit);
-        }
-        let join = format!(
-            "import sys as _s, time as _time
-_t = _s.modules.get('threading')
-_d = _time.monotonic() + {}
-_me = _t.get_ident()
-for _x in _t.enumerate():
-    if _x.daemon and _x.ident != _me and not isinstance(_x, _t._DummyThread) and _x is not _t._main_thread:
-        _x.join(max(0.0, _d - _time.monotonic()))
-",
-            grace.as_secs_f64()
-        );
-        if let Ok(join) = std::ffi::CString::new(join) {
-            run_quietly(&join);
-        }
-    }
-}
-
-/// Runs `code`, which leaves a list of ints in `_r`, and returns them (empty on any failure).
-///
-/// # Safety
-/// A thread state must be current, holding its GIL.
-unsafe fn run_for_idents(code: &std::ffi::CStr) -> Vec<std::ffi::c_ulong> {
-    let mut out = Vec::new();
-    // SAFETY: GIL held (contract); the namespace is ours and released here; borrowed items of
-    // `_r` are read while the namespace keeps the list alive.
-    unsafe {
-        let Some(ns) = run_in_fresh_namespace(code) else {
-            return out;
-        };
-        let list = ffi::PyDict_GetItemString(ns, c"_r".as_ptr());
-        if !list.is_null() && ffi::PyList_Check(list) != 0 {
-            for i in 0..ffi::PyList_Size(list) {
-                let v = ffi::PyLong_AsUnsignedLong(ffi::PyList_GetItem(list, i));
-                if !ffi::PyErr_Occurred().is_null() {
-                    ffi::PyErr_Clear();
-                    continue;
-                }
-                out.push(v);
-            }
-        }
-        ffi::Py_DECREF(ns);
-    }
-    out
-}
-
-/// Runs a snippet in a fresh namespace of the current interpreter, ignoring any failure.
-///
-/// # Safety
-/// A thread state must be current, holding its GIL.
-pub(crate) unsafe fn run_quietly(code: &std::ffi::CStr) {
-    // SAFETY: forwarded contract; the namespace is released at once.
-    unsafe {
-        if let Some(ns) = run_in_fresh_namespace(code) {
-            ffi::Py_DECREF(ns);
-        }
-    }
-}
-
-/// Runs a snippet in a fresh namespace and returns that namespace (a new reference), or `None`
-/// if it failed (the failure is cleared).
-///
-/// # Safety
-/// A thread state must be current, holding its GIL.
-unsafe fn run_in_fresh_namespace(code: &std::ffi::CStr) -> Option<*mut ffi::PyObject> {
-    // SAFETY: GIL held (contract); every reference made here is released or returned; a
-    // failure is cleared (the caller goes on regardless).
-    unsafe {
-        let ns = ffi::PyDict_New();
-        if ns.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let builtins = ffi::PyEval_GetBuiltins();
-        if !builtins.is_null() {
-            ffi::PyDict_SetItemString(ns, c"__builtins__".as_ptr(), builtins);
-        }
-        // Compiled and evaluated rather than `PyRun_String`: that one clears CPython's record
-        // of an uncaught KeyboardInterrupt in `__main__`, whose exit status (killed by SIGINT)
-        // our exit-time cleanup must not turn into 1.
-        let compiled = ffi::Py_CompileString(
-            code.as_ptr(),
-            c"<subinterpreters>".as_ptr(),
-            ffi::Py_file_input,
-        );
-        if compiled.is_null() {
-            ffi::PyErr_Clear();
-            ffi::Py_DECREF(ns);
-            return None;
-        }
-        let res = ffi::PyEval_EvalCode(compiled, ns, ns);
-        ffi::Py_DECREF(compiled);
-        if res.is_null() {
-            ffi::PyErr_Clear();
-            ffi::Py_DECREF(ns);
-            return None;
-        }
-        ffi::Py_DECREF(res);
-        Some(ns)
-    }
-}
-
-/// Works around CPython gh-122517 (docs/threads.md#destroying-from-another-thread).
-/// `threading._shutdown()`, which finalization calls, expects to run on the OS thread that imported
-/// `threading` in this interpreter, holding the `_main_thread` lock that thread's state owns; from
-/// any other thread (or after the importing thread state is gone) it waits forever on that lock, or
-/// trips an assertion. We make the current thread the interpreter's "main thread" with a fresh lock
-/// of its own, so `_shutdown` takes its normal path: releases that lock, then still joins the
-/// non-daemon threads.
-///
-/// # Safety
-/// The interpreter to finalize must be current, holding its GIL.
-unsafe fn release_foreign_threading_lock() {
-    const FIX: &std::ffi::CStr = c"import sys as _s
-_t = _s.modules.get('threading')
-if _t is not None and not _t._main_thread._is_stopped:
-    _m = _t._main_thread
-    _old = _m._tstate_lock
-    if _m.ident != _t.get_ident() or _old is None or not _old.locked():
-        with _t._shutdown_locks_lock:
-            _t._shutdown_locks.discard(_old)
-        _new = _t._allocate_lock()
-        _new.acquire()
-        _m._tstate_lock = _new
-        _m._ident = _t.get_ident()
-";
-    // SAFETY: the target interpreter is current (contract).
-    unsafe { run_quietly(FIX) }
 }
