@@ -167,6 +167,27 @@ def test_interpreter_destroyed_elsewhere_is_not_found():
         interp.exec("pass")
 
 
+@needs_marks
+def test_one_of_ours_destroyed_by_cpythons_module_is_not_run():
+    # Our registry still records it: a run must find it gone from CPython's list (and never
+    # use the recorded pointer), and its last ID going only forgets the record.
+    from subinterpreters import lowlevel
+
+    handle = lowlevel.create()
+    made = int(handle)
+    interp = ours.Interpreter(made)
+    cpython_ll.destroy(made)
+    assert made not in ids(ours)
+    with pytest.raises(ours.InterpreterNotFoundError):
+        interp.exec("pass")
+    with pytest.raises(ours.InterpreterNotFoundError):
+        interp.call(int, "1")
+    with pytest.raises(RuntimeError, match="unrecognized"):
+        lowlevel.run_string(handle, "pass")
+    del handle, interp
+    assert made not in ids(ours)
+
+
 # -- interpreters made by CPython's own module ---------------------------------------------------
 
 
