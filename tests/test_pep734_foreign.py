@@ -167,7 +167,10 @@ def test_interpreter_destroyed_elsewhere_is_not_found():
         interp.exec("pass")
 
 
-@needs_marks
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 12),
+    reason="only 3.12's module ends one of ours (through its keeper); 3.13+'s aborts on the keeper",
+)
 def test_one_of_ours_destroyed_by_cpythons_module_is_not_run():
     # Our registry still records it: a run must find it gone from CPython's list (and never
     # use the recorded pointer), and its last ID going only forgets the record.
