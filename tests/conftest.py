@@ -337,7 +337,13 @@ def no_pool_threads_left():
 # Modules whose tests leave helper threads in the main interpreter (pool collectors of pools
 # that are still referenced, call_async runners) run after every other module: on 3.11
 # those threads change what `is_running(main)` and friends answer.
-_RUN_LAST = ("test_aio.py", "test_dask.py", "test_exceptions.py", "test_futures.py")
+_RUN_LAST = (
+    "test_aio.py",
+    "test_dask.py",
+    "test_exceptions.py",
+    "test_futures.py",
+    "test_stop.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -134,3 +134,35 @@ def nested_pool(n):
 
 def size_and_echo(data):
     return len(data), data
+
+
+def spin(started, out=None):
+    # A runaway call: says it runs, then loops until interrupted (and says so on `out`). On
+    # 3.11 it sleeps a little each turn: a loop that never lets the one shared GIL go keeps
+    # other interpreters' threads from running (docs/threads.md).
+    import sys
+
+    try:
+        started.put(1)  # inside: the interrupt may come right after it
+        if sys.version_info >= (3, 12):
+            while True:
+                pass
+        while True:
+            time.sleep(0.001)
+    except KeyboardInterrupt:
+        if out is not None:
+            out.put("interrupted")
+        raise
+
+
+def print_between(tag, arrived, go):
+    # Prints to both streams, around a barrier: a test runs several of these at once, one per
+    # worker.
+    import sys
+
+    print(tag, "start")
+    arrived.put(tag)
+    go.get(timeout=60)
+    print(tag, "end")
+    print(tag, "to stderr", file=sys.stderr)
+    return current_id()

@@ -6,8 +6,9 @@ released), so a task goes to whichever worker is idle first. Each task is claime
 runs (a cancelled one is skipped), as this worker's ``holder`` number: from then on the
 submitting side sees the call running, and, should the worker die before answering, finds the
 call it held (``lowlevel._claim_release``) and fails it at once. Calls are made with
-``_protocol.run``; the reply goes to the queue the task names. Tasks and replies are the call
-protocol's (see ``_protocol``).
+``_protocol.run`` inside ``lowlevel._claim_run``, which takes the claim, so that an interrupt
+of that task strikes it and nothing else (the loop here, the next task); the reply goes to the
+queue the task names. Tasks and replies are the call protocol's (see ``_protocol``).
 """
 
 from subinterpreters import _protocol as _p
@@ -32,7 +33,8 @@ def serve(tq, holder):
     get = _ll._queue_get
     put = _ll._queue_put
     put_get = _ll._queue_put_get
-    take = _ll._claim_take
+    claim_run = _ll._claim_run
+    claimed = _p.claimed
     run = _p.run
     main_file = MAIN_FILE
     # The last reply, put when the next task is taken: its reader is woken once this thread
@@ -53,10 +55,11 @@ def serve(tq, holder):
             if task is None:
                 return
             tid, claim, rq, fdata, akind, adata, mainfile = task
-            if claim and not take(claim, holder):
+            out = claim_run(claim, holder, run, fdata, akind, adata, mainfile or main_file)
+            if out is None:
                 task = None
                 continue  # cancelled while it waited: no reply
-            reply = (tid,) + run(fdata, akind, adata, mainfile or main_file)
+            reply = (tid,) + claimed(out)
             if _damaged == "before":
                 raise SystemError("worker interpreter damaged")
             answer = (rq, reply)

@@ -19,8 +19,9 @@ A task crosses on a Rust queue as a tuple of natively shareable values::
   argument tuples, for ``map``: the result is the list of results). Native scalars are None,
   bool, float, str, bytes and ints within 64 bits: they cross without pickle, and a large
   ``bytes`` is lent by its sender and copied once by the receiver;
-* ``claim`` (0 for none): the task runs only if the target takes this claim first
-  (``lowlevel._claim_take``), else it was cancelled and is skipped with no reply;
+* ``claim`` (0 for none): the task runs only if the target takes this claim first, else it was
+  cancelled and is skipped with no reply. The target runs it through ``lowlevel._claim_run``,
+  so that the caller can interrupt that call and no other (``lowlevel._claim_interrupt``);
 * ``mainfile``: the caller's main script, to rebuild pickles that name its ``__main__``.
 
 "Pickled" arguments and results are ``lowlevel._dumps`` streams: ordinary data (lists, dicts,
@@ -32,7 +33,8 @@ result), ``PICKLED`` (a pickled result), ``RAISED`` (``(pickled exception or Non
 strings)``), ``NOT_SHAREABLE`` (``(message, reason)``: the call or its result could not
 cross), ``SYNTAX`` (a script's SyntaxError arguments), ``UNGUARDED`` (the message of the
 ``RuntimeError`` for a main script that started interpreters while it was run here to rebuild
-a pickle, see :func:`refuse_while_rerunning_main`). The caller's side adds ``FAILED`` (the
+a pickle, see :func:`refuse_while_rerunning_main`), ``INTERRUPTED`` (the payload of ``RAISED``:
+the call raised after the caller interrupted it). The caller's side adds ``FAILED`` (the
 payload is the exception, made in the caller's interpreter) and ``DEAD`` (``(owner key,
 exception)``: every unanswered call of that owner failed with it). :func:`decode` turns a reply
 into the result or the exception to raise; :func:`remote_exception` is the one place an
@@ -48,6 +50,10 @@ from subinterpreters import lowlevel as _ll
 
 ARGS_NONE, ARGS_ONE, ARGS_TUPLE, ARGS_PICKLED, ARGS_CHUNK, SCRIPT = 0, 1, 2, 3, 4, 5
 OK, PICKLED, RAISED, NOT_SHAREABLE, SYNTAX, FAILED, DEAD, UNGUARDED = 0, 1, 2, 3, 4, 5, 6, 7
+INTERRUPTED = 8
+
+# What a claimed call is interrupted with (a built-in class: every interpreter shares those).
+INTERRUPT = KeyboardInterrupt
 
 # Unbound items become UNBOUND markers; items that are not shareable are pickled.
 QUEUE_UNBOUND, QUEUE_FALLBACK = 3, 1
@@ -301,6 +307,12 @@ def decode(status, payload, unwrap):
         return False, RuntimeError(payload)
     if status == FAILED:
         return False, payload
+    if status == INTERRUPTED:
+        from subinterpreters.futures import TaskInterrupted
+
+        err = TaskInterrupted("the call was interrupted")
+        err.__cause__ = remote_exception(payload[0], payload[1], unwrap)
+        return False, err
     return False, _errors().InterpreterError(f"unexpected reply status {status!r}")
 
 
@@ -369,6 +381,19 @@ def run(fdata, akind, adata, mainfile):
         return (NOT_SHAREABLE, reason, seconds)
 
 
+def claimed(out):
+    """The reply ``(status, payload, seconds)`` of a call made by
+    ``lowlevel._claim_run(claim, holder, run, ...)``, from what that returned (not None): a call that raised after it was
+    interrupted is ``INTERRUPTED``. (An exception can escape ``run`` itself when the interrupt
+    strikes in our code around the user's call: that is the call's exception all the same.)"""
+    ok, reply, interrupted = out
+    if not ok:
+        reply = (RAISED, raised(reply), 0.0)
+    if interrupted and reply[0] == RAISED:
+        return (INTERRUPTED, reply[1], reply[2])
+    return reply
+
+
 def _invoke_in_main(func, akind, adata):
     if akind == ARGS_NONE:
         return _invoke(func, (), {})
@@ -429,10 +454,11 @@ def serve_bound():
     ``Interpreter.call_async``) and leave ``(reply_queue, reply)`` bound there for it to put."""
     ns = sys.modules["__main__"].__dict__
     tid, claim, rq, fdata, akind, adata, mainfile = ns.pop(TASK)
-    if claim and not _ll._claim_take(claim):
-        ns[TASK] = None  # cancelled: no reply
+    if not claim:
+        ns[TASK] = (rq, (tid,) + run(fdata, akind, adata, mainfile))
         return
-    ns[TASK] = (rq, (tid,) + run(fdata, akind, adata, mainfile))
+    out = _ll._claim_run(claim, 0, run, fdata, akind, adata, mainfile)
+    ns[TASK] = None if out is None else (rq, (tid,) + claimed(out))  # None: cancelled
 
 
 # -- rebuilding functions and pickles -------------------------------------------------------------

@@ -191,9 +191,16 @@ class Work:
         if self.sink.works.pop(self.tid, None) is self and self.owner is not None:
             self.owner._settled(self)
 
+    def interrupt(self):
+        """Interrupt the call if a worker runs it now (see ``_protocol``): True if this did.
+        It then fails with ``TaskInterrupted``, unless it returns all the same."""
+        return bool(self.claim) and _ll._claim_interrupt(self.claim, _p.INTERRUPT)
+
     def _loop_future_done(self, fut):
-        if fut.cancelled():  # the awaiting coroutine was cancelled: skip the call if queued
-            self.withdraw()
+        # The awaiting coroutine was cancelled: skip the call if queued, else interrupt it (its
+        # reply, if any, is then ignored); the worker goes on to its next call.
+        if fut.cancelled() and not self.withdraw():
+            self.interrupt()
 
     def finish(self, status, payload):
         """Complete the future from a reply (in the sink's thread)."""

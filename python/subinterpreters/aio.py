@@ -28,7 +28,10 @@ and yields to the loop once before returning, so I/O and other tasks still run b
 Cancelling a coroutine waiting here leaves nothing behind: the waker is unregistered, and an
 item is only ever taken synchronously, right before it is returned (never lost). A cancelled
 call that no worker has started yet never runs (its claim is taken back, see ``_protocol``);
-one already running finishes, its result dropped.
+one already running is interrupted (a ``KeyboardInterrupt`` raised in it, through its claim:
+that call only, never the next one its worker or interpreter makes), its result dropped, and
+its worker or interpreter serves the next call as usual. Python code stops at once (on 3.11
+at the next switch of the shared GIL); a call blocked in C stops when that returns.
 
 ``aio.call(interp, ...)`` (and ``await interp.call_async(...)``) on a plain
 :class:`~subinterpreters.interpreters.Interpreter` queues the call for that interpreter's call
@@ -136,7 +139,12 @@ async def call(target, fn, /, *args, **kwargs):
     if isinstance(target, _fut.InterpreterPoolExecutor):
         sink = _sink_for(loop)
         fut = _fut.submit_for_loop(target, loop, sink, fn, args, kwargs)
-        return await _reply(loop, sink, fut)
+        if not target._crew.forward:
+            return await _reply(loop, sink, fut)
+        try:
+            return await _reply(loop, sink, fut)
+        finally:
+            _interp._output.deliver()  # what the call printed, before it returns
     if isinstance(target, _interp.Interpreter):
         fdata, akind, adata, mainfile = _interp.call_data(target, fn, args, kwargs)
         sink = _sink_for(loop)

@@ -22,6 +22,12 @@ Cancellation is exact, as in ``concurrent.futures``: each task carries a claim t
 takes before it starts the call. ``Future.cancel()`` and ``shutdown(cancel_futures=True)`` take
 the claims of calls still queued (those are then skipped), and fail only for calls a worker has
 started. A pool that has stopped leaves no future pending.
+
+Stopping calls that run (ours; ``concurrent.futures`` cannot): ``shutdown(interrupt=True)``, a
+cancelled ``await pool.call_async(...)`` and Ctrl-C while the pool is waited for interrupt them
+through their claim (``lowlevel._claim_interrupt``), which strikes that call and nothing else:
+not the worker's loop, not the call it makes next. An interrupted call fails with
+:class:`TaskInterrupted`; its worker goes on serving.
 """
 
 import collections
@@ -37,7 +43,7 @@ from subinterpreters import _protocol as _p
 from subinterpreters import _results as _r
 from subinterpreters import lowlevel as _ll
 
-__all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
+__all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool", "TaskInterrupted"]
 
 _BrokenStdlib = None
 if _compat.PY314:
@@ -53,6 +59,12 @@ else:
 
     class BrokenInterpreterPool(BrokenThreadPool):
         """Raised when a worker of an InterpreterPoolExecutor failed initializing."""
+
+
+class TaskInterrupted(_base.CancelledError):
+    """A call was interrupted while it ran: by ``shutdown(interrupt=True)``, by the cancellation
+    of the coroutine awaiting it, or by Ctrl-C while the pool was waited for. Its
+    ``__cause__`` is what the call raised (a ``KeyboardInterrupt``, raised in it)."""
 
 
 _BROKEN_MESSAGE = "A thread initializer failed, the thread pool is not usable anymore"
@@ -91,17 +103,22 @@ _global_lock = threading.Lock()
 
 
 def _python_exit():
+    """At exit: stop every pool and wait for the calls already queued or running, as
+    ``concurrent.futures`` does. Ctrl-C meanwhile interrupts the running calls and cancels the
+    queued ones (a runaway call would keep the process from exiting), then the wait goes on."""
     global _global_shutdown
     with _global_lock:
         _global_shutdown = True
-    for pool in list(_pools):
-        pool.shutdown(wait=False)
-    for pool in list(_pools):
-        for thread in list(pool._threads):
-            thread.join()
-        collector = pool._collector
-        if collector is not None:
-            collector.join()
+    stop = False
+    while True:
+        try:
+            for pool in list(_pools):
+                pool.shutdown(wait=False, cancel_futures=stop, interrupt=stop)
+            for pool in list(_pools):
+                pool._join()
+            return
+        except KeyboardInterrupt:
+            stop = True
 
 
 threading._register_atexit(_python_exit)
@@ -111,9 +128,10 @@ class _Crew:
     """What a pool shares with its threads, so that the last worker out ends the collector
     and settles what is left even after the pool object itself was collected."""
 
-    def __init__(self, lock, sink):
+    def __init__(self, lock, sink, forward):
         self.lock = lock
         self.sink = sink
+        self.forward = forward  # the workers forward their output (see interpreters._output)
         self.tq = _p.new_reply_queue()
         self.live = 0  # worker threads not yet finished
         self.collector = False  # a collector thread was started
@@ -176,12 +194,26 @@ class InterpreterPoolExecutor(_base.Executor):
     :class:`~subinterpreters.interpreters.NotShareableError`; one that raises fails with the
     original exception (unpickled), whose ``__cause__`` is an
     :class:`~subinterpreters.interpreters.ExecutionFailed` with the remote traceback.
+
+    With ``forward_output=True`` (a pool made in the main interpreter) what the workers write
+    to ``sys.stdout``/``sys.stderr`` goes to the main interpreter's ``sys.stdout``/
+    ``sys.stderr`` as they are at the time (``contextlib.redirect_stdout``, pytest's
+    ``capsys``, a Jupyter cell), as ``interpreters.create(forward_output=True)`` does;
+    everything a call printed is written before its future completes.
     """
 
     BROKEN = BrokenInterpreterPool
     _counter = itertools.count().__next__
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=()):
+    def __init__(
+        self,
+        max_workers=None,
+        thread_name_prefix="",
+        initializer=None,
+        initargs=(),
+        *,
+        forward_output=False,
+    ):
         _p.refuse_while_rerunning_main()
         if max_workers is None:
             max_workers = _default_workers()
@@ -189,6 +221,10 @@ class InterpreterPoolExecutor(_base.Executor):
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if forward_output and int(_ll.get_current()) != int(_ll.get_main()):
+            raise _errors.InterpreterError(
+                "forward_output=True needs the pool made in the main interpreter"
+            )
         self._max_workers = max_workers
         self._thread_name_prefix = (
             thread_name_prefix or f"InterpreterPoolExecutor-{self._counter()}"
@@ -198,7 +234,7 @@ class InterpreterPoolExecutor(_base.Executor):
         self._lock = threading.RLock()
         self._shutdown_lock = self._lock  # ThreadPoolExecutor's name, for code that peeks
         self._sink = _r.Sink()
-        self._crew = _Crew(self._lock, self._sink)
+        self._crew = _Crew(self._lock, self._sink, bool(forward_output))
         self._tq = self._crew.tq  # the task queue every idle worker waits on
         self._works = {}  # tid -> Work not settled yet (queued or running)
         self._workers = 0  # worker threads started
@@ -294,8 +330,8 @@ class InterpreterPoolExecutor(_base.Executor):
         """Put a stop marker for each worker not yet told (lock held): each worker takes one,
         after the tasks queued before it."""
         while self._stops < self._workers:
-            self._stops += 1
             _ll._queue_put(self._tq, None, 0, False, None)
+            self._stops += 1  # after: an interrupted put is made again, never missed
         if self._crew.live == 0:
             self._crew.stopped(self._works)
 
@@ -385,9 +421,17 @@ class InterpreterPoolExecutor(_base.Executor):
 
     # -- shutdown -----------------------------------------------------------------------------
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
-        """Stop accepting calls; let the queued ones finish (or cancel them), then end the
-        workers and their interpreters. With ``wait``, return once all of that is done."""
+    def shutdown(self, wait=True, *, cancel_futures=False, interrupt=False):
+        """Stop accepting calls, end the workers and close their interpreters once the calls
+        queued so far are done.
+
+        ``cancel_futures``: cancel the calls no worker has started. ``interrupt``: interrupt
+        the calls running now (a ``KeyboardInterrupt`` raised in them, in their interpreter);
+        their futures fail with :class:`TaskInterrupted`. Python code stops at once (on 3.11
+        at the next switch of the shared GIL); a call blocked in C (``time.sleep``, a lock)
+        stops when that returns. ``wait``: return once the workers have ended. Ctrl-C during
+        that wait interrupts the running calls and cancels the queued ones, then raises.
+        """
         withdrawn = []
         with self._lock:
             self._shutdown = True
@@ -395,16 +439,25 @@ class InterpreterPoolExecutor(_base.Executor):
                 # Every call no worker has started, wherever it waits, never runs.
                 withdrawn = [w for w in list(self._works.values()) if w.withdraw()]
             self._stop_workers()
+            running = list(self._works.values()) if interrupt else ()
         for work in withdrawn:
             work.cancel()
+        for work in running:
+            work.interrupt()  # nothing for those still queued, or answered meanwhile
         if wait:
-            for thread in list(self._threads):
-                thread.join()
-            collector = self._collector
-            if collector is not None and collector is not threading.current_thread():
-                collector.join()
+            try:
+                self._join()
+            except KeyboardInterrupt:
+                self.shutdown(wait=False, cancel_futures=True, interrupt=True)
+                raise
 
-    shutdown.__doc__ = _base.Executor.shutdown.__doc__
+    def _join(self):
+        """Wait for the workers and the collector to end."""
+        for thread in list(self._threads):
+            thread.join()
+        collector = self._collector
+        if collector is not None and collector is not threading.current_thread():
+            collector.join()
 
     def __del__(self):
         try:
@@ -440,6 +493,13 @@ def _collect(sink, crew, pool_ref):
     get = _ll._queue_get
     qid = sink.qid
     deliver = sink.deliver
+    if crew.forward:
+        from subinterpreters.interpreters import _output
+
+        def deliver(batch, _replies=deliver, _output=_output.deliver):
+            _output()  # what the calls printed (queued before their replies), first
+            _replies(batch)
+
     try:
         while True:
             batch = []
@@ -470,11 +530,16 @@ def _collect(sink, crew, pool_ref):
         sink.close()
 
 
-def _boot(handle):
+def _boot(handle, forward):
     # The main script's file: a pickle naming a __main__ function this interpreter lacks is
     # retried with that script run as "<fake __main__>", as 3.14 does.
     shared = {"mf": _p.main_file()}
     _compat.give_sys_path_0(handle)
+    if forward:
+        from subinterpreters.interpreters import _output
+
+        _output.set_up(handle)
+        _output.track_id(int(handle))
     _ll.run_string(handle, _BOOT, shared)
 
 
@@ -507,13 +572,13 @@ def _worker_main(pool_ref, crew, initializer, initargs):
             _base.LOGGER.warning(
                 "a pool worker's interpreter failed; replacing it: %s", info.formatted
             )
-            _retire(handle)
+            _retire(handle, crew.forward)
             handle = None
             handle = _start_interpreter(pool_ref, initializer, initargs)
     finally:
         _ll._claim_release(holder)
         if handle is not None:
-            _retire(handle)
+            _retire(handle, crew.forward)
         crew.worker_finished(pool_ref())
 
 
@@ -539,14 +604,20 @@ def _break_pool(pool_ref, reason):
         pool._break(reason)
 
 
-def _retire(handle):
-    """Destroy a worker's interpreter, its replies still queued taken off first (they would
-    turn into UNBOUND markers, being items of that interpreter)."""
+def _retire(handle, forward):
+    """Destroy a worker's interpreter, its replies and output still queued taken off first
+    (they would turn into UNBOUND markers, being items of that interpreter)."""
     _r.rescue_replies()
+    if forward:
+        from subinterpreters.interpreters import _output
+
+        _output.deliver()
     try:
         _ll.destroy(handle)
     except Exception:
         pass
+    if forward:
+        _output.forget(int(handle))
 
 
 def _start_interpreter(pool_ref, initializer, initargs):
@@ -555,19 +626,23 @@ def _start_interpreter(pool_ref, initializer, initargs):
     pool = pool_ref()
     if pool is None:
         return None
+    forward = pool._crew.forward
+    handle = None
     try:
         handle = _ll.create()
-        _boot(handle)
+        _boot(handle, forward)
     except BaseException as exc:  # noqa: B036 - the pool must hear of it
         _base.LOGGER.critical("Exception creating a worker interpreter:", exc_info=exc)
         pool._break(f"creating a worker interpreter failed: {exc}")
+        if handle is not None:
+            _retire(handle, forward)
         return None
     if initializer is not None:
         error = _run_initializer(handle, initializer, initargs)
         if error is not None:
             _base.LOGGER.critical("Exception in initializer:", exc_info=error)
             pool._break(_BROKEN_MESSAGE)
-            _ll.destroy(handle)
+            _retire(handle, forward)
             return None
     return handle
 

@@ -53,3 +53,39 @@ fn a_holder_holds_its_last_claim_until_it_lets_go() {
     assert!(!claims::take_as(c, holder));
     assert_eq!(claims::release(holder), 0);
 }
+
+const RUNNER: claims::Runner = claims::Runner {
+    interp: 3,
+    thread: 42,
+};
+
+#[test]
+fn a_call_runs_from_start_to_finish_once() {
+    let id = claims::open();
+    let holder = 77;
+    assert!(claims::start(id, holder, RUNNER));
+    assert!(!claims::is_open(id)); // taken, and held by its holder, from the same trip
+    assert!(!claims::start(id, holder, RUNNER)); // once
+    assert!(!claims::take(id));
+    assert_eq!(claims::runner(id), Some(RUNNER));
+    assert_eq!(claims::finish(id), Some(false));
+    assert_eq!(claims::finish(id), None);
+    assert_eq!(claims::runner(id), None);
+    assert_eq!(claims::release(holder), id);
+    assert!(!claims::start(0, 0, RUNNER));
+    assert!(!claims::start(u64::MAX, 0, RUNNER)); // never opened
+    let cancelled = claims::open();
+    assert!(claims::take(cancelled));
+    assert!(!claims::start(cancelled, 0, RUNNER)); // taken to cancel: never runs
+}
+
+#[test]
+fn interrupt_only_while_running_and_once() {
+    let id = claims::open();
+    assert_eq!(claims::mark_interrupted(id), None); // queued: nothing runs it
+    assert!(claims::start(id, 0, RUNNER));
+    assert_eq!(claims::mark_interrupted(id), Some(RUNNER));
+    assert_eq!(claims::mark_interrupted(id), None); // asked already
+    assert_eq!(claims::finish(id), Some(true));
+    assert_eq!(claims::mark_interrupted(id), None); // over: a later call is never hit
+}

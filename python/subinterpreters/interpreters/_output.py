@@ -1,4 +1,5 @@
-"""Forwarded output: ``create(forward_output=True)``.
+"""Forwarded output: ``create(forward_output=True)`` and
+``InterpreterPoolExecutor(forward_output=True)``.
 
 Inside a forwarding interpreter, ``sys.stdout`` and ``sys.stderr`` are :class:`Forward` objects:
 each ``write`` puts ``(stream, text)`` on one queue shared by every forwarding interpreter. In the
@@ -8,6 +9,9 @@ main interpreter, :func:`deliver` takes what is queued and writes it to ``sys.st
 
 - in the calling thread when an ``exec``/``call`` (and ``call_async``) of a forwarding
   interpreter returns, so everything a call printed is delivered before the call returns;
+  for a forwarding pool, by its collector thread before it completes the futures of the
+  replies it took (a worker's writes are queued before its reply), and by
+  ``await pool.call_async(...)`` before it returns;
 - in a daemon thread of the main interpreter that waits on the queue (with the GIL released,
   woken by the puts; it then lets 2 ms of output gather), so what a long call or a thread
   prints shows up while it runs. It lives while forwarding interpreters do, on 3.12+ only: on
@@ -58,9 +62,15 @@ def track(interp):
     """``interp`` forwards its output: deliver it until it is closed or collected."""
     import weakref
 
-    global _drainer
-    forwarding.add(interp.id)
+    track_id(interp.id)
     weakref.finalize(interp, forget, interp.id)
+
+
+def track_id(interp_id):
+    """Interpreter ``interp_id`` forwards its output (a pool worker's): deliver it until
+    :func:`forget` is called for it."""
+    global _drainer
+    forwarding.add(interp_id)
     if _LIVE and _drainer is None:
         import threading
 

@@ -11,7 +11,7 @@ pub(crate) mod handle;
 pub(crate) mod wait;
 
 /// The module functions of this area, added to each module object by `module.rs`.
-pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 21] = [
+pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 23] = [
     method_def!(fast c"_queue_register", api::queue_register, c"Register the classes of subinterpreters.interpreters (private)."),
     method_def!(fast c"_queue_create", api::queue_create, c"_queue_create(maxsize, unbound, fallback, unlisted=False) -> id (private)."),
     method_def!(fast c"_queue_destroy", api::queue_destroy, c"_queue_destroy(id) (private)."),
@@ -30,7 +30,9 @@ pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 21] = [
     method_def!(fast c"_claim_take", claims::claim_take, c"_claim_take(id, holder=0) -> bool (private): True for the one caller that takes the claim."),
     method_def!(fast c"_claim_is_open", claims::claim_is_open, c"_claim_is_open(id) -> bool (private): nobody has taken the claim yet."),
     method_def!(fast c"_claim_release", claims::claim_release, c"_claim_release(holder) -> id (private): the claim the holder held (0: none), let go of."),
-    method_def!(noargs c"_claim_count", claims::claim_count, c"_claim_count() -> int (private): claims open or held in the process."),
+    method_def!(fast c"_claim_run", claims::claim_run, c"_claim_run(id, holder, fn, *args) -> (ok, value, interrupted) | None (private): take the open claim as holder and make its call fn(*args), interruptible."),
+    method_def!(fast c"_claim_interrupt", claims::claim_interrupt, c"_claim_interrupt(id, exc) -> bool (private): interrupt the claim's call if it is being made now."),
+    method_def!(noargs c"_claim_count", claims::claim_count, c"_claim_count() -> int (private): claims open, held or running in the process."),
     method_def!(fast c"_xi_is_shareable", api::xi_is_shareable, c"_xi_is_shareable(obj) -> bool (private)."),
     pyo3_ffi::PyMethodDef::zeroed(),
 ];
