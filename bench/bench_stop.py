@@ -19,7 +19,9 @@ What it measures (medians):
   ``rep.get_nowait()``, batches of each interleaved; the ratio wait / get;
 - output: ``interp.call(f)`` where ``f`` prints one line, in an interpreter made with
   ``forward_output=True`` (main's sys.stdout redirected to /dev/null) and in a plain one (its
-  file descriptor 1 pointed at /dev/null), interleaved; the ratio forwarded / plain.
+  file descriptor 1 pointed at /dev/null), interleaved; the ratio forwarded / plain;
+- pool output: the same with ``pool.submit(f).result()``, in a one-worker
+  ``InterpreterPoolExecutor(1, forward_output=True)`` and a plain one.
 """
 
 from __future__ import annotations
@@ -116,35 +118,61 @@ def one_line():
     print("a line of output")
 
 
-def output_vs_plain(rounds: int, batch: int) -> dict:
-    # The plain interpreter writes to file descriptor 1: point it at /dev/null meanwhile.
+@contextlib.contextmanager
+def _quiet():
+    """File descriptor 1 (where a plain interpreter writes) and main's sys.stdout (where a
+    forwarding one's output goes) both point at /dev/null meanwhile."""
     sys.stdout.flush()
     saved = os.dup(1)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     try:
-        plain = interpreters.create()
-        fwd = interpreters.create(forward_output=True)
-        try:
-            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-
-                def make(interp):
-                    def run() -> float:
-                        t0 = time.perf_counter()
-                        for _ in range(batch):
-                            interp.call(one_line)
-                        return (time.perf_counter() - t0) / batch
-
-                    return run
-
-                return interleave(rounds, make(plain), make(fwd))
-        finally:
-            plain.close()
-            fwd.close()
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
     finally:
         os.dup2(saved, 1)
         os.close(saved)
         os.close(null)
+
+
+def _batches(call, batch: int):
+    def run() -> float:
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            call()
+        return (time.perf_counter() - t0) / batch
+
+    return run
+
+
+def output_vs_plain(rounds: int, batch: int) -> dict:
+    with _quiet():
+        plain = interpreters.create()
+        fwd = interpreters.create(forward_output=True)
+        try:
+            return interleave(
+                rounds,
+                _batches(lambda: plain.call(one_line), batch),
+                _batches(lambda: fwd.call(one_line), batch),
+            )
+        finally:
+            plain.close()
+            fwd.close()
+
+
+def pool_output_vs_plain(rounds: int, batch: int) -> dict:
+    from subinterpreters.futures import InterpreterPoolExecutor
+
+    with _quiet():
+        with (
+            InterpreterPoolExecutor(1) as plain,
+            InterpreterPoolExecutor(1, forward_output=True) as fwd,
+        ):
+            return interleave(
+                rounds,
+                _batches(lambda: plain.submit(one_line).result(), batch),
+                _batches(lambda: fwd.submit(one_line).result(), batch),
+            )
 
 
 def interleave(rounds: int, a, b) -> dict:
@@ -198,6 +226,14 @@ def targets(r: dict) -> list[dict]:
         f"{o['ratio']:.2f}× ({o['b_us']:.1f} vs {o['a_us']:.1f} µs)",
         o["ratio"] <= OUTPUT_VS_PLAIN,
     )
+    p = r.get("pool_output")
+    if p is not None:
+        add(
+            "pool call printing one line: forwarded / plain",
+            f"≤ {OUTPUT_VS_PLAIN:g}×",
+            f"{p['ratio']:.2f}× ({p['b_us']:.1f} vs {p['a_us']:.1f} µs)",
+            p["ratio"] <= OUTPUT_VS_PLAIN,
+        )
     return out
 
 
@@ -211,6 +247,7 @@ def run(quick: bool) -> dict:
         "interrupt_ms_all": ms,
         "wait": wait_vs_get(rounds, batch),
         "output": output_vs_plain(rounds, batch // 2),
+        "pool_output": pool_output_vs_plain(rounds, batch // 2),
     }
     return {
         "rows": [],

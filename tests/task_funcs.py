@@ -157,12 +157,13 @@ def spin(started, out=None):
 
 def print_between(tag, arrived, go):
     # Prints to both streams, around a barrier: a test runs several of these at once, one per
-    # worker.
+    # worker. One write per line: the writes of several interpreters interleave (print(a, b)
+    # writes a, " ", b and "\n" apart, as it does for threads).
     import sys
 
-    print(tag, "start")
+    print(f"{tag} start\n", end="")
     arrived.put(tag)
     go.get(timeout=60)
-    print(tag, "end")
-    print(tag, "to stderr", file=sys.stderr)
+    print(f"{tag} end\n", end="")
+    print(f"{tag} to stderr\n", end="", file=sys.stderr)
     return current_id()

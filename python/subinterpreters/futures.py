@@ -263,7 +263,9 @@ class InterpreterPoolExecutor(_base.Executor):
 
     async def call_async(self, fn, /, *args, **kwargs):
         """Await ``fn(*args, **kwargs)`` run in a worker (``subinterpreters.aio.call``): the
-        reply wakes the event loop through a file descriptor, with no thread in between."""
+        reply wakes the event loop through a file descriptor, with no thread in between.
+        Cancelling the awaiting coroutine interrupts the call if it runs (see ``shutdown``);
+        the worker then serves the next call as usual."""
         from subinterpreters import aio
 
         return await aio.call(self, fn, *args, **kwargs)

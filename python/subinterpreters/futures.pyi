@@ -1,13 +1,17 @@
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures.thread import BrokenThreadPool
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
+__all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool", "TaskInterrupted"]
 
 class BrokenInterpreterPool(BrokenThreadPool): ...
+
+class TaskInterrupted(CancelledError):
+    """A call was interrupted while it ran (``shutdown(interrupt=True)``, a cancelled
+    ``call_async``, Ctrl-C while the pool was waited for); ``__cause__`` is what it raised."""
 
 class InterpreterPoolExecutor(Executor):
     BROKEN: type[BrokenInterpreterPool]
@@ -17,6 +21,8 @@ class InterpreterPoolExecutor(Executor):
         thread_name_prefix: str = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
+        forward_output: bool = False,
     ) -> None: ...
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]: ...
     async def call_async(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T: ...
@@ -28,7 +34,9 @@ class InterpreterPoolExecutor(Executor):
         chunksize: int = 1,
         buffersize: int | None = None,
     ) -> Iterator[_T]: ...
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+    def shutdown(
+        self, wait: bool = True, *, cancel_futures: bool = False, interrupt: bool = False
+    ) -> None: ...
     def __del__(self) -> None: ...
 
 # For subinterpreters.aio.

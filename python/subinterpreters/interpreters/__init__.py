@@ -546,7 +546,11 @@ class Interpreter(IdHandle):
         return self._call(callable, args, kwargs)
 
     async def call_async(self, callable, /, *args, **kwargs):
-        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`)."""
+        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`).
+
+        Cancelling the awaiting coroutine (``asyncio.wait_for``, ``asyncio.timeout``) interrupts
+        the call if it runs (``KeyboardInterrupt`` raised in it, in that call only); the
+        interpreter then serves the next call as usual."""
         from subinterpreters import aio
 
         return await aio.call(self, callable, *args, **kwargs)

@@ -143,7 +143,10 @@ class Interpreter:
     def call(self, callable: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
         """Call ``callable(*args, **kwargs)`` in the interpreter and return its result."""
     async def call_async(self, callable: Callable[..., _R], /, *args: Any, **kwargs: Any) -> _R:
-        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`)."""
+        """Await ``call(callable, *args, **kwargs)`` (see :mod:`subinterpreters.aio`).
+
+        Cancelling the awaiting coroutine interrupts the call if it runs (``KeyboardInterrupt``
+        raised in it); the interpreter then serves the next call as usual."""
     def call_in_thread(
         self, callable: Callable[..., object], /, *args: Any, **kwargs: Any
     ) -> threading.Thread:
