@@ -317,6 +317,8 @@ extern "C" fn deliver(arg: *mut c_void) -> c_int {
 unsafe fn deliver_owed(token: u64) -> Result<c_int> {
     // SAFETY: a thread state is current (contract).
     let id = unsafe { tstate::interp_id(tstate::current_interp()) };
+    // SAFETY: GIL held (contract).
+    let me = unsafe { ffi::PyThread_get_thread_ident() };
     let found = {
         let mut st = lock();
         match st.owed.get(&id) {
@@ -329,8 +331,8 @@ unsafe fn deliver_owed(token: u64) -> Result<c_int> {
                     None
                 } else {
                     let owed = st.owed.remove(&id);
-                    if let Some(o) = &owed {
-                        st.strike((id, o.runner), o.claim);
+                    if let Some(o) = owed.as_ref().filter(|o| o.runner != me) {
+                        st.strike((id, o.runner), o.claim); // set below, raised later
                     }
                     owed.map(|o| (o.runner, o.exc))
                 }
@@ -339,8 +341,7 @@ unsafe fn deliver_owed(token: u64) -> Result<c_int> {
         }
     };
     if let Some((runner, exc)) = found {
-        // SAFETY: GIL held (contract).
-        if runner == unsafe { ffi::PyThread_get_thread_ident() } {
+        if runner == me {
             // SAFETY: GIL held, on the runner; `exc` is a static type.
             return Err(unsafe { raise(exc) });
         }
