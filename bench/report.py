@@ -322,7 +322,8 @@ def stop_section(runs: list[dict]) -> list[str]:
         "main echo round trip ending in `interpreters.wait([idle, reply])` against one ending in "
         "`reply.get()`, batches interleaved. Output: `interp.call(f)` where `f` prints one "
         "line, forwarded (to a redirected `sys.stdout`) against plain (to file descriptor 1), "
-        "interleaved. See `bench/bench_stop.py`.",
+        "interleaved; the same through `pool.submit(f).result()` in one-worker pools made with "
+        "and without `forward_output=True`. See `bench/bench_stop.py`.",
         "",
         f"| target | {head} |",
         "|---|" + "---|" * len(runs),
