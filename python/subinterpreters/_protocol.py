@@ -383,9 +383,10 @@ def run(fdata, akind, adata, mainfile):
 
 def claimed(out):
     """The reply ``(status, payload, seconds)`` of a call made by
-    ``lowlevel._claim_run(claim, holder, run, ...)``, from what that returned (not None): a call that raised after it was
-    interrupted is ``INTERRUPTED``. (An exception can escape ``run`` itself when the interrupt
-    strikes in our code around the user's call: that is the call's exception all the same.)"""
+    ``lowlevel._claim_run(claim, holder, run, ...)``, from what that returned (not None): a
+    call that raised after it was interrupted is ``INTERRUPTED``. (An exception can escape
+    ``run`` itself when the interrupt strikes in our code around the user's call: that is the
+    call's exception all the same.)"""
     ok, reply, interrupted = out
     if not ok:
         reply = (RAISED, raised(reply), 0.0)
