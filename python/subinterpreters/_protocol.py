@@ -249,6 +249,13 @@ def call_in(handle, fdata, akind, adata, mainfile=None):
     """Make one call (or run one script) in interpreter ``handle`` from this thread, waiting
     for it: its reply's ``(status, payload)``. ``run_string``'s own errors propagate
     (``RunFailedError`` if the interpreter could not even serve the task)."""
+    if akind in _DIRECT and type(fdata) is bytes and fdata[:1] == b"\0":
+        # Code with native arguments: made by lowlevel itself, which imports nothing in the
+        # target unless the call raises or returns a non-native result (None: not code it
+        # can call, nothing ran).
+        reply = _ll._call_code(handle, fdata, akind, adata)
+        if reply is not None:
+            return reply
     holder = _thread_queues.__dict__.pop("q", None)
     task = (fdata, akind, adata, mainfile)
     if holder is not None:
@@ -271,6 +278,9 @@ def call_in(handle, fdata, akind, adata, mainfile=None):
             _thread_queues.q = holder
     return reply[1], reply[2]
 
+
+# What lowlevel._call_code makes: a call with native arguments, or code run as a script.
+_DIRECT = frozenset((ARGS_NONE, ARGS_ONE, ARGS_TUPLE, SCRIPT))
 
 # Without a fromlist, __import__ returns the top package from sys.modules in C: cheaper than
 # the fromlist form, which runs importlib's Python code each time.
@@ -369,16 +379,22 @@ def run(fdata, akind, adata, mainfile):
     except BaseException as exc:
         return (RAISED, raised(exc), perf_counter() - start)
     seconds = perf_counter() - start
+    return (*result_reply(res), seconds)
+
+
+def result_reply(res):
+    """``(status, payload)`` for a call's result: ``OK`` (native), ``PICKLED`` or
+    ``NOT_SHAREABLE``."""
     if _native(res):
-        return (OK, res, seconds)
+        return (OK, res)
     try:
-        return (PICKLED, dumps(res), seconds)
+        return (PICKLED, dumps(res))
     except BaseException as exc:
         reason = (
             f"{_safe_repr(res)} does not support cross-interpreter data",
             f"{type(exc).__name__}: {_safe_str(exc)}",
         )
-        return (NOT_SHAREABLE, reason, seconds)
+        return (NOT_SHAREABLE, reason)
 
 
 def claimed(out):

@@ -52,7 +52,7 @@ pub unsafe fn execute(job: Job) -> Result<()> {
 ///
 /// # Safety
 /// GIL held.
-unsafe fn main_dict() -> Result<*mut ffi::PyObject> {
+pub(super) unsafe fn main_dict() -> Result<*mut ffi::PyObject> {
     // SAFETY: GIL held (contract).
     unsafe {
         let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
@@ -223,19 +223,28 @@ unsafe fn compile(script: &CString) -> Result<PyRef> {
 /// # Safety
 /// GIL held.
 unsafe fn code_cache() -> Option<*mut ffi::PyObject> {
-    const KEY: &std::ffi::CStr = c"subinterpreters.lowlevel.code_cache";
+    // SAFETY: GIL held (contract).
+    unsafe { state_dict_cache(c"subinterpreters.lowlevel.code_cache") }
+}
+
+/// The dict stored under `key` in this interpreter's own state dict (borrowed), made on first
+/// use; `None` if unavailable. Such a cache belongs to that interpreter and dies with it.
+///
+/// # Safety
+/// GIL held.
+pub(super) unsafe fn state_dict_cache(key: &std::ffi::CStr) -> Option<*mut ffi::PyObject> {
     // SAFETY: GIL held; the state dict owns the cache once stored.
     unsafe {
         let state = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
         if state.is_null() {
             return None;
         }
-        let found = ffi::PyDict_GetItemString(state, KEY.as_ptr());
+        let found = ffi::PyDict_GetItemString(state, key.as_ptr());
         if !found.is_null() {
             return Some(found);
         }
         let fresh = PyRef::from_owned(ffi::PyDict_New()).ok()?;
-        if ffi::PyDict_SetItemString(state, KEY.as_ptr(), fresh.as_ptr()) < 0 {
+        if ffi::PyDict_SetItemString(state, key.as_ptr(), fresh.as_ptr()) < 0 {
             ffi::PyErr_Clear();
             return None;
         }
@@ -256,7 +265,7 @@ impl RemoteException {
 ///
 /// # Safety
 /// An exception must be set; GIL held.
-unsafe fn capture(compiling: bool) -> RemoteException {
+pub(super) unsafe fn capture(compiling: bool) -> RemoteException {
     // SAFETY: (whole body) GIL held; each reference taken is released by PyRef.
     unsafe {
         let Some(fetched) = version::fetch_exception() else {

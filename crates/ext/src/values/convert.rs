@@ -41,17 +41,7 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
             return Ok(Value::Bytes(Payload::copy_from(bytes_slice(obj))));
         }
         if tp == &raw mut ffi::PyUnicode_Type {
-            let kind = match ffi::PyUnicode_KIND(obj) {
-                1 => StrKind::Latin1,
-                2 => StrKind::Ucs2,
-                _ => StrKind::Ucs4,
-            };
-            let len = ffi::PyUnicode_GET_LENGTH(obj) as usize * kind.width();
-            let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len);
-            return Ok(Value::Str {
-                kind,
-                data: Payload::copy_from(data),
-            });
+            return Ok(copy_str(obj));
         }
         if tp == &raw mut ffi::PyLong_Type {
             let mut overflow = 0;
@@ -74,6 +64,27 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
             "{} does not support cross-interpreter data",
             text_of(obj, false)?
         )))
+    }
+}
+
+/// A copy of a `str`'s code units, in its own storage width.
+///
+/// # Safety
+/// GIL held; `obj` an exact `str`.
+pub unsafe fn copy_str(obj: *mut ffi::PyObject) -> Value {
+    // SAFETY: GIL held, `obj` a str (contract): its data holds length x width bytes.
+    unsafe {
+        let kind = match ffi::PyUnicode_KIND(obj) {
+            1 => StrKind::Latin1,
+            2 => StrKind::Ucs2,
+            _ => StrKind::Ucs4,
+        };
+        let len = ffi::PyUnicode_GET_LENGTH(obj) as usize * kind.width();
+        let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len);
+        Value::Str {
+            kind,
+            data: Payload::copy_from(data),
+        }
     }
 }
 

@@ -385,13 +385,7 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
     // SAFETY: (whole body) GIL held; new references owned by PyRef.
     unsafe {
         match value {
-            Value::Bool(b) => Ok(PyRef::from_borrowed(if b {
-                ffi::Py_True()
-            } else {
-                ffi::Py_False()
-            })),
-            Value::Float(f) => PyRef::from_owned(ffi::PyFloat_FromDouble(f)),
-            Value::BigInt(data) => int_from_le_bytes(data),
+            scalar @ (Value::Bool(_) | Value::Float(_) | Value::BigInt(_)) => from_scalar(scalar),
             Value::Tuple(items) => {
                 let tuple = PyRef::from_owned(ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
                 for (i, item) in items.into_iter().enumerate() {
@@ -441,5 +435,84 @@ pub(crate) unsafe fn from_xi(value: Value, state: &ModState) -> Result<PyRef> {
             Value::Shared(s) => shared::view_of(s, view_type(state)?),
             other => convert::from_value(other, Some(state)),
         }
+    }
+}
+
+/// Whether `value` is a scalar (None, bool, int, float, str or bytes, as `to_xi` makes them):
+/// one that [`from_scalar`] builds with no module state, so in an interpreter that has not
+/// imported this module.
+pub(crate) fn is_scalar(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::None
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::BigInt(_)
+            | Value::Float(_)
+            | Value::Str { .. }
+            | Value::Bytes(_)
+            | Value::BorrowedStr { .. }
+            | Value::BorrowedBytes(_)
+    )
+}
+
+/// Builds a scalar (see [`is_scalar`]) in the current interpreter.
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn from_scalar(value: Value) -> Result<PyRef> {
+    // SAFETY: GIL held (contract); new references owned by PyRef.
+    unsafe {
+        match value {
+            Value::Bool(b) => Ok(PyRef::from_borrowed(if b {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            })),
+            Value::Float(f) => PyRef::from_owned(ffi::PyFloat_FromDouble(f)),
+            Value::BigInt(data) => int_from_le_bytes(data),
+            other if is_scalar(&other) => convert::from_value(other, None),
+            other => Err(Error::System(format!(
+                "not a scalar: {:?}",
+                other.summary()
+            ))),
+        }
+    }
+}
+
+/// `obj` copied into a value if it is a scalar that a call's result crosses as without pickle
+/// (an exact None, bool, float, str, bytes, or int within 64 bits: the protocol's "native"
+/// rule); `None` for anything else. Nothing is borrowed: the value may outlive `obj`'s
+/// interpreter.
+///
+/// # Safety
+/// GIL held; `obj` live.
+pub(crate) unsafe fn copy_scalar(obj: *mut ffi::PyObject) -> Result<Option<Value>> {
+    // SAFETY: GIL held (contract); each branch reads `obj` as the exact type it checked.
+    unsafe {
+        let tp = ffi::Py_TYPE(obj);
+        Ok(Some(if obj == ffi::Py_None() {
+            Value::None
+        } else if tp == &raw mut ffi::PyBool_Type {
+            Value::Bool(obj == ffi::Py_True())
+        } else if tp == &raw mut ffi::PyLong_Type {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+            if overflow != 0 {
+                return Ok(None);
+            }
+            if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                return Err(Error::Raised);
+            }
+            Value::Int(v)
+        } else if tp == &raw mut ffi::PyFloat_Type {
+            Value::Float(ffi::PyFloat_AS_DOUBLE(obj))
+        } else if tp == &raw mut ffi::PyUnicode_Type {
+            convert::copy_str(obj)
+        } else if tp == &raw mut ffi::PyBytes_Type {
+            Value::Bytes(Payload::copy_from(crate::py::text::bytes_slice(obj)))
+        } else {
+            return Ok(None);
+        }))
     }
 }
