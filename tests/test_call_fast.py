@@ -180,7 +180,9 @@ SCALARS = [
 
 
 @pytest.mark.parametrize("value", SCALARS, ids=lambda v: type(v).__name__ + repr(v)[:12])
-def test_native_arguments_and_results_agree_with_the_protocol(interp, fast_calls, monkeypatch, value):
+def test_native_arguments_and_results_agree_with_the_protocol(
+    interp, fast_calls, monkeypatch, value
+):
     got = outcome(interp, echo, value)
     assert fast_calls[0] == 1
     assert got == slow_outcome(monkeypatch, echo, value)
@@ -322,7 +324,10 @@ def test_call_code_directly():
     try:
         code = _p.marshalled(answer.__code__)
         assert _ll._call_code(handle, code, _p.ARGS_NONE, None) == (_p.OK, 42)
-        assert _ll._call_code(handle, _p.marshalled(echo.__code__), _p.ARGS_ONE, 2.5) == (_p.OK, 2.5)
+        assert _ll._call_code(handle, _p.marshalled(echo.__code__), _p.ARGS_ONE, 2.5) == (
+            _p.OK,
+            2.5,
+        )
         # Not code of a function it can build: None, nothing ran.
         assert _ll._call_code(handle, b"\0" + marshal.dumps(12), _p.ARGS_NONE, None) is None
         assert _ll._call_code(handle, b"\0garbage", _p.ARGS_NONE, None) is None

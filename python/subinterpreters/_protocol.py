@@ -39,6 +39,13 @@ payload is the exception, made in the caller's interpreter) and ``DEAD`` (``(own
 exception)``: every unanswered call of that owner failed with it). :func:`decode` turns a reply
 into the result or the exception to raise; :func:`remote_exception` is the one place an
 exception raised over there becomes one to raise here.
+
+:func:`call_in` hands its commonest task to ``lowlevel._call_code`` instead of a queue: code
+(``fdata`` with NUL) called with ``ARGS_NONE``, ``ARGS_ONE`` or ``ARGS_TUPLE`` arguments, or run
+as a script. The extension rebuilds and calls the function in the target as :func:`run` does
+and answers ``(OK, result)`` for a native result without loading this module there (a fresh
+interpreter's first call imports nothing); an exception or another result is encoded there by
+:func:`raised` or :func:`result_reply`, this module loaded only then.
 """
 
 import _thread

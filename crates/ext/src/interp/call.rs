@@ -123,9 +123,7 @@ unsafe fn execute(fdata: &[u8], work: Work) -> Result<Option<Value>> {
             return Ok(None);
         };
         let res = match work {
-            Work::Script => {
-                ffi::PyEval_EvalCode(ffi::PyFunction_GetCode(func.as_ptr()), ns, ns)
-            }
+            Work::Script => ffi::PyEval_EvalCode(ffi::PyFunction_GetCode(func.as_ptr()), ns, ns),
             Work::Call(args) => {
                 let n = args.len();
                 let mut objs = Vec::with_capacity(n);
@@ -177,10 +175,8 @@ unsafe fn protocol(name: &std::ffi::CStr, obj: *mut ffi::PyObject) -> Result<Val
             let module = PyRef::from_owned(ffi::PyImport_ImportModule(
                 c"subinterpreters._protocol".as_ptr(),
             ))?;
-            let func = PyRef::from_owned(ffi::PyObject_GetAttrString(
-                module.as_ptr(),
-                name.as_ptr(),
-            ))?;
+            let func =
+                PyRef::from_owned(ffi::PyObject_GetAttrString(module.as_ptr(), name.as_ptr()))?;
             let out = PyRef::from_owned(ffi::PyObject_CallOneArg(func.as_ptr(), obj))?;
             codec::encode(out.as_ptr(), false)
         })()
@@ -252,7 +248,9 @@ unsafe fn has_free_vars(code: *mut ffi::PyObject) -> bool {
     // SAFETY: GIL held (contract); an attribute read of a live object.
     unsafe {
         match PyRef::from_owned(ffi::PyObject_GetAttrString(code, c"co_freevars".as_ptr())) {
-            Ok(free) => ffi::PyTuple_Check(free.as_ptr()) == 0 || ffi::PyTuple_GET_SIZE(free.as_ptr()) != 0,
+            Ok(free) => {
+                ffi::PyTuple_Check(free.as_ptr()) == 0 || ffi::PyTuple_GET_SIZE(free.as_ptr()) != 0
+            }
             Err(_) => true,
         }
     }
