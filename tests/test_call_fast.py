@@ -18,7 +18,8 @@ interpreters = pytest.importorskip("subinterpreters.interpreters")
 from subinterpreters import _protocol as _p  # noqa: E402
 from subinterpreters import lowlevel as _ll  # noqa: E402
 
-# A runaway loop; on 3.11 it lets the shared GIL go now and then (see test_interrupt.py).
+# Whether the runaway loop spins without pause: on 3.11 it sleeps a little each turn, letting
+# the shared GIL go (see test_interrupt.py).
 SPINS = sys.version_info >= (3, 12)
 
 
