@@ -15,10 +15,10 @@ import importlib
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 
+import ctrl_c
 import pytest
 from conftest import PY312_PLUS, PY314_PLUS, TESTS_DIR
 from subinterpreters import interpreters as ours
@@ -329,22 +329,14 @@ def test_reload_keeps_what_lowlevel_raises_and_returns():
 
 
 def _interrupt_child(code):
-    """Runs ``code`` in a child Python, sends it SIGINT once it has printed "a", and returns its
+    """Runs ``code`` in a child Python, presses Ctrl-C once it has printed "a", and returns its
     exit status and stderr, which must report the KeyboardInterrupt without a fatal error."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=TESTS_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = ctrl_c.spawn(code, TESTS_DIR)
     try:
-        assert proc.stdout.read(1) == b"a"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        assert ctrl_c.read_byte(proc) == b"a"
+        err = ctrl_c.press_until_exit(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        ctrl_c.end(proc)
     assert b"KeyboardInterrupt" in err, err
     assert b"Fatal Python error" not in err, err
     return proc.returncode, err

@@ -9,11 +9,10 @@ import contextlib
 import io
 import random
 import signal
-import subprocess
-import sys
 import threading
 from concurrent.futures import CancelledError
 
+import ctrl_c
 import pytest
 import task_funcs
 from conftest import PY312_PLUS, TESTS_DIR
@@ -353,22 +352,15 @@ _EXIT_CASES = {
 
 @pytest.mark.parametrize("case", list(_EXIT_CASES))
 def test_second_ctrl_c_while_waiting_for_the_pool_interrupts_running_calls(case):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _EXIT_PRELUDE + _EXIT_CASES[case]],
-        cwd=TESTS_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = ctrl_c.spawn(_EXIT_PRELUDE + _EXIT_CASES[case], TESTS_DIR)
     try:
-        assert proc.stdout.read(1) == b"a"
-        proc.send_signal(signal.SIGINT)  # the program ends; it waits for the pool
-        assert proc.stdout.read(1) == b"b"
-        proc.send_signal(signal.SIGINT)  # the running calls are interrupted
-        _, err = proc.communicate(timeout=60)
+        assert ctrl_c.read_byte(proc) == b"a"
+        # The program ends; it waits for the pool.
+        assert ctrl_c.press_until_output(proc) == b"b"
+        # The running calls are interrupted.
+        err = ctrl_c.press_until_exit(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        ctrl_c.end(proc)
     text = err.decode()
     assert "Fatal Python error" not in text, text
     assert text.count("done: TaskInterrupted") == 2, text
