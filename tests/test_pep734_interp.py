@@ -700,6 +700,23 @@ def test_close_runs_threading_atexit_callbacks_before_joining(interps, interp, t
     assert flag.exists()
 
 
+@pytest.mark.ours_only
+def test_close_of_an_interpreter_that_never_imported_threading(interps, interp):
+    # close() looks for threading's shutdown callbacks only where threading was imported.
+    from subinterpreters import lowlevel
+
+    assert lowlevel._uses_threading(interp.id) is False
+    interp.exec("import threading")
+    assert lowlevel._uses_threading(interp.id) is True
+    with pytest.raises(RuntimeError, match="already running"):
+        lowlevel._uses_threading(lowlevel.get_current())
+    with pytest.raises(TypeError):
+        lowlevel._uses_threading("1")
+    interp.close()
+    with pytest.raises(RuntimeError, match="unrecognized"):
+        lowlevel._uses_threading(interp.id)
+
+
 def test_call_builtins_see_the_target_main(interps, interp):
     names = ["__builtins__", "__doc__", "__loader__", "__name__", "__package__", "__spec__"]
     if not PY314_PLUS:  # lazy annotations (PEP 649): no __annotations__ in a fresh __main__

@@ -467,7 +467,9 @@ class Interpreter(IdHandle):
                 runner.stop()  # the call_async calls queued so far run first
             if self._id != int(_ll.get_current()):
                 try:
-                    _ll.run_string(self._handle, _THREADING_SHUTDOWN)
+                    # Most interpreters never import threading: no script to compile then.
+                    if _ll._uses_threading(self._handle):
+                        _ll.run_string(self._handle, _THREADING_SHUTDOWN)
                 except (RuntimeError, _ll.RunFailedError):
                     pass  # running, gone, ...: destroy() below says so
             _output.after_run(self._id)  # before its queued writes become UNBOUND

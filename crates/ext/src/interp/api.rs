@@ -9,7 +9,7 @@ use pyo3_ffi as ffi;
 use crate::error::{Error, InterpError, Result};
 use crate::id_slots::{id_arg, IdKind};
 use crate::interp::id as interp_id;
-use crate::interp::lifecycle::{exiting, finalize, reap_pending, Wait};
+use crate::interp::lifecycle::{exiting, finalize, reap_pending, threading_loaded, Wait};
 use crate::interp::registry::{self as registry, Busy, Doomed, RunTicket};
 use crate::interp::run::{execute, Job};
 use crate::py::args;
@@ -432,6 +432,20 @@ fast_entry!(
             |shared| execute(Job { script, shared }),
         );
         result.map(|()| ffi::Py_NewRef(ffi::Py_None()))
+    }
+);
+
+kw_entry!(
+    /// `_uses_threading(id) -> bool`: whether the interpreter has imported `threading` (so
+    /// `Interpreter.close()` has its shutdown callbacks to run; most interpreters have none).
+    /// Refused as `run_string` is for a running, the current or the main interpreter.
+    uses_threading, |state, args, kwds| {
+        let [id_obj] = args::objects(args, kwds, c"O:_uses_threading", &[c"id"])?;
+        let id = id_arg(id_obj, IdKind::Interpreter, state)?;
+        existing(id)?;
+        // SAFETY (of the entry's block): the target is current inside the body, with its GIL.
+        let loaded = run_in(id, || Ok(()), |()| Ok(threading_loaded()))?;
+        Ok(ffi::PyBool_FromLong(loaded.into()))
     }
 );
 

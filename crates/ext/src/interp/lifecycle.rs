@@ -356,6 +356,11 @@ unsafe fn interrupt_at_exit(id: i64, interp: InterpPtr, runner: std::ffi::c_ulon
 unsafe fn wind_down(wait: Wait) {
     // SAFETY: forwarded contract.
     unsafe {
+        // Both waits look only at `threading`'s threads: an interpreter that never imported
+        // it (most do not) has none, and skipping the snippets keeps close() at CPython's cost.
+        if !threading_loaded() {
+            return;
+        }
         if wait != Wait::Nothing {
             // Join like `threading._shutdown` does, without running it (3.12 asserts if it
             // runs twice in a subinterpreter, and finalization runs it again).
@@ -364,6 +369,21 @@ unsafe fn wind_down(wait: Wait) {
         if let Wait::Exit(grace) = wait {
             stop_daemon_threads(grace);
         }
+    }
+}
+
+/// Whether the current interpreter may have imported `threading` (`sys.modules` has it).
+///
+/// # Safety
+/// The interpreter must be current, holding its GIL.
+pub(super) unsafe fn threading_loaded() -> bool {
+    // SAFETY: GIL held (contract); both lookups return borrowed references and set no error.
+    unsafe {
+        let modules = ffi::PyImport_GetModuleDict();
+        // Not a plain dict (replaced by user code): assume it is there, and let the snippets look.
+        modules.is_null()
+            || ffi::PyDict_CheckExact(modules) == 0
+            || !ffi::PyDict_GetItemString(modules, c"threading".as_ptr()).is_null()
     }
 }
 
@@ -532,5 +552,9 @@ if _t is not None and not _t._main_thread._is_stopped:
         _m._ident = _t.get_ident()
 ";
     // SAFETY: the target interpreter is current (contract).
-    unsafe { run_quietly(FIX) }
+    unsafe {
+        if threading_loaded() {
+            run_quietly(FIX);
+        }
+    }
 }

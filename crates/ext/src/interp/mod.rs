@@ -17,7 +17,7 @@ pub(crate) mod serve;
 pub(crate) mod thread_cache;
 
 /// The module functions of this area, added to each module object by `module.rs`.
-pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 14] = [
+pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 15] = [
     method_def!(kw c"create", api::create, c"create(*, isolated=True) -> ID\n\nCreate a new interpreter and return its ID. On 3.12+ an isolated interpreter has its\nown GIL; isolated=False gives a legacy one that shares the main interpreter's GIL."),
     method_def!(kw c"destroy", api::destroy, c"destroy(id)\n\nDestroy the identified interpreter.\n\nDestroying the current interpreter, a running one or an unknown ID raises RuntimeError."),
     method_def!(noargs c"list_all", api::list_all, c"list_all() -> [ID]\n\nReturn the IDs of every existing interpreter, in ascending order."),
@@ -30,6 +30,7 @@ pub(crate) static mut METHODS: [pyo3_ffi::PyMethodDef; 14] = [
     method_def!(noargs c"_clean_up_at_exit", lifecycle::clean_up_at_exit, c"Destroy every idle interpreter made by create() (registered with atexit)."),
     method_def!(fast c"_serve_queue", serve::serve_queue, c"_serve_queue(id, qid, script, name) -> None | (item, exception) (private): run script in\nthe interpreter for each item of the queue, bound to name in its __main__, until a None item."),
     method_def!(fast c"_call_code", call::call_code, c"_call_code(id, fdata, akind, adata) -> (status, payload) | None (private): make one call of\nthe call protocol (code, scalar arguments) in the interpreter, as run_string runs a script;\nNone if the code cannot be called so (nothing ran)."),
+    method_def!(kw c"_uses_threading", api::uses_threading, c"_uses_threading(id) -> bool (private): whether the interpreter has imported threading."),
     method_def!(kw c"_whence", api::whence, c"_whence(id) -> int (private): how the interpreter was created."),
     pyo3_ffi::PyMethodDef::zeroed(),
 ];
