@@ -1,18 +1,31 @@
-"""The rooms of crates/ext must stack: no cycle of `crate::` references between them.
+"""The layers must stack: no cycle between the rooms of crates/ext, nor between the modules of
+the Python package.
 
-A room is a folder under crates/ext/src or a top-level file there (lib.rs aside). Every
-`crate::room` path in a room's code (in `use` lines or inline) is an arrow to another room;
-arrows inside one folder are not counted. Prints the arrows and exits 1 on a cycle, naming it.
+crates/ext: a room is a folder under crates/ext/src or a top-level file there (lib.rs aside).
+Every `crate::room` path in a room's code (in `use` lines or inline) is an arrow to another
+room; arrows inside one folder are not counted.
+
+python/subinterpreters: every module (`.py` file; a package is its `__init__.py`) is a node.
+Every import of a `subinterpreters.*` module in it, at the top or inside a function, absolute or
+relative, is an arrow: `from pkg import name` points at `pkg.name` when that is a module, else
+at `pkg`. Only the module named counts, not the parent packages Python loads on the way (every
+module would otherwise point at the package `__init__`s above it). Code in strings (run in other
+interpreters with `__import__`) is not an import. The extension `lowlevel` imports nothing back.
+
+Exits 1 on a cycle, naming it and printing that graph's arrows; `-v` prints both graphs.
 Run by `scripts/dev.sh lint` (and so `make lint`).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "crates" / "ext" / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "crates" / "ext" / "src"
+PKG = ROOT / "python" / "subinterpreters"
 # `crate::room`, also inside `use crate::{room::x, other::y}` groups.
 PATH = re.compile(r"\bcrate::(\{[^}]*\}|[a-z_][a-z0-9_]*)")
 NAME = re.compile(r"(?:^|[{,\s])([a-z_][a-z0-9_]*)(?=::|\s*[,}]|$)")
@@ -39,6 +52,43 @@ def edges() -> dict[str, set[str]]:
     return graph
 
 
+def module_of(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def py_edges() -> dict[str, set[str]]:
+    paths = {module_of(p): p for p in sorted(PKG.rglob("*.py"))}
+    # The extension: its stub names it (it imports no module of the package).
+    modules = set(paths) | {module_of(p) for p in PKG.rglob("*.pyi")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                found = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
+            else:
+                continue
+            targets.update(
+                t for t in found if t.split(".")[0] == PKG.name and t != name and t in modules
+            )
+    return graph
+
+
+def short(module: str) -> str:
+    return module.removeprefix(PKG.name + ".") if module != PKG.name else "(__init__)"
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -61,19 +111,32 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def show(graph: dict[str, set[str]], name, file=sys.stdout) -> None:
+    width = max(len(name(n)) for n in graph)
+    for node in sorted(graph):
+        targets = ", ".join(sorted(name(t) for t in graph[node])) or "-"
+        print(f"{name(node):{width}} -> {targets}", file=file)
+
+
 def main() -> int:
-    graph = edges()
     verbose = "-v" in sys.argv
-    if verbose:
-        for room in sorted(graph):
-            print(f"{room:10} -> {', '.join(sorted(graph[room])) or '-'}")
-    cycle = find_cycle(graph)
-    if cycle:
-        print("crates/ext rooms form a cycle: " + " -> ".join(cycle), file=sys.stderr)
-        return 1
-    if verbose:
-        print("no cycle between rooms")
-    return 0
+    failed = 0
+    checks = (
+        ("crates/ext rooms", edges(), str),
+        ("python/subinterpreters modules", py_edges(), short),
+    )
+    for what, graph, name in checks:
+        if verbose:
+            show(graph, name)
+        cycle = find_cycle(graph)
+        if cycle:
+            if not verbose:
+                show(graph, name, sys.stderr)
+            print(f"{what} form a cycle: " + " -> ".join(map(name, cycle)), file=sys.stderr)
+            failed = 1
+        elif verbose:
+            print(f"no cycle between {what}")
+    return failed
 
 
 if __name__ == "__main__":

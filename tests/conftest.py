@@ -326,9 +326,9 @@ def no_pool_threads_left():
     """
     yield
     gc.collect()  # pools nobody shut down stop their collectors when collected
-    aio = sys.modules.get("subinterpreters.aio")
-    if aio is not None:
-        aio._stop_runners()  # the call_async runners of interpreters still open
+    interps = sys.modules.get("subinterpreters.interpreters")
+    if interps is not None:
+        interps._stop_call_runners()  # the call_async runners of interpreters still open
     for t in threading.enumerate():
         if t.name.startswith("subinterpreters-"):
             t.join(30)

@@ -11,7 +11,7 @@ import pytest
 
 aio = pytest.importorskip("subinterpreters.aio")
 from conftest import run_python  # noqa: E402
-from subinterpreters import interpreters, lowlevel  # noqa: E402
+from subinterpreters import _async, interpreters, lowlevel  # noqa: E402
 from subinterpreters.futures import InterpreterPoolExecutor  # noqa: E402
 from task_funcs import (  # noqa: E402
     current_id,
@@ -436,7 +436,7 @@ def test_cancelled_call_leaves_nothing_behind(pool):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        sink = aio._sinks[asyncio.get_running_loop()]
+        sink = _async._sinks[asyncio.get_running_loop()]
         for _ in range(1000):  # until the reply arrives and is dropped (bounded, not timed)
             if not sink.works:
                 break

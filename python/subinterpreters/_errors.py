@@ -1,9 +1,11 @@
-"""The exceptions of :mod:`subinterpreters.interpreters` that a call can end with, and the
-``excinfo`` data an :class:`ExecutionFailed` carries.
+"""The exceptions of :mod:`subinterpreters.interpreters` that a call can end with, the
+``excinfo`` data an :class:`ExecutionFailed` carries, and :func:`translate_error` (lowlevel's
+``RuntimeError`` about an interpreter as one of them).
 
 They live at the bottom of the package so that the call protocol (``_protocol``), which builds
-them from a reply, needs nothing above it. ``subinterpreters.interpreters`` exports them under
-their public names (their ``__module__`` says so, and pickles name them there).
+them from a reply, and the call runners (``interpreters._runner``) need nothing above them.
+``subinterpreters.interpreters`` exports them under their public names (their ``__module__``
+says so, and pickles name them there).
 """
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "ExecutionFailed",
     "excinfo",
     "excinfo_from_run_failed",
+    "translate_error",
 ]
 
 _PUBLIC = "subinterpreters.interpreters"
@@ -90,3 +93,14 @@ def excinfo_from_run_failed(exc):
     name = qualname.rpartition(".")[2]
     trace = getattr(exc, "traceback", "") or ""
     return excinfo(name, qualname, module, msg, f"{type_name}: {msg}", trace.rstrip("\n"))
+
+
+def translate_error(exc, n, action):
+    """Turn lowlevel's RuntimeError about interpreter ``n`` into this module's exception, by the
+    kind the extension gives the refusals told apart here (its ``_kind`` attribute)."""
+    kind = getattr(exc, "_kind", None)
+    if kind == "not_found":
+        return InterpreterNotFoundError(str(exc))
+    if action == "destroy" and kind == "running":
+        return InterpreterError("interpreter running")
+    return InterpreterError(str(exc))

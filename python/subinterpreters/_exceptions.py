@@ -1,7 +1,8 @@
 """How an exception raised by a call crosses back to its caller: :func:`raised` encodes it
 in the interpreter that ran the call, :func:`remote_exception` makes the exception to raise in
 the caller's. ``_protocol`` loads this module only when a call raised, so a call that returns
-normally imports none of it (nor ``traceback`` or ``pickle``).
+normally imports none of it (nor ``traceback`` or ``pickle``). It sits below ``_protocol``,
+which tells :func:`raised` which frames are its own.
 
 An exception crosses twice: as the strings of an ``ExecutionFailed``'s ``excinfo`` (its type's
 names, message and formatted traceback), and as a pickle that rebuilds the exception itself,
@@ -14,7 +15,24 @@ with its ``__cause__``/``__context__`` chain, without calling its class (see
 import sys
 
 from subinterpreters import _errors
-from subinterpreters import _protocol as _p
+
+# The name of the module in which ``_protocol`` runs the caller's main script again, to find a
+# class or function of it that a pickle names (see ``_protocol._fake_main``).
+FAKE_MAIN = "<fake __main__>"
+
+
+def _pickle():
+    import pickle
+
+    return pickle
+
+
+def _safe_str(obj):  # as _protocol's (this module cannot import that one)
+    try:
+        return str(obj)
+    except BaseException:
+        return f"<{type(obj).__name__} object>"
+
 
 # -- the caller's side ---------------------------------------------------------------------------
 
@@ -29,7 +47,7 @@ def remote_exception(data, info, unwrap):
     wrapper = _errors.ExecutionFailed(_errors.excinfo(*info))
     if unwrap and data is not None:
         try:
-            exc = _p._pickle().loads(data)
+            exc = _pickle().loads(data)
         except Exception:
             exc = None
         if isinstance(exc, BaseException):
@@ -43,12 +61,13 @@ def remote_exception(data, info, unwrap):
 # -- the side that ran the call -------------------------------------------------------------------
 
 
-def raised(exc):
+def raised(exc, ours):
     """The ``RAISED`` payload for an exception a call raised: ``(its pickle or None, excinfo
     strings)``. The pickle rebuilds each exception of the chain without calling its class
-    (see :func:`_reduce_exception`), with its ``__cause__``/``__context__`` chain."""
+    (see :func:`_reduce_exception`), with its ``__cause__``/``__context__`` chain. The
+    traceback leaves out its first frames while ``ours(code)`` says they are the protocol's."""
     try:
-        info = _excinfo(exc)
+        info = _excinfo(exc, ours)
     except BaseException:  # keep going: the caller still needs to hear something
         info = ("Exception", "Exception", "builtins", "", "Exception: ", "")
     try:
@@ -66,7 +85,7 @@ def _exception_dumps(exc):
     if not _exception_pickler:
         import io
 
-        pickle = _p._pickle()
+        pickle = _pickle()
 
         class _ExceptionPickler(pickle.Pickler):
             def reducer_override(self, obj):
@@ -74,7 +93,7 @@ def _exception_dumps(exc):
                     return _reduce_exception(obj)
                 if type(obj) is memoryview:
                     return (memoryview, (obj.tobytes(),))
-                if isinstance(obj, type) and getattr(obj, "__module__", None) == _p._FAKE_MAIN:
+                if isinstance(obj, type) and getattr(obj, "__module__", None) == FAKE_MAIN:
                     return (_main_global, (obj.__qualname__,))
                 return NotImplemented
 
@@ -162,27 +181,25 @@ def _main_global(qualname):
     return obj
 
 
-def _excinfo(exc):
+def _excinfo(exc, ours=None):
     """The strings 3.14's ExecutionFailed.excinfo carries: name, qualname, module, msg,
-    formatted, errdisplay (the traceback, without our own frames)."""
+    formatted, errdisplay (the traceback, without its first frames while ``ours(code)`` says
+    they are the call protocol's)."""
     import traceback
 
     tp = type(exc)
     name = getattr(tp, "__name__", "?")
     qualname = getattr(tp, "__qualname__", name)
     module = getattr(tp, "__module__", None)
-    if module == _p._FAKE_MAIN:  # a class of the caller's main script (see _protocol._fake_main)
+    if module == FAKE_MAIN:  # a class of the caller's main script (see _protocol._fake_main)
         module = "__main__"
-    msg = _p._safe_str(exc)
+    msg = _safe_str(exc)
     if module in (None, "builtins", "__main__"):
         formatted = f"{qualname}: {msg}"
     else:
         formatted = f"{module}.{qualname}: {msg}"
     tb = exc.__traceback__
-    while tb is not None and (
-        # The filename first: the invoking code holds a list among its constants (unhashable).
-        tb.tb_frame.f_code.co_filename == _p._INVOKE_FILE or tb.tb_frame.f_code in _p._OUR_CODE
-    ):
+    while ours is not None and tb is not None and ours(tb.tb_frame.f_code):
         tb = tb.tb_next
     try:
         lines = traceback.format_exception(tp, exc, tb)

@@ -1,9 +1,10 @@
 """The one call protocol: how a call into another interpreter is encoded, run there, and how
 its reply is decoded. ``Interpreter.call``, ``Interpreter.exec``, ``call_in_thread``,
 ``call_async`` and the pool all use it; both halves live here, since every interpreter imports
-this module. It imports nothing above ``lowlevel``: ``_errors``, ``_exceptions`` (how a raised
-exception crosses), pickle, marshal and dis load on first use, so that the first call into a
-fresh interpreter imports no more than it needs.
+this module. It imports nothing of this package at load but ``lowlevel``: ``_errors``,
+``_exceptions`` (how a raised exception crosses; it sits below this module), ``_interrupted``,
+pickle, marshal and dis load on first use, so that the first call into a fresh interpreter
+imports no more than it needs.
 
 A task crosses on a Rust queue as a tuple of natively shareable values::
 
@@ -325,7 +326,7 @@ def decode(status, payload, unwrap):
     if status == FAILED:
         return False, payload
     if status == INTERRUPTED:
-        from subinterpreters.futures import TaskInterrupted
+        from subinterpreters._interrupted import TaskInterrupted
 
         err = TaskInterrupted("the call was interrupted")
         err.__cause__ = remote_exception(payload[0], payload[1], unwrap)
@@ -462,7 +463,7 @@ def raised(exc):
         name = _safe_str(getattr(type(exc), "__name__", "Exception"))
         text = f"{name}: {_safe_str(exc)}"
         return (None, (name, name, "builtins", _safe_str(exc), text, text))
-    return encode(exc)
+    return encode(exc, ours)
 
 
 def serve_main():
@@ -590,7 +591,6 @@ def dumps(obj):
 # Modules made by running the calling interpreter's main script as "<fake __main__>", by file
 # name: 3.14 does this when a pickle refers to a __main__ function this interpreter lacks.
 _fake_mains: dict = {}
-_FAKE_MAIN = "<fake __main__>"
 
 
 def _fake_main(filename):
@@ -598,7 +598,8 @@ def _fake_main(filename):
     if mod is None:
         import types
 
-        mod = types.ModuleType(_FAKE_MAIN)
+        # Named by _exceptions, which sends a class of this module back by that name.
+        mod = types.ModuleType(_exceptions().FAKE_MAIN)
         mod.__file__ = filename
         mod.__builtins__ = __builtins__
         with open(filename, "rb") as f:
@@ -691,3 +692,10 @@ def _invoke(func, args, kwargs):
 _OUR_CODE = frozenset(
     f.__code__ for f in (run, _run_script, _invoke, _invoke_in_main, serve_main, serve_bound)
 )
+
+
+def ours(code):
+    """Whether ``code`` is the protocol's own, between a call and the user's code: such
+    frames are left out of a raised exception's remote traceback (see :func:`raised`)."""
+    # The filename first: the invoking code holds a list among its constants (unhashable).
+    return code.co_filename == _INVOKE_FILE or code in _OUR_CODE

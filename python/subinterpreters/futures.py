@@ -42,6 +42,7 @@ from subinterpreters import _compat, _errors
 from subinterpreters import _protocol as _p
 from subinterpreters import _results as _r
 from subinterpreters import lowlevel as _ll
+from subinterpreters._interrupted import TaskInterrupted
 
 __all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool", "TaskInterrupted"]
 
@@ -59,12 +60,6 @@ else:
 
     class BrokenInterpreterPool(BrokenThreadPool):
         """Raised when a worker of an InterpreterPoolExecutor failed initializing."""
-
-
-class TaskInterrupted(_base.CancelledError):
-    """A call was interrupted while it ran: by ``shutdown(interrupt=True)``, by the cancellation
-    of the coroutine awaiting it, or by Ctrl-C while the pool was waited for. Its
-    ``__cause__`` is what the call raised (a ``KeyboardInterrupt``, raised in it)."""
 
 
 _BROKEN_MESSAGE = "A thread initializer failed, the thread pool is not usable anymore"
@@ -88,7 +83,7 @@ def _encode(fn, args, kwargs):
 
 def submit_for_loop(pool, loop, sink, fn, args, kwargs):
     """Queue ``fn(*args, **kwargs)`` in ``pool`` for an event loop: its reply goes to ``sink``
-    (that loop's results queue). Returns the asyncio future (``subinterpreters.aio``)."""
+    (that loop's results queue). Returns the asyncio future (``call_async``)."""
     fdata, akind, adata = _encode(fn, args, kwargs)
     fut = loop.create_future()
     pool._enqueue(fut, sink, loop, fdata, akind, adata)
@@ -266,9 +261,23 @@ class InterpreterPoolExecutor(_base.Executor):
         reply wakes the event loop through a file descriptor, with no thread in between.
         Cancelling the awaiting coroutine interrupts the call if it runs (see ``shutdown``);
         the worker then serves the next call as usual."""
-        from subinterpreters import aio
+        # Loaded here, not with this module (they load asyncio). This form of import stays in
+        # C once the module is loaded (a `from` import runs importlib's Python code).
+        import asyncio
 
-        return await aio.call(self, fn, *args, **kwargs)
+        import subinterpreters._async as _async
+
+        loop = asyncio.get_running_loop()
+        sink = _async.sink_for(loop)
+        fut = submit_for_loop(self, loop, sink, fn, args, kwargs)
+        if not self._crew.forward:
+            return await _async.reply(loop, sink, fut)
+        from subinterpreters.interpreters import _output
+
+        try:
+            return await _async.reply(loop, sink, fut)
+        finally:
+            _output.deliver()  # what the call printed, before it returns
 
     def _check_open(self):
         if self._broken:

@@ -32,6 +32,7 @@ from subinterpreters._errors import (
     InterpreterError,
     InterpreterNotFoundError,
     NotShareableError,
+    translate_error,
 )
 from subinterpreters._errors import excinfo_from_run_failed as _excinfo_from_run_failed
 
@@ -75,6 +76,7 @@ _KEPT = (
     "_call_runners",
     "_closing",
     "_call_runners_lock",
+    "_call_runners_stop_at_exit",
 )
 _reloaded = {name: globals()[name] for name in _KEPT if name in globals()}
 
@@ -210,9 +212,9 @@ def wait(queues, timeout=None):
 
 async def wait_async(queues, timeout=None):
     """Await :func:`wait` without blocking the event loop (see :mod:`subinterpreters.aio`)."""
-    from subinterpreters import aio
+    from subinterpreters import _async
 
-    return await aio.wait(queues, timeout)
+    return await _async.wait(queues, timeout)
 
 
 def list_all():
@@ -260,17 +262,19 @@ if int(_ll.get_current()) == _MAIN_ID and not _reloaded:
     # Registered after lowlevel's exit cleanup, so it runs before it.
     atexit.register(_warn_remaining)
 
-# Interpreter id -> its call_async runner (see subinterpreters.aio), and the ids of
-# interpreters being closed (no new runner starts for those), both under the lock.
+# Interpreter id -> its call_async runner (see ._runner), and the ids of interpreters being
+# closed (no new runner starts for those), both under the lock.
 _call_runners: dict = {}
 _closing: set = set()
 _call_runners_lock = allocate_lock()
+_call_runners_stop_at_exit: list = []  # [True] once _stop_call_runners is registered
 
 
-def call_runner(interp, start):
-    """The call runner of ``interp`` (for :mod:`subinterpreters.aio`): the one registered, or
-    ``start(interp)``'s, registered now. Raises InterpreterError for an interpreter being
-    closed or gone. The runner's ``stop()`` is called when the interpreter is closed."""
+def call_runner(interp, start=None):
+    """The call runner of ``interp`` (``Interpreter.call_async``'s): the one registered, or
+    ``start(interp)``'s (by default a new ``_runner.CallRunner``), registered now. Raises
+    InterpreterError for an interpreter being closed or gone. The runner's ``stop()`` is called
+    when the interpreter is closed, and at exit."""
     with _call_runners_lock:
         runner = _call_runners.get(interp.id)
         if runner is None:
@@ -280,9 +284,26 @@ def call_runner(interp, start):
                 _ll.is_running(interp._handle)  # raises for an interpreter that is gone
             except RuntimeError as exc:
                 raise translate_error(exc, interp.id, "run") from None
-            runner = start(interp)
+            runner = (start or _start_call_runner)(interp)
             _call_runners[interp.id] = runner
         return runner
+
+
+def _start_call_runner(interp):
+    import threading
+
+    from . import _runner
+
+    if not _call_runners_stop_at_exit:
+        threading._register_atexit(_stop_call_runners)
+        _call_runners_stop_at_exit.append(True)
+    return _runner.CallRunner(interp, forget_call_runner)
+
+
+def _stop_call_runners():
+    """Stop every call runner (at exit: each runs the calls queued so far first)."""
+    for runner in call_runners():
+        runner.stop()
 
 
 def forget_call_runner(interp_id, runner):
@@ -339,17 +360,6 @@ if _t is not None and not getattr(_t, '_SHUTTING_DOWN', True):
     del _c
 del _s, _t
 """
-
-
-def translate_error(exc, n, action):
-    """Turn lowlevel's RuntimeError into this module's exception, by the kind the extension
-    gives the refusals this module tells apart (its ``_kind`` attribute)."""
-    kind = getattr(exc, "_kind", None)
-    if kind == "not_found":
-        return InterpreterNotFoundError(str(exc))
-    if action == "destroy" and kind == "running":
-        return InterpreterError("interpreter running")
-    return InterpreterError(str(exc))
 
 
 class Interpreter(IdHandle):
@@ -553,9 +563,11 @@ class Interpreter(IdHandle):
         Cancelling the awaiting coroutine (``asyncio.wait_for``, ``asyncio.timeout``) interrupts
         the call if it runs (``KeyboardInterrupt`` raised in it, in that call only); the
         interpreter then serves the next call as usual."""
-        from subinterpreters import aio
+        task = call_data(self, callable, args, kwargs)
+        # This form stays in C once loaded (a `from` import runs importlib's Python code).
+        import subinterpreters.interpreters._runner as runner
 
-        return await aio.call(self, callable, *args, **kwargs)
+        return await runner.call(self, task, call_runner)
 
     def call_in_thread(self, callable, /, *args, **kwargs):
         """Start a thread that makes the call in the interpreter, and return the thread.

@@ -152,13 +152,13 @@ class Interpreter:
     ) -> threading.Thread:
         """Start a thread that makes the call in the interpreter, and return the thread."""
 
-# For subinterpreters.aio (not part of PEP 734's API).
+# For Interpreter.call_async's runners (not part of PEP 734's API).
 def call_data(
     interp: Interpreter, func: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[bytes, int, object, str | None]:
     """``(fdata, akind, adata, mainfile)`` for a call (see ``subinterpreters._protocol``)."""
 
-def call_runner(interp: Interpreter, start: Callable[[Interpreter], Any]) -> Any:
+def call_runner(interp: Interpreter, start: Callable[[Interpreter], Any] | None = None) -> Any:
     """The call runner of ``interp``: the one registered, or ``start(interp)``'s."""
 
 def forget_call_runner(interp_id: int, runner: object) -> None:

@@ -48,7 +48,7 @@ def queue_id():
         import atexit
         import threading
 
-        from . import create_queue
+        from ._queues import create as create_queue
 
         # Re-entrant: a forwarding interpreter collected during a write (a finalizer running
         # forget() there) delivers again on the same thread.
@@ -136,12 +136,10 @@ def _deliver_forever():
     import threading
     import time
 
-    from . import wait
-
     queue = [_queue]
     me = threading.current_thread()
     while _drainer is me:
-        wait(queue)
+        _ll._queue_wait(queue, None)  # interpreters.wait
         time.sleep(_GATHER)
         deliver()
 
@@ -157,7 +155,7 @@ class Forward(io.TextIOBase):
     main interpreter (see the module documentation)."""
 
     def __init__(self, qid, stream):
-        from . import Queue
+        from ._queues import Queue
 
         self._put = Queue(qid).put_nowait
         self._stream = stream

@@ -200,15 +200,18 @@ class Queue(IdHandle, _ll._QueueBase):
 
     async def get_async(self):
         """Await the oldest item, without blocking the event loop (see subinterpreters.aio)."""
-        from subinterpreters import aio
+        from subinterpreters import _async
 
-        return await aio.queue_get(self)
+        return await _async.wait_queue(self, self.get_nowait, QueueEmpty)
 
     async def put_async(self, obj, *, unbounditems=None):
         """Await room, then put ``obj``, without blocking the event loop."""
-        from subinterpreters import aio
+        from functools import partial
 
-        return await aio.queue_put(self, obj, unbounditems=unbounditems)
+        from subinterpreters import _async
+
+        attempt = partial(self.put_nowait, obj, unbounditems=unbounditems)
+        return await _async.wait_queue(self, attempt, QueueFull)
 
 
 globals().update(_reloaded)
@@ -216,7 +219,7 @@ del _reloaded
 
 
 def _register():
-    from . import NotShareableError
+    from subinterpreters._errors import NotShareableError
 
     _ll._queue_register(
         Queue,
