@@ -43,6 +43,23 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
+def _async_half_loaded():
+    import sys
+
+    import subinterpreters.futures  # noqa: F401
+    import subinterpreters.interpreters  # noqa: F401
+
+    names = ("asyncio", "subinterpreters._async", "subinterpreters.aio")
+    return tuple(name for name in names if name in sys.modules)
+
+
+def test_interpreters_and_the_pool_load_asyncio_only_when_awaited():
+    # The awaiting half sits below them but loads on first use (a fresh interpreter that only
+    # calls pays nothing for it).
+    with interpreters.create() as interp:
+        assert interp.call(_async_half_loaded) == ()
+
+
 def test_fd_waker_signals_puts_and_can_be_removed():
     import os
 
