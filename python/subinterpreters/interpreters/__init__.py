@@ -270,11 +270,11 @@ _call_runners_lock = allocate_lock()
 _call_runners_stop_at_exit: list = []  # [True] once _stop_call_runners is registered
 
 
-def call_runner(interp, start=None):
-    """The call runner of ``interp`` (``Interpreter.call_async``'s): the one registered, or
-    ``start(interp)``'s (by default a new ``_runner.CallRunner``), registered now. Raises
-    InterpreterError for an interpreter being closed or gone. The runner's ``stop()`` is called
-    when the interpreter is closed, and at exit."""
+def call_runner(interp):
+    """The call runner of ``interp`` (``Interpreter.call_async``'s): the one registered, or a
+    new ``_runner.CallRunner``, registered now. Raises InterpreterError for an interpreter being
+    closed or gone. The runner's ``stop()`` is called when the interpreter is closed, and at
+    exit."""
     with _call_runners_lock:
         runner = _call_runners.get(interp.id)
         if runner is None:
@@ -284,12 +284,13 @@ def call_runner(interp, start=None):
                 _ll.is_running(interp._handle)  # raises for an interpreter that is gone
             except RuntimeError as exc:
                 raise translate_error(exc, interp.id, "run") from None
-            runner = (start or _start_call_runner)(interp)
+            runner = _start_call_runner(interp)
             _call_runners[interp.id] = runner
         return runner
 
 
 def _start_call_runner(interp):
+    # Both loaded already: call_async loads _runner, which loads threading.
     import threading
 
     from . import _runner

@@ -158,8 +158,8 @@ def call_data(
 ) -> tuple[bytes, int, object, str | None]:
     """``(fdata, akind, adata, mainfile)`` for a call (see ``subinterpreters._protocol``)."""
 
-def call_runner(interp: Interpreter, start: Callable[[Interpreter], Any] | None = None) -> Any:
-    """The call runner of ``interp``: the one registered, or ``start(interp)``'s."""
+def call_runner(interp: Interpreter) -> Any:
+    """The call runner of ``interp``: the one registered, or a new one."""
 
 def forget_call_runner(interp_id: int, runner: object) -> None:
     """Unregister ``runner`` if it is still the one of ``interp_id``."""
