@@ -91,8 +91,8 @@ class CallRunner:
                     # Serves until the stop marker; comes back only for a call it could not
                     # make (see _ll._serve_queue), with the task unless serve_bound had it.
                     out = _ll._serve_queue(self.id, qid, _SERVE_CALL, _p.TASK)
-                except Exception as exc:  # the task itself could not be brought back
-                    out = (None, exc)
+                except Exception as lost:  # the task itself could not be brought back
+                    out = (None, lost)
                 if out is None:
                     return
                 task, exc = out
