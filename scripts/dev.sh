@@ -210,7 +210,7 @@ cmd_pytest() {
 cmd_lint() {
     log "cargo fmt --check"
     cargo fmt --all -- --check
-    log "the ext's rooms stack (no cycle of crate:: references between them)"
+    log "the layers stack (no cycle between the ext's rooms nor between the package's modules)"
     python3 "$ROOT/scripts/check_layers.py"
     local v dir
     for v in $VERSIONS; do
