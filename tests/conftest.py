@@ -334,6 +334,16 @@ def no_pool_threads_left():
             t.join(30)
 
 
+@pytest.fixture(scope="module")
+def pool(no_pool_threads_left):
+    """A two-worker InterpreterPoolExecutor shared by one module's tests (a module may
+    define its own)."""
+    from subinterpreters.futures import InterpreterPoolExecutor
+
+    with InterpreterPoolExecutor(2) as p:
+        yield p
+
+
 # Modules whose tests leave helper threads in the main interpreter (pool collectors of pools
 # that are still referenced, call_async runners) run after every other module: on 3.11
 # those threads change what `is_running(main)` and friends answer.

@@ -33,12 +33,6 @@ def _join_helper_threads(no_pool_threads_left):
     yield
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with InterpreterPoolExecutor(2) as p:
-        yield p
-
-
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 

@@ -25,12 +25,6 @@ def _join_helper_threads(no_pool_threads_left):
     yield
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with futures.InterpreterPoolExecutor(2) as p:
-        yield p
-
-
 @pytest.fixture
 def interp():
     with interpreters.create() as i:

@@ -1,9 +1,9 @@
 """Where replies become results: the futures of calls made in other interpreters, the results
 queues they come back on (sinks), and what happens to calls whose worker died.
 
-A :class:`_Work` is one call handed to another interpreter: its future (a cheap
-:class:`_Future`, or an asyncio future), its claim (see ``_protocol``), and whom to tell when it
-is settled (a pool, which counts its unfinished works). A :class:`_Sink` is a results queue
+A :class:`Work` is one call handed to another interpreter: its future (a cheap
+:class:`Future`, or an asyncio future), its claim (see ``_protocol``), and whom to tell when it
+is settled (a pool, which counts its unfinished works). A :class:`Sink` is a results queue
 and the works whose replies go there: the pool's own (read by its collector thread) or an event
 loop's (``_async``, for ``call_async``). A worker that dies tells each sink with a ``DEAD`` reply
 that carries the error itself, so nothing is kept per dead worker.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! INTERRUPTS: Mutex<Interrupts>                  process-global; lock order: INTERPS, then this,
-//! │                                              then the core's CLAIMS
+//! │                                              then the core's claims STATE
 //! ├── owed: BTreeMap<interp id, Owed>            an interrupt not delivered yet (at most one per
 //! │                                              interpreter: a later one replaces its exception)
 //! │   └── Owed { runner OS thread, exc (a static type), token of the pending call asked for,
