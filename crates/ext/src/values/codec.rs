@@ -66,7 +66,7 @@ struct Encoder {
 ///
 /// # Safety
 /// GIL held; `obj` an exact, live `str`, which outlives the returned slice.
-unsafe fn str_units<'a>(obj: *mut ffi::PyObject) -> (StrKind, &'a [u8]) {
+pub(crate) unsafe fn str_units<'a>(obj: *mut ffi::PyObject) -> (StrKind, &'a [u8]) {
     // SAFETY: (contract) a ready compact string: kind, length and data describe its storage.
     unsafe {
         let kind = match ffi::PyUnicode_KIND(obj) {

@@ -4,12 +4,13 @@
 use std::ffi::c_char;
 
 use pyo3_ffi as ffi;
-use subinterpreters_core::{Payload, StrKind, Value};
+use subinterpreters_core::{Payload, Value};
 
 use crate::error::{Error, Result};
 use crate::py::pyref::PyRef;
 use crate::py::text::{bytes_slice, text_of};
 use crate::state::ModState;
+use crate::values::codec::str_units;
 
 /// Whether `obj`'s exact type can cross interpreters (3.11's set: bytes, str, int, None,
 /// ChannelID; subclasses cannot).
@@ -72,19 +73,11 @@ pub unsafe fn to_value(obj: *mut ffi::PyObject, state: &ModState) -> Result<Valu
 /// # Safety
 /// GIL held; `obj` an exact `str`.
 pub unsafe fn copy_str(obj: *mut ffi::PyObject) -> Value {
-    // SAFETY: GIL held, `obj` a str (contract): its data holds length x width bytes.
-    unsafe {
-        let kind = match ffi::PyUnicode_KIND(obj) {
-            1 => StrKind::Latin1,
-            2 => StrKind::Ucs2,
-            _ => StrKind::Ucs4,
-        };
-        let len = ffi::PyUnicode_GET_LENGTH(obj) as usize * kind.width();
-        let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(obj).cast::<u8>(), len);
-        Value::Str {
-            kind,
-            data: Payload::copy_from(data),
-        }
+    // SAFETY: GIL held, `obj` an exact str (contract), alive while its units are copied.
+    let (kind, data) = unsafe { str_units(obj) };
+    Value::Str {
+        kind,
+        data: Payload::copy_from(data),
     }
 }
 
@@ -131,12 +124,8 @@ pub unsafe fn to_channel_value(obj: *mut ffi::PyObject, state: &ModState) -> Res
 pub unsafe fn borrow_str(obj: *mut ffi::PyObject) -> Result<Option<Value>> {
     // SAFETY: (whole body) GIL held; `obj` is an exact str (contract).
     unsafe {
-        let kind = match ffi::PyUnicode_KIND(obj) {
-            1 => StrKind::Latin1,
-            2 => StrKind::Ucs2,
-            _ => StrKind::Ucs4,
-        };
-        if (ffi::PyUnicode_GET_LENGTH(obj) as usize) * kind.width() < BORROW_MIN_BYTES {
+        let (kind, units) = str_units(obj);
+        if units.len() < BORROW_MIN_BYTES {
             return Ok(None);
         }
         match crate::values::shared::borrow_str(obj, kind.width()) {
