@@ -34,6 +34,37 @@ pub(crate) unsafe fn ensure_registered(state: &ModState) -> Result<()> {
     }
 }
 
+/// `obj` as a value if it is an exact None, bool, float, or int within 64 bits (the scalars
+/// that need no storage of their own); `None` for anything else, a larger int included.
+///
+/// # Safety
+/// GIL held; `obj` live.
+unsafe fn fixed_scalar(obj: *mut ffi::PyObject) -> Result<Option<Value>> {
+    // SAFETY: GIL held (contract); each branch reads `obj` as the exact type it checked.
+    unsafe {
+        let tp = ffi::Py_TYPE(obj);
+        Ok(Some(if obj == ffi::Py_None() {
+            Value::None
+        } else if tp == &raw mut ffi::PyBool_Type {
+            Value::Bool(obj == ffi::Py_True())
+        } else if tp == &raw mut ffi::PyLong_Type {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
+            if overflow != 0 {
+                return Ok(None);
+            }
+            if v == -1 && !ffi::PyErr_Occurred().is_null() {
+                return Err(Error::Raised);
+            }
+            Value::Int(v)
+        } else if tp == &raw mut ffi::PyFloat_Type {
+            Value::Float(ffi::PyFloat_AS_DOUBLE(obj))
+        } else {
+            return Ok(None);
+        }))
+    }
+}
+
 /// Converts `obj` natively if its type allows; `Ok(None)` if it is not natively shareable. With
 /// `probe` nothing is exported (a `memoryview` gives a placeholder): only the answer counts.
 ///
@@ -47,26 +78,12 @@ unsafe fn native(
 ) -> Result<Option<Value>> {
     // SAFETY: (whole body) GIL held; each branch reads `obj` as the exact type it checked.
     unsafe {
+        if let Some(v) = fixed_scalar(obj)? {
+            return Ok(Some(v));
+        }
         let tp = ffi::Py_TYPE(obj);
-        if obj == ffi::Py_None() {
-            return Ok(Some(Value::None));
-        }
-        if tp == &raw mut ffi::PyBool_Type {
-            return Ok(Some(Value::Bool(obj == ffi::Py_True())));
-        }
         if tp == &raw mut ffi::PyLong_Type {
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
-            if overflow == 0 {
-                if v == -1 && !ffi::PyErr_Occurred().is_null() {
-                    return Err(Error::Raised);
-                }
-                return Ok(Some(Value::Int(v)));
-            }
-            return big_int(obj).map(Some);
-        }
-        if tp == &raw mut ffi::PyFloat_Type {
-            return Ok(Some(Value::Float(ffi::PyFloat_AS_DOUBLE(obj))));
+            return big_int(obj).map(Some); // beyond 64 bits: `fixed_scalar` left it
         }
         if tp == &raw mut ffi::PyBytes_Type && !probe {
             // A large `bytes` is borrowed (the getter copies it, once), as channels do; the
@@ -490,24 +507,11 @@ pub(crate) unsafe fn from_scalar(value: Value) -> Result<PyRef> {
 pub(crate) unsafe fn copy_scalar(obj: *mut ffi::PyObject) -> Result<Option<Value>> {
     // SAFETY: GIL held (contract); each branch reads `obj` as the exact type it checked.
     unsafe {
+        if let Some(v) = fixed_scalar(obj)? {
+            return Ok(Some(v));
+        }
         let tp = ffi::Py_TYPE(obj);
-        Ok(Some(if obj == ffi::Py_None() {
-            Value::None
-        } else if tp == &raw mut ffi::PyBool_Type {
-            Value::Bool(obj == ffi::Py_True())
-        } else if tp == &raw mut ffi::PyLong_Type {
-            let mut overflow = 0;
-            let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
-            if overflow != 0 {
-                return Ok(None);
-            }
-            if v == -1 && !ffi::PyErr_Occurred().is_null() {
-                return Err(Error::Raised);
-            }
-            Value::Int(v)
-        } else if tp == &raw mut ffi::PyFloat_Type {
-            Value::Float(ffi::PyFloat_AS_DOUBLE(obj))
-        } else if tp == &raw mut ffi::PyUnicode_Type {
+        Ok(Some(if tp == &raw mut ffi::PyUnicode_Type {
             convert::copy_str(obj)
         } else if tp == &raw mut ffi::PyBytes_Type {
             Value::Bytes(Payload::copy_from(crate::py::text::bytes_slice(obj)))
