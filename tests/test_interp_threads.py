@@ -354,10 +354,17 @@ def test_isolated_interpreters_run_in_parallel(mod):
 
 @pytest.mark.skipif(not PY311, reason="3.11 only: one GIL shared by all interpreters")
 @pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "legacy"])
-def test_interpreters_are_serialised_on_311(mod, isolated):
+def test_interpreters_share_one_gil_on_311(mod, isolated):
+    # Never in parallel. CPython's module runs them one after the other: a thread waiting for
+    # the GIL asks its own interpreter to let go, which the busy one never hears. Runs of ours
+    # take turns, nudged (crates/ext/src/interp/nudge.rs).
     subs = [mod.create(isolated=isolated) for _ in range(2)]
     attempts = [_spin_together(mod, subs) for _ in range(2)]
-    assert min(overlap for overlap, _ in attempts) <= 0.1, attempts
+    assert all(cpu_per_wall < 1.25 for _, cpu_per_wall in attempts), attempts
+    if mod.__name__ == "subinterpreters.lowlevel":
+        assert max(overlap for overlap, _ in attempts) >= 0.5, attempts
+    else:
+        assert min(overlap for overlap, _ in attempts) <= 0.1, attempts
 
 
 @pytest.mark.skipif(not PY312_PLUS, reason="legacy interpreters exist as such on 3.12+")

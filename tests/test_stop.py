@@ -15,7 +15,7 @@ from concurrent.futures import CancelledError
 import ctrl_c
 import pytest
 import task_funcs
-from conftest import PY312_PLUS, TESTS_DIR
+from conftest import TESTS_DIR
 from task_funcs import current_id, mul, print_between, spin
 
 futures = pytest.importorskip("subinterpreters.futures")
@@ -238,7 +238,6 @@ except BaseException as exc:  # struck outside its call: say so at once
 """
 
 
-@pytest.mark.skipif(not PY312_PLUS, reason="a pure-Python loop holds 3.11's shared GIL")
 def test_claim_interrupt_strikes_only_its_own_call():
     # One thread serves claimed calls in an interpreter, back to back; this thread interrupts
     # each call's claim at a random moment, racing with its end. An interrupt that struck the

@@ -89,6 +89,8 @@ pub(super) unsafe fn finalize(doomed: Doomed, wait: Wait) -> bool {
             continue;
         }
         let id = d.id();
+        // SAFETY: GIL held (contract); its runs have ended, so no nudger starts in it again.
+        unsafe { crate::interp::nudge::quiesce(d.interp()) };
         let idle = registry::thread_states(id);
         // SAFETY: the registry handed `d` to this thread alone (`Finalizing`), so nobody else
         // of ours runs code in it or finalizes it (CPython's modules are seen by their running
@@ -187,6 +189,7 @@ noargs_entry!(
         // half made would be finalized by CPython with its creator still inside it.
         CLEANING_UP.with(|c| c.set(true));
         registry::close_for_exit();
+        crate::interp::nudge::close();
         let mut settled = tstate::detached(|| registry::wait_creations(EXIT_GRACE));
         // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
         // threads (a thread of one may be running code in another, so one at a time), then

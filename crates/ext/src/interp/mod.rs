@@ -1,7 +1,7 @@
 //! Interpreters: the Python-facing functions, the `InterpreterID` type, the process-global
 //! bookkeeping of the interpreters we made, running a script in one, making a call in one (the
 //! protocol's fast path), serving a queue with one,
-//! interrupting a run, how they end (finalization, exit clean-up), and the per-OS-thread cache
+//! interrupting a run, keeping a busy one from starving the others on 3.11, how they end (finalization, exit clean-up), and the per-OS-thread cache
 //! of thread states used to visit them.
 
 use crate::py::trampoline::method_def;
@@ -11,6 +11,7 @@ pub(crate) mod call;
 pub(crate) mod id;
 pub(crate) mod interrupt;
 pub(crate) mod lifecycle;
+pub(crate) mod nudge;
 pub(crate) mod registry;
 pub(crate) mod run;
 pub(crate) mod serve;

@@ -219,6 +219,9 @@ pub struct RunTicket {
 /// which the caller must keep from being finalized by us meanwhile (the interpreter-list lock).
 pub fn begin_run(id: i64, runner: Runner, foreign: Option<InterpPtr>) -> Result<RunTicket, Busy> {
     let start = lock().begin_run(id, runner, foreign)?;
+    if start.ours {
+        crate::interp::nudge::run_started(id, start.interp);
+    }
     Ok(RunTicket {
         id,
         interp: start.interp,
@@ -271,6 +274,7 @@ fn end_run(id: i64, may_finalize: bool, dead: Vec<TStatePtr>) -> Option<Doomed> 
     // Under the lock: an interrupt still owed to this run is dropped before another run can
     // start, so it never reaches the next one.
     crate::interp::interrupt::run_ended(id);
+    crate::interp::nudge::run_ended(id);
     reg.end_run(id, may_finalize, dead).map(Doomed::ours)
 }
 

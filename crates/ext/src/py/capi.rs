@@ -53,6 +53,15 @@ extern "C" {
     #[cfg(Py_3_13)]
     pub fn _PyInterpreterState_GetWhence(interp: *mut PyInterpreterState) -> std::ffi::c_long;
 
+    /// The GIL's switch interval in microseconds (3.11: one for the whole runtime). A plain
+    /// read, needing no GIL.
+    #[cfg(not(Py_3_12))]
+    pub fn _PyEval_GetSwitchInterval() -> std::ffi::c_ulong;
+
+    /// Whether the runtime is being finalized (3.11's name; 3.13 made it public).
+    #[cfg(not(Py_3_12))]
+    pub fn _Py_IsFinalizing() -> c_int;
+
     /// The current thread state or NULL, without the fatal error of `PyThreadState_Get`.
     #[cfg(not(Py_3_13))]
     #[link_name = "_PyThreadState_UncheckedGet"]
