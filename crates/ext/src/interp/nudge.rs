@@ -9,22 +9,24 @@
 //!
 //! The remedy is a waiter from the right interpreter. A watcher thread (an OS thread of ours
 //! that runs no Python) wakes twice per switch interval while runs of ours are in progress.
-//! When the same thread state has held the GIL at two wake-ups in a row, it starts a
-//! short-lived nudger thread for each run older than one interval: the nudger makes a thread
-//! state of that run's interpreter and waits for the GIL with it. After a switch interval its
-//! request reaches the busy code, which lets the GIL go; the waiters then compete for it as
-//! within one interpreter. The nudger deletes its thread state as soon as it gets the GIL. A
-//! hog thus lets go every one to two switch intervals. The main interpreter is nudged too while
-//! runs of ours are in progress: a pure-Python loop there starves their threads the same way.
+//! When the same thread state has held the GIL at two wake-ups in a row, it asks for a nudge of
+//! each run older than one interval. A nudger thread (kept for a second after its last job)
+//! makes a thread state of that run's interpreter and waits for the GIL with it. After a switch
+//! interval its request reaches the busy code, which lets the GIL go; the waiters then compete
+//! for it as within one interpreter. The nudger deletes its thread state as soon as it gets the
+//! GIL. A hog thus lets go every one to two switch intervals. The main interpreter is nudged
+//! too while runs of ours are in progress: a pure-Python loop there starves them the same way.
 //!
 //! ```text
 //! NUDGE: Mutex<Nudge>     process-global; lock order: the registry's INTERPS, then this
 //! ├── runs: id -> Run { interp, since }   runs of ours in progress in our interpreters
-//! ├── nudging: interp -> run id           at most one nudger under way per interpreter
-//! │                                       (the main interpreter's filed under run id 0)
+//! ├── nudging: interp -> run id           at most one nudge asked for or under way per
+//! │                                       interpreter (the main interpreter's under run id 0)
+//! ├── jobs, idle                          nudges not taken yet; nudger threads waiting
 //! ├── watcher: Idle | Ticking | Parked    the watcher thread, started on first use
 //! └── closed                              exit clean-up began: no nudger starts again
-//! NUDGED: Condvar (with NUDGE)            a nudger ended, or a run started
+//! NUDGED: Condvar (with NUDGE)            a nudge ended, a run started, or exit began
+//! JOBS: Condvar (with NUDGE)              a nudge was asked for, or exit began
 //! ```
 //!
 //! Why an interpreter stays alive for its nudger (the main one outlives them all: exit clean-up
@@ -99,8 +101,13 @@ mod imp {
 
     struct Nudge {
         runs: BTreeMap<i64, Run>,
-        /// Interpreters with a nudger under way (by address), each with the run it was started for.
+        /// Interpreters with a nudge asked for or under way (by address), each with the run it
+        /// is for.
         nudging: BTreeMap<usize, i64>,
+        /// Nudges asked for and not yet taken by a nudger thread.
+        jobs: Vec<(i64, InterpPtr)>,
+        /// Nudger threads waiting for a job.
+        idle: usize,
         watcher: Watcher,
         closed: bool,
     }
@@ -108,10 +115,19 @@ mod imp {
     static NUDGE: Mutex<Nudge> = Mutex::new(Nudge {
         runs: BTreeMap::new(),
         nudging: BTreeMap::new(),
+        jobs: Vec::new(),
+        idle: 0,
         watcher: Watcher::Idle,
         closed: false,
     });
+    /// A nudge ended, a run started, or exit clean-up began (for `quiesce`, `close` and the
+    /// parked watcher).
     static NUDGED: Condvar = Condvar::new();
+    /// A job was queued, or exit clean-up began (for idle nudger threads).
+    static JOBS: Condvar = Condvar::new();
+
+    /// How long an idle nudger thread waits for a job before it ends.
+    const NUDGER_IDLE: Duration = Duration::from_secs(1);
 
     fn lock() -> MutexGuard<'static, Nudge> {
         NUDGE.lock()
@@ -194,6 +210,7 @@ mod imp {
             st.closed = true;
             st.runs.clear();
             NUDGED.notify_all();
+            JOBS.notify_all();
             while !st.nudging.is_empty() {
                 st = NUDGED.wait(st);
             }
@@ -254,18 +271,57 @@ mod imp {
             due.retain(|(_, interp)| !st.nudging.contains_key(&key(*interp)));
             for (id, interp) in due {
                 st.nudging.insert(key(interp), id);
+                st.jobs.push((id, interp));
+            }
+            // Idle nudger threads take the jobs; a thread is started for each one short.
+            while st.idle < st.jobs.len() {
                 let spawned = std::thread::Builder::new()
                     .name("subinterpreters-nudge".into())
                     .stack_size(STACK)
-                    .spawn(move || nudge(interp));
+                    .spawn(serve_nudges);
                 if spawned.is_err() {
-                    st.nudging.remove(&key(interp));
+                    // Nothing is lost but fairness: the jobs left are dropped.
+                    let dropped = st.jobs.len() - st.idle;
+                    let gone: Vec<_> = st.jobs.drain(..dropped).collect();
+                    for (_, interp) in gone {
+                        st.nudging.remove(&key(interp));
+                    }
+                    NUDGED.notify_all();
+                    break;
                 }
+                st.idle += 1; // counted at once, so no second thread is started for the job
+            }
+            JOBS.notify_all();
+        }
+    }
+
+    /// A nudger thread's body: takes jobs until none came for [`NUDGER_IDLE`], or exit
+    /// clean-up began. Counted idle by whoever started it.
+    fn serve_nudges() {
+        let mut st = lock();
+        loop {
+            if let Some((_, interp)) = st.jobs.pop() {
+                st.idle -= 1;
+                drop(st);
+                nudge(interp);
+                st = lock();
+                st.idle += 1;
+                continue;
+            }
+            if st.closed {
+                st.idle -= 1;
+                return;
+            }
+            let (guard, timed_out) = JOBS.wait_timeout(st, NUDGER_IDLE);
+            st = guard;
+            if timed_out && st.jobs.is_empty() {
+                st.idle -= 1;
+                return;
             }
         }
     }
 
-    /// A nudger's body: waits for the GIL with a thread state of `interp`, then deletes it.
+    /// One nudge: waits for the GIL with a thread state of `interp`, then deletes it.
     fn nudge(interp: InterpPtr) {
         let ts = {
             let mut st = lock();
