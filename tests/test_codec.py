@@ -97,6 +97,30 @@ def test_key_strings_arrive_as_one_object_each():
     assert rows[99] == {"name": 99, "value": -99}
 
 
+def test_a_string_held_twice_arrives_as_one_object():
+    # As pickle keeps it: a string the value holds more than once (here a constant in every
+    # row) is built once; a string held only by its container is still one of its own.
+    tag = "".join(["sha", "red"])  # not a constant: this frame and the rows hold it
+    rows = twice([[tag, str(i)] for i in range(50)])
+    assert all(r[0] is rows[0][0] for r in rows)
+    assert rows[0][0] == "shared" and rows[7][1] == "7"
+    lone = twice([["".join(["a", "b"])], ["".join(["a", "b"])]])
+    assert lone[0][0] == lone[1][0] and lone[0][0] is not lone[1][0]
+
+
+def test_received_dicts_have_the_compact_string_key_table():
+    # The table CPython gives a dict of string keys (a literal's, pickle's), not the larger
+    # one for keys of any type.
+    import sys
+
+    for value in (
+        {"id": 1, "name": "x", "price": 0.5, "tags": [], "ok": True, "note": None},
+        {str(i): i for i in range(20)},
+        {"a": 1},
+    ):
+        assert sys.getsizeof(twice(value)) == sys.getsizeof(pickle.loads(pickle.dumps(value)))
+
+
 def test_recursive_list_and_dict():
     a = [1]
     a.append(a)

@@ -7,7 +7,8 @@
 //! bytes, text and bytes length-prefixed. (Small numbers take one byte: the stream stays
 //! about as compact as a pickle, which matters as much as the work per token.) Containers give their item count, then their items (a dict: key, value,
 //! key, value, ...). Identity within one value is kept with a memo, as pickle keeps it: every
-//! list, dict, set, bytearray and key string gets the next memo index when it starts, every
+//! list, dict, set, bytearray and memoized string (a dict key, or a string the sender's value
+//! may hold more than once) gets the next memo index when it starts, every
 //! tuple and frozenset when it ends (its items come first, so a tuple can only be referred to
 //! once complete), and a later [`Token::Ref`] names an earlier one by index. Both sides count
 //! the same way, so the indices never travel. A list that contains itself is a list whose items
@@ -30,7 +31,7 @@ const BIG_INT: u8 = 4;
 const FLOAT: u8 = 5;
 const COMPLEX: u8 = 6;
 const STR: u8 = 7; // + 0/1/2 for Latin-1/UCS-2/UCS-4
-const KEY_STR: u8 = 10; // + 0/1/2: a memoized string (dict keys)
+const MEMO_STR: u8 = 10; // + 0/1/2: a memoized string
 const BYTES: u8 = 13;
 const BYTE_ARRAY: u8 = 14;
 const LIST: u8 = 15;
@@ -55,14 +56,14 @@ pub enum Token<'a> {
     Float(f64),
     /// A `complex`: real and imaginary parts.
     Complex(f64, f64),
-    /// A `str` as code units of `kind` width; `key`: it takes a memo index (dict keys).
+    /// A `str` as code units of `kind` width; `memo`: it takes a memo index.
     Str {
         /// Storage width.
         kind: StrKind,
         /// Raw code units, native byte order.
         data: &'a [u8],
         /// Whether it takes the next memo index.
-        key: bool,
+        memo: bool,
     },
     /// A `bytes`.
     Bytes(&'a [u8]),
@@ -185,9 +186,9 @@ impl Writer {
         self.buf.extend_from_slice(&re.to_le_bytes());
         self.buf.extend_from_slice(&im.to_le_bytes());
     }
-    /// A str (`key`: it takes the next memo index).
-    pub fn str(&mut self, kind: StrKind, data: &[u8], key: bool) {
-        let base = if key { KEY_STR } else { STR };
+    /// A str (`memo`: it takes the next memo index).
+    pub fn str(&mut self, kind: StrKind, data: &[u8], memo: bool) {
+        let base = if memo { MEMO_STR } else { STR };
         self.len_prefixed(base + kind_code(kind), data);
     }
     /// A bytes.
@@ -330,8 +331,8 @@ impl<'a> Reader<'a> {
             FLOAT => Token::Float(self.f64()?),
             COMPLEX => Token::Complex(self.f64()?, self.f64()?),
             STR..=12 => {
-                let code = if tag >= KEY_STR {
-                    tag - KEY_STR
+                let code = if tag >= MEMO_STR {
+                    tag - MEMO_STR
                 } else {
                     tag - STR
                 };
@@ -347,7 +348,7 @@ impl<'a> Reader<'a> {
                 Token::Str {
                     kind,
                     data,
-                    key: tag >= KEY_STR,
+                    memo: tag >= MEMO_STR,
                 }
             }
             BYTES => Token::Bytes(self.body()?),
@@ -524,12 +525,12 @@ mod tests {
             Token::Str {
                 kind: StrKind::Ucs2,
                 data: &[0x20, 0xac],
-                key: true,
+                memo: true,
             },
             Token::Str {
                 kind: StrKind::Ucs4,
                 data: &[0; 8],
-                key: false,
+                memo: false,
             },
             Token::ByteArray(b"ba"),
         ];

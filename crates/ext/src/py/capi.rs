@@ -6,14 +6,9 @@
 #[cfg(not(Py_3_12))]
 use std::ffi::c_int;
 
-use pyo3_ffi::{PyInterpreterState, PyObject, PyThreadState, Py_ssize_t};
+use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 extern "C" {
-    /// A new dict with room for `minused` items without resizing (declared in
-    /// `cpython/dictobject.h` on every version we support). The codec builds each received dict
-    /// at its final size with it.
-    pub fn _PyDict_NewPresized(minused: Py_ssize_t) -> *mut PyObject;
-
     /// 3.11's creation entry point; `isolated_subinterpreter` forbids threads, fork and
     /// subprocesses in the new interpreter. Returns its first thread state, current and holding
     /// the (shared) GIL, or NULL with an exception set.

@@ -6,8 +6,9 @@
 //!
 //! Identity within one value is kept as pickle keeps it: a container met twice is written once
 //! and referred to after, so it arrives as one object referred to twice, and a container that
-//! contains itself arrives so. String keys of dicts are memoized too, so the receiver builds
-//! each distinct key object once (and hashes it once), however many dicts use it. The one
+//! contains itself arrives so. Strings are memoized too when they are dict keys or held
+//! elsewhere as well (a shared constant: pickle keeps those as one object), so the receiver
+//! builds each such string once (and hashes a key once), however often it recurs. The one
 //! shape left to pickle is a tuple reached again through its own items (pickle has a special
 //! case for it).
 //!
@@ -125,8 +126,13 @@ impl Encoder {
             if obj == ffi::Py_None() {
                 self.w.none();
             } else if tp == &raw mut ffi::PyUnicode_Type {
+                // Only a string with other references can recur in this value.
+                let memo = ffi::Py_REFCNT(obj) > 1;
+                if memo && self.seen_or_take(obj).is_some() {
+                    return Ok(true);
+                }
                 let (kind, data) = str_units(obj);
-                self.w.str(kind, data, false);
+                self.w.str(kind, data, memo);
             } else if tp == &raw mut ffi::PyLong_Type {
                 let mut overflow = 0;
                 let v = ffi::PyLong_AsLongLongAndOverflow(obj, &mut overflow);
@@ -381,13 +387,13 @@ impl Decoder<'_> {
                 },
                 Token::Float(v) => ffi::PyFloat_FromDouble(v),
                 Token::Complex(re, im) => ffi::PyComplex_FromDoubles(re, im),
-                Token::Str { kind, data, key } => {
+                Token::Str { kind, data, memo } => {
                     let s = ffi::PyUnicode_FromKindAndData(
                         kind as i32,
                         data.as_ptr().cast(),
                         (data.len() / kind.width()) as ffi::Py_ssize_t,
                     );
-                    if key && !s.is_null() {
+                    if memo && !s.is_null() {
                         self.memo.push(ffi::Py_NewRef(s));
                     }
                     s
@@ -423,8 +429,10 @@ impl Decoder<'_> {
                     list
                 }
                 Token::Dict(n) => {
-                    // Built at its final size (no resize while filling it).
-                    let dict = crate::py::capi::_PyDict_NewPresized(n as ffi::Py_ssize_t);
+                    // Not presized: `_PyDict_NewPresized` makes a table for keys of any type,
+                    // a third larger than the str-keyed one a dict filled with str keys gets,
+                    // and slower to look up and to traverse for the collector.
+                    let dict = ffi::PyDict_New();
                     if dict.is_null() {
                         return null;
                     }
