@@ -24,6 +24,7 @@ round after round (A B C, C B A, ...), medians over rounds:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -154,8 +155,13 @@ def json_like(n: int) -> list:
 
 
 def echo_per_task(pool, data: list) -> float:
-    """Seconds per task: ECHO_TASKS echoes of data (each crosses twice), all in flight."""
+    """Seconds per task: ECHO_TASKS echoes of data (each crosses twice), all in flight.
+
+    The heap is collected first, untimed: the garbage the side before left (its echoed lists)
+    would otherwise be collected on this side's time, whichever side that is. The collections
+    each side's own objects cause stay in its time."""
     ident = bench_funcs.ident
+    gc.collect()
     t0 = time.perf_counter()
     fs = [pool.submit(ident, data) for _ in range(ECHO_TASKS)]
     for f in fs:
