@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from conftest import run_python
 
 ours = pytest.importorskip("subinterpreters.interpreters")
 
@@ -68,6 +69,63 @@ def test_a_busy_run_leaves_the_other_interpreters_threads_running():
     assert [q.get_nowait() for _ in range(6)] == [0, 1, 2, 3, 4, "done"]
     busy.close()  # right after a busy run: nothing of a nudger is left in it
     assert busy.id not in [i.id for i in ours.list_all()]
+
+
+def test_closing_after_a_busy_run_while_the_main_interpreter_spins():
+    # The closing thread waits for the nudgers of the run that just ended while this thread
+    # spins in pure Python; on 3.11 it must still get the GIL back (it asks every interval).
+    for _ in range(8):
+        interp = ours.create()
+        closed = []
+
+        def work(interp=interp, closed=closed):
+            interp.exec(
+                "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 0.03: pass"
+            )
+            interp.close()
+            closed.append(True)
+
+        t = threading.Thread(target=work)
+        t.start()
+        while not closed:
+            pass
+        t.join()
+
+
+def test_a_forked_child_interrupts_a_pure_loop_too():
+    # The parent's watcher and nudger threads do not exist in a forked child: the child starts
+    # its own (3.11), so interrupt() reaches a pure loop there as well.
+    proc = run_python(
+        """
+        import os, threading
+        from subinterpreters import interpreters as ours
+        interp = ours.create()
+        interp.exec("import time\\nt = time.monotonic()\\nwhile time.monotonic() - t < 0.05: pass")
+        interp.close()
+        pid = os.fork()
+        if pid == 0:
+            interp = ours.create()
+            started = ours.create_queue()
+            interp.prepare_main(started=started)
+            out = []
+            def run():
+                try:
+                    interp.exec("started.put(1)\\nwhile True: pass")
+                except ours.ExecutionFailed as exc:
+                    out.append(exc.excinfo.type.__name__)
+            t = threading.Thread(target=run)
+            t.start()
+            started.get()
+            interp.interrupt()
+            t.join()
+            interp.close()
+            os._exit(0 if out == ["KeyboardInterrupt"] else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "child 0" in proc.stdout, (proc.stdout, proc.stderr)
 
 
 def test_the_exception_class_is_the_one_given(sub):

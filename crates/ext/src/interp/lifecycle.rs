@@ -189,7 +189,6 @@ noargs_entry!(
         // half made would be finalized by CPython with its creator still inside it.
         CLEANING_UP.with(|c| c.set(true));
         registry::close_for_exit();
-        crate::interp::nudge::close();
         let mut settled = tstate::detached(|| registry::wait_creations(EXIT_GRACE));
         // Like `threading._shutdown` for the main interpreter: join each one's non-daemon
         // threads (a thread of one may be running code in another, so one at a time), then
@@ -216,6 +215,10 @@ noargs_entry!(
             registry::wait_finalizations(EXIT_GRACE)
         });
         finalize_all_idle();
+        // Nudging (3.11) went on until now: a daemon thread's pure loop in one of ours lets
+        // the GIL go for the steps above. A nudger left blocked when CPython finalizes would be
+        // ended by it, so none may be.
+        settled &= crate::interp::nudge::close(EXIT_GRACE);
         let left = registry::left_at_exit();
         if !left.is_empty() || !settled {
             exit_without_finalizing(&left);

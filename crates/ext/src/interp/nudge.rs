@@ -24,7 +24,7 @@
 //! │                                       interpreter (the main interpreter's under run id 0)
 //! ├── jobs, idle                          nudges not taken yet; nudger threads waiting
 //! ├── watcher: Idle | Ticking | Parked    the watcher thread, started on first use
-//! └── closed                              exit clean-up began: no nudger starts again
+//! └── closed                              exit clean-up ended: no nudger starts again
 //! NUDGED: Condvar (with NUDGE)            a nudge ended, a run started, or exit began
 //! JOBS: Condvar (with NUDGE)              a nudge was asked for, or exit began
 //! ```
@@ -37,6 +37,11 @@
 //! ([`quiesce`]). A nudger's thread state is counted by whoever counts an interpreter's threads
 //! ([`extra_threads`]): it is made without the GIL, so it may appear at any moment while a
 //! nudger is under way, and it is deleted under the GIL before the nudger is forgotten.
+//!
+//! Whoever waits for a nudger to finish (`quiesce`, `close`) takes its own GIL back every
+//! switch interval meanwhile: the nudger's request reaches only the interpreter it nudges,
+//! so a pure-Python loop in the waiter's interpreter would otherwise keep it out for good. A
+//! `fork()` takes the lock first and gives the child a state with no threads of ours.
 
 #[cfg(not(Py_3_12))]
 pub(crate) use imp::*;
@@ -56,7 +61,9 @@ mod noop {
 
     /// # Safety
     /// None (as [`quiesce`]).
-    pub(crate) unsafe fn close() {}
+    pub(crate) unsafe fn close(_limit: std::time::Duration) -> bool {
+        true
+    }
 
     pub(crate) fn extra_threads(_interp: InterpPtr) -> usize {
         0
@@ -68,7 +75,9 @@ pub(crate) use noop::*;
 
 #[cfg(not(Py_3_12))]
 mod imp {
+    use std::cell::RefCell;
     use std::collections::BTreeMap;
+    use std::sync::Once;
     use std::time::{Duration, Instant};
 
     use pyo3_ffi as ffi;
@@ -99,11 +108,20 @@ mod imp {
         Parked,
     }
 
+    /// A nudge asked for or under way.
+    struct Nudging {
+        /// The run it is for ([`MAIN`] for the main interpreter).
+        run: i64,
+        /// Whether its thread state exists: set with the making, under the lock; cleared only
+        /// after the deletion (made under the GIL), so a count made under the GIL that saw the
+        /// thread state finds it set.
+        made: bool,
+    }
+
     struct Nudge {
         runs: BTreeMap<i64, Run>,
-        /// Interpreters with a nudge asked for or under way (by address), each with the run it
-        /// is for.
-        nudging: BTreeMap<usize, i64>,
+        /// Interpreters with a nudge asked for or under way (by address).
+        nudging: BTreeMap<usize, Nudging>,
         /// Nudges asked for and not yet taken by a nudger thread.
         jobs: Vec<(i64, InterpPtr)>,
         /// Nudger threads waiting for a job.
@@ -154,6 +172,12 @@ mod imp {
             Watcher::Ticking => {}
             Watcher::Parked => NUDGED.notify_all(),
             Watcher::Idle => {
+                FORK_HANDLERS.call_once(|| {
+                    // SAFETY: the three handlers are plain functions of this module, which
+                    // is never unloaded. Registration can only fail for lack of memory, which
+                    // costs the child its nudging, nothing else.
+                    unsafe { pthread_atfork(Some(before_fork), Some(after_fork), Some(in_child)) };
+                });
                 let spawned = std::thread::Builder::new()
                     .name("subinterpreters-nudge".into())
                     .stack_size(STACK)
@@ -174,7 +198,11 @@ mod imp {
     /// How many thread states of `interp` may be nudgers' (an upper bound; see the module
     /// header).
     pub(crate) fn extra_threads(interp: InterpPtr) -> usize {
-        lock().nudging.contains_key(&key(interp)).into()
+        lock()
+            .nudging
+            .get(&key(interp))
+            .is_some_and(|n| n.made)
+            .into()
     }
 
     /// Waits until no nudger is under way in `interp`, before it is finalized. Its run has
@@ -184,39 +212,103 @@ mod imp {
     /// The current thread must hold the GIL of its current thread state (released while
     /// waiting: the nudger needs it to finish).
     pub(crate) unsafe fn quiesce(interp: InterpPtr) {
-        let busy = |st: &Nudge| st.nudging.contains_key(&key(interp));
-        if !busy(&lock()) {
-            return;
-        }
-        let wait = || {
-            let mut st = lock();
-            while busy(&st) {
-                st = NUDGED.wait(st);
-            }
-        };
-        // SAFETY: contract; the wait touches no Python.
-        unsafe { tstate::detached(wait) };
+        // SAFETY: forwarded contract.
+        unsafe { wait_until(None, |st| !st.nudging.contains_key(&key(interp))) };
     }
 
-    /// Exit clean-up has begun: no nudger starts from now on, and those under way are waited
-    /// for (the runtime is about to be finalized, and a thread taking the GIL then is ended by
-    /// CPython).
+    /// Waits, with the caller's GIL released, until `done` holds or `limit` passes; returns
+    /// whether it holds. A nudger blocked for the GIL only asks the interpreter it nudges to
+    /// let go; if a thread of the caller's interpreter holds the GIL meanwhile (a pure-Python
+    /// loop), only a waiter from the caller's interpreter makes it let go. So the caller takes
+    /// its GIL back every switch interval, which is such a request.
+    ///
+    /// # Safety
+    /// The current thread must hold the GIL of its current thread state.
+    unsafe fn wait_until(limit: Option<Duration>, done: impl Fn(&Nudge) -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            if done(&lock()) {
+                return true;
+            }
+            if limit.is_some_and(|limit| start.elapsed() >= limit) {
+                return false;
+            }
+            let slice = || {
+                let st = lock();
+                if !done(&st) {
+                    drop(NUDGED.wait_timeout(st, interval()));
+                }
+            };
+            // SAFETY: contract; the wait touches no Python.
+            unsafe { tstate::detached(slice) };
+        }
+    }
+
+    /// Exit clean-up is ending: no nudger starts from now on, and those under way are waited
+    /// for, up to `limit` (the runtime is about to be finalized, and CPython ends a thread that
+    /// takes the GIL then). Returns whether none is left.
     ///
     /// # Safety
     /// As [`quiesce`].
-    pub(crate) unsafe fn close() {
-        let wait = || {
+    pub(crate) unsafe fn close(limit: Duration) -> bool {
+        {
             let mut st = lock();
             st.closed = true;
             st.runs.clear();
+            let dropped: Vec<_> = st.jobs.drain(..).collect();
+            for (_, interp) in dropped {
+                st.nudging.remove(&key(interp));
+            }
             NUDGED.notify_all();
             JOBS.notify_all();
-            while !st.nudging.is_empty() {
-                st = NUDGED.wait(st);
+        }
+        // Jobs not taken yet were dropped above: only nudges under way are left.
+        // SAFETY: forwarded contract.
+        unsafe { wait_until(Some(limit), |st| st.nudging.is_empty()) }
+    }
+
+    extern "C" {
+        /// POSIX: handlers run by `fork()` in the forking thread, before and after it, in the
+        /// parent and in the child.
+        fn pthread_atfork(
+            prepare: Option<unsafe extern "C" fn()>,
+            parent: Option<unsafe extern "C" fn()>,
+            child: Option<unsafe extern "C" fn()>,
+        ) -> std::ffi::c_int;
+    }
+
+    static FORK_HANDLERS: Once = Once::new();
+
+    thread_local! {
+        /// The lock, held across a `fork()` by the forking thread.
+        static FORK_GUARD: RefCell<Option<MutexGuard<'static, Nudge>>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Before `fork()`: the lock is taken, so the child's copy is never one a vanished thread
+    /// held.
+    unsafe extern "C" fn before_fork() {
+        let st = lock();
+        FORK_GUARD.with(|g| *g.borrow_mut() = Some(st));
+    }
+
+    /// In the parent after `fork()`: the lock is let go.
+    unsafe extern "C" fn after_fork() {
+        FORK_GUARD.with(|g| drop(g.borrow_mut().take()));
+    }
+
+    /// In the child after `fork()`: only the forking thread exists there, so no watcher,
+    /// nudger or run of another thread; the state says so, then the lock is let go.
+    unsafe extern "C" fn in_child() {
+        FORK_GUARD.with(|g| {
+            if let Some(mut st) = g.borrow_mut().take() {
+                st.runs.clear();
+                st.nudging.clear();
+                st.jobs.clear();
+                st.idle = 0;
+                st.watcher = Watcher::Idle;
             }
-        };
-        // SAFETY: contract; the wait touches no Python.
-        unsafe { tstate::detached(wait) };
+        });
     }
 
     /// The switch interval, bounded to a sensible tick.
@@ -270,7 +362,13 @@ mod imp {
             }
             due.retain(|(_, interp)| !st.nudging.contains_key(&key(*interp)));
             for (id, interp) in due {
-                st.nudging.insert(key(interp), id);
+                st.nudging.insert(
+                    key(interp),
+                    Nudging {
+                        run: id,
+                        made: false,
+                    },
+                );
                 st.jobs.push((id, interp));
             }
             // Idle nudger threads take the jobs; a thread is started for each one short.
@@ -325,7 +423,7 @@ mod imp {
     fn nudge(interp: InterpPtr) {
         let ts = {
             let mut st = lock();
-            let entry = st.nudging.get(&key(interp)).copied();
+            let entry = st.nudging.get(&key(interp)).map(|n| n.run);
             // Made only while the run it was started for goes on, so the interpreter is alive
             // (see the module header), and under this lock, so a later count sees it.
             // Once the runtime is finalizing, a thread that waits for the GIL is ended by
@@ -349,6 +447,9 @@ mod imp {
                 st.nudging.remove(&key(interp));
                 NUDGED.notify_all();
                 return;
+            }
+            if let Some(n) = st.nudging.get_mut(&key(interp)) {
+                n.made = true;
             }
             ts
         };
