@@ -138,6 +138,7 @@ kw_entry!(
         let id = tstate::new_interpreter(isolated != 0, |interp, keeper| {
             let id = tstate::interp_id(interp);
             creation.register(id, interp, keeper);
+            crate::interp::thread_cache::created_here(id, keeper);
             id
         })?;
         match interp_id::new(state, id) {

@@ -13,12 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::interp::registry::{self, RunTicket};
 use crate::py::tstate::{self, InterpPtr, TStatePtr};
+use crate::py::version;
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 struct Cache {
     thread: u64,
     states: HashMap<i64, TStatePtr>,
+    /// 3.11: the keepers of the interpreters this OS thread created, used for its own runs
+    /// there instead of a cached thread state of its own. Never handed over or deleted here:
+    /// a keeper lives as long as its interpreter.
+    keepers: HashMap<i64, TStatePtr>,
 }
 
 impl Drop for Cache {
@@ -31,6 +36,25 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache {
         thread: NEXT_THREAD.fetch_add(1, Ordering::Relaxed),
         states: HashMap::new(),
+        keepers: HashMap::new(),
+    });
+}
+
+/// An interpreter of ours was just made on this OS thread, with `keeper` as its first thread
+/// state. On 3.11 this thread's runs there use the keeper, as CPython's own module does: it
+/// has run code already (the interpreter's start-up), so a first call allocates nothing more,
+/// where a new thread state would take a page for its frame stack. On 3.12+ CPython's module
+/// may attach an interpreter's existing thread state on any thread, so ours keep their own.
+pub fn created_here(id: i64, keeper: TStatePtr) {
+    if !version::RUN_ON_KEEPER {
+        return;
+    }
+    let _ = CACHE.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.keepers.len() >= 64 {
+            c.keepers.retain(|&i, _| registry::is_created(i)); // gone ones never come back
+        }
+        c.keepers.insert(id, keeper);
     });
 }
 
@@ -72,7 +96,8 @@ unsafe fn visit_with<R>(
         CACHE
             .try_with(|c| {
                 let c = c.borrow();
-                (c.thread, c.states.get(&id).copied())
+                let keeper = c.keepers.get(&id).copied();
+                (c.thread, keeper.or_else(|| c.states.get(&id).copied()))
             })
             .ok()
     } else {
@@ -82,8 +107,11 @@ unsafe fn visit_with<R>(
         // SAFETY: forwarded contract.
         return unsafe { tstate::enter(interp, None, false, |_| body()) };
     };
-    // SAFETY: forwarded contract; `reuse` was made on this OS thread for `id` and is idle (the
-    // interpreter is marked running by us, so no other visit of ours is in progress).
+    // SAFETY: forwarded contract; `reuse` was made on this OS thread for `id` (a cached one, or
+    // the keeper this thread made it with) and is idle: the interpreter is marked running by
+    // us, so no other visit or finalization of ours is in progress, and the keeper is used
+    // only by the thread that made it. A keeper is never remembered among the cached states,
+    // so it is never deleted with them.
     unsafe {
         tstate::enter(interp, reuse, true, |ts| {
             if reuse.is_none() {

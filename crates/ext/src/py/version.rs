@@ -48,6 +48,11 @@ pub(crate) const OWN_GIL: bool = cfg!(Py_3_12);
 /// `is_running` and `run_string`.
 pub(crate) const SINGLE_THREAD_RULE: bool = !cfg!(Py_3_12);
 
+/// 3.11: the thread that made an interpreter of ours runs code there on its keeper (see
+/// `interp/thread_cache.rs`); 3.12+, where CPython's own module may attach any existing thread
+/// state of an interpreter, every thread uses its own.
+pub(crate) const RUN_ON_KEEPER: bool = !cfg!(Py_3_12);
+
 /// Whether pickled values may carry out-of-band buffers (`buffer_callback=` when pickling,
 /// `buffers=` when unpickling). Not on 3.12: its `pickle.loads(..., buffers=...)` corrupts the
 /// heap in a subinterpreter (3.12.1 aborts at exit; the release that fixed it, if any, is not
