@@ -1,7 +1,7 @@
 """Real workloads (issue 15): small real programs run by our InterpreterPoolExecutor against
 serial execution, ThreadPoolExecutor, ProcessPoolExecutor and, on 3.14+, the standard library's
 InterpreterPoolExecutor, 2 workers each, in one process, sides interleaved round after round
-(A B C, C B A, ...), medians over rounds.
+(A B C, C B A, ...), medians over 7 rounds (``--quick``: 2 rounds of quarter-size tasks).
 
 Part of ``make bench`` (results in bench/results/workloads_py3XX.json, rendered with a chart into
 the "Real workloads" section of BENCHMARKS.md by bench/report.py). Alone, it prints its results:
@@ -13,13 +13,14 @@ The workloads (functions in bench/workload_funcs.py):
 - CPU-bound, 16 tasks of some 20-40 ms each (per round: about 0.5 s serial): pure-Python
   primes, a small ray tracer (interleaved rows), JSON generate + parse, regex over generated
   text; and uneven task sizes (16 prime-counting tasks whose sizes spread 40x, 25 ms on
-  average). Tasks of tens of milliseconds make the per-task costs of each executor small
-  beside the work, and 16 of them on 2 workers leave little idle time at the end of a
-  round, so the medians measure how fast each side runs the work in parallel. For every side
-  the run also records the CPU time it used (this process's threads, plus the worker
-  processes of ProcessPoolExecutor) and the CPU time the rest of the machine used meanwhile
-  (from /proc/stat, steal included): a speed-up over serial of 1.8 needs both cores, so a
-  round that shared them with other work misses it for that reason alone;
+  average, in an order that only dispatch to the first idle worker balances). Tasks of tens
+  of milliseconds make the per-task costs of each executor small beside the work, and 16 of
+  them on 2 workers leave little idle time at the end of a round, so the medians measure how
+  fast each side runs the work in parallel. For every side the run also records the CPU
+  time it used (this process's threads, plus the worker processes of ProcessPoolExecutor)
+  and the CPU time the rest of the machine used meanwhile (from /proc/stat, steal included):
+  a speed-up over serial of 1.8 needs both cores, so a round that shared them with other
+  work misses it for that reason alone;
 - data in and out, per task: 1 MB ``str`` and 1 MB ``bytes`` as the argument (``len``) and as
   the result, a list of 200 and of 5,000 dicts in and out;
 - trivial-task throughput (``ident(i)``, submitted then awaited);
@@ -122,8 +123,9 @@ def tasks_of(quick: bool) -> dict[str, list]:
     base = 1_000_000
     primes_w = 12_000 // k
     unit = 1_000 // k
-    # 16 sizes from 1 to 40 units, the largest first.
-    spread = [40, 1, 2, 4, 8, 16, 1, 3, 6, 12, 24, 30, 2, 5, 10, 20]
+    # 16 sizes from 1 to 40 units (184 in all), large and small alternating: handing each task
+    # to the first idle worker gives both workers 92 units; dealing them out in turn, 157 and 27.
+    spread = [40, 1, 30, 2, 24, 4, 20, 8, 16, 1, 12, 3, 10, 6, 5, 2]
     mb = 1_000_000
     s, b = "s" * mb, b"b" * mb
     d200, d5000 = wf.make_dicts(200), wf.make_dicts(5000)

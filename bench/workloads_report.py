@@ -208,3 +208,17 @@ def section(write_charts: bool = True) -> list[str]:
             out.append(f"- problem: {p}")
         out.append("")
     return out
+
+
+def losses() -> list[str]:
+    """The "Where we lose" lines of the workloads: each missed target, with its evidence."""
+    found = []
+    for _path, d in load():
+        for t in d["targets"]:
+            if t["met"] is False:
+                note = f" ({t['note']})" if t.get("note") else ""
+                found.append(
+                    f"- CPython {d['meta']['python']}, **workloads: {t['name']}**: {t['value']}, "
+                    f"target {t['target']}{note}."
+                )
+    return found
