@@ -329,9 +329,16 @@ def targets(res: dict) -> list[dict]:
                 else ""
             ),
         )
+        # What the other parallel sides reached in the same rounds: the machine's ceiling (two
+        # tasks running at once on its 2 CPUs each run slower than one alone).
+        theirs = ", ".join(
+            f"{SHORT[k]} {med(name, 'serial') / med(name, k):.2f}"
+            for k in ("procs", "stdlib")
+            if k in w[name]
+        )
         note = (
-            f"ours kept {use['ours']['cpus_used']:.2f} CPUs busy; CPU per task: ours "
-            f"{use['ours']['cpu_ms_per_task']:.1f} ms, serial "
+            f"speed-up of {theirs}; ours kept {use['ours']['cpus_used']:.2f} CPUs busy; "
+            f"CPU per task: ours {use['ours']['cpu_ms_per_task']:.1f} ms, serial "
             f"{use['serial']['cpu_ms_per_task']:.1f} ms"
         )
         if others["ours"] is not None:
