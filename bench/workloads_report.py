@@ -93,29 +93,37 @@ def escape_cell(text: str) -> str:
 
 
 def cpu_table(d: dict, sides: list[str]) -> list[str]:
-    """Per CPU-bound workload and side: CPU ms per task, CPUs kept busy, CPUs other work
-    used meanwhile (runs that recorded them)."""
+    """Per CPU-bound workload and side: CPU ms per task, CPUs kept busy, how the side's
+    worker threads spent the rounds, CPUs other work used meanwhile (runs that recorded
+    them)."""
     rows = [(n, w) for n, w in d["workloads"].items() if "cpus_used" in next(iter(w.values()))]
     if not rows:
         return []
+
+    def pct(u, key):
+        return f"{u[key]:.0%}" if key in u else "–"
+
     out = [
         "",
-        "CPU use of the CPU-bound workloads, per side: CPU ms per task · CPUs it kept busy · "
-        "CPUs other work used meanwhile.",
+        "CPU use of the CPU-bound workloads, per side, over all rounds: the CPU time per task, "
+        "the CPUs it kept busy, how its worker threads (serial: the calling thread; processes: "
+        "each worker's main thread) spent the time (on a CPU, runnable but waiting for one, "
+        "idle), and the CPUs all other work on the machine used meanwhile. Workers waiting for "
+        "a CPU mean a busy machine; idle workers, gaps of the executor's own.",
         "",
-        "| workload | " + " | ".join(SHORT[k] for k in sides) + " |",
-        "|---|" + "---:|" * len(sides),
+        "| workload | side | CPU ms per task | CPUs busy | workers on a CPU | waiting for a CPU "
+        "| idle | CPUs other work used |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, by_side in rows:
-        cells = []
         for k in sides:
             u = by_side[k]
             others = u.get("cpus_used_by_others")
-            cells.append(
-                f"{u['cpu_ms_per_task']:.3g} · {u['cpus_used']:.2f} · "
-                + ("–" if others is None else f"{others:.2f}")
+            out.append(
+                f"| {name} | {SHORT[k]} | {u['cpu_ms_per_task']:.3g} | {u['cpus_used']:.2f} | "
+                f"{pct(u, 'workers_on_cpu')} | {pct(u, 'workers_waiting')} | "
+                f"{pct(u, 'workers_idle')} | " + ("–" if others is None else f"{others:.2f}") + " |"
             )
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
     return out
 
 
