@@ -632,7 +632,7 @@ def render(runs: list[dict]) -> str:
         "## Where we lose",
         "",
     ]
-    lost = losses(runs) + pool_losses(runs) + stop_losses(runs)
+    lost = losses(runs) + pool_losses(runs) + workloads_report.losses() + stop_losses(runs)
     out += lost or ["Nowhere: every target met, and nothing slower than CPython beyond the noise."]
     problems = []
     for d in runs:

@@ -67,10 +67,12 @@ def _trace(origin, d):
     return tuple(int(ch * shade) for ch in hit[1])
 
 
-def render_rows(y0, y1, width, height):
-    """A band of rows of a small ray-traced scene: the checksum of its pixels."""
+def render_rows(first, step, width, height):
+    """Rows ``first``, ``first + step``, ... of a small ray-traced scene: the checksum of their
+    pixels. Interleaved rows give every task a like share of sky and of spheres, so that tasks
+    cost about the same."""
     total = 0
-    for y in range(y0, y1):
+    for y in range(first, height, step):
         for x in range(width):
             d = _norm(((x - width / 2) / width, -(y - height / 2) / height, 1.0))
             r, g, b = _trace((0.0, 0.0, 0.0), d)

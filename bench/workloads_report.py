@@ -88,6 +88,45 @@ def ms(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
+def escape_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def cpu_table(d: dict, sides: list[str]) -> list[str]:
+    """Per CPU-bound workload and side: CPU ms per task, CPUs kept busy, how the side's
+    worker threads spent the rounds, CPUs other work used meanwhile (runs that recorded
+    them)."""
+    rows = [(n, w) for n, w in d["workloads"].items() if "cpus_used" in next(iter(w.values()))]
+    if not rows:
+        return []
+
+    def pct(u, key):
+        return f"{u[key]:.0%}" if key in u else "–"
+
+    out = [
+        "",
+        "CPU use of the CPU-bound workloads, per side, over all rounds: the CPU time per task, "
+        "the CPUs it kept busy, how its worker threads (serial: the calling thread; processes: "
+        "each worker's main thread) spent the time (on a CPU, runnable but waiting for one, "
+        "idle), and the CPUs all other work on the machine used meanwhile. Workers waiting for "
+        "a CPU mean a busy machine; idle workers, gaps of the executor's own.",
+        "",
+        "| workload | side | CPU ms per task | CPUs busy | workers on a CPU | waiting for a CPU "
+        "| idle | CPUs other work used |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, by_side in rows:
+        for k in sides:
+            u = by_side[k]
+            others = u.get("cpus_used_by_others")
+            out.append(
+                f"| {name} | {SHORT[k]} | {u['cpu_ms_per_task']:.3g} | {u['cpus_used']:.2f} | "
+                f"{pct(u, 'workers_on_cpu')} | {pct(u, 'workers_waiting')} | "
+                f"{pct(u, 'workers_idle')} | " + ("–" if others is None else f"{others:.2f}") + " |"
+            )
+    return out
+
+
 def section(write_charts: bool = True) -> list[str]:
     runs = load()
     if not runs:
@@ -98,9 +137,16 @@ def section(write_charts: bool = True) -> list[str]:
         "bench/workloads.py (issue 15): small real programs in our pool against serial, "
         "`ThreadPoolExecutor`, `ProcessPoolExecutor` (forkserver) and, on 3.14+, the standard "
         "library's `InterpreterPoolExecutor`, 2 workers each, in one process, sides interleaved "
-        "round after round; medians. Times are per task (ms). The chart shows each side's "
-        "speed relative to the fastest side of that workload. Our machine has 2 cores, shared "
-        "with other work: a speed-up over serial needs both cores free.",
+        "round after round; medians over the rounds. Times are per task (ms). The CPU-bound "
+        "workloads run 16 tasks of some 20-40 ms each per round. The chart shows each side's "
+        "speed relative to the fastest side of that workload.",
+        "",
+        "Our machine has 2 cores, shared with other work: a speed-up over serial needs both "
+        "cores free. So the run also measures, for each side of a CPU-bound workload, the CPU "
+        "time it used (this process's threads, plus the worker processes of "
+        "`ProcessPoolExecutor`) and the CPU time the rest of the machine used meanwhile "
+        "(/proc/stat, steal included); the table under each version's shows them, and each "
+        "CPU-bound target says how many CPUs other work left free while ours ran.",
         "",
     ]
     for path, d in runs:
@@ -160,11 +206,27 @@ def section(write_charts: bool = True) -> list[str]:
             )
             + " |"
         )
-        out += ["", "| target | value | verdict |", "|---|---:|---|"]
+        out += cpu_table(d, sides)
+        out += ["", "| target | value | verdict | evidence |", "|---|---:|---|---|"]
         for t in d["targets"]:
             verdict = {True: "met", False: "**missed**", None: "n/a (3.12+ target)"}[t["met"]]
-            out.append(f"| {t['name']}: {t['target']} | {t['value']} | {verdict} |")
+            note = escape_cell(t.get("note") or "")
+            out.append(f"| {t['name']}: {t['target']} | {t['value']} | {verdict} | {note} |")
         for p in d.get("problems", []):
             out.append(f"- problem: {p}")
         out.append("")
     return out
+
+
+def losses() -> list[str]:
+    """The "Where we lose" lines of the workloads: each missed target, with its evidence."""
+    found = []
+    for _path, d in load():
+        for t in d["targets"]:
+            if t["met"] is False:
+                note = f" ({t['note']})" if t.get("note") else ""
+                found.append(
+                    f"- CPython {d['meta']['python']}, **workloads: {t['name']}**: {t['value']}, "
+                    f"target {t['target']}{note}."
+                )
+    return found
