@@ -122,8 +122,8 @@ mod imp {
         runs: BTreeMap<i64, Run>,
         /// Interpreters with a nudge asked for or under way (by address).
         nudging: BTreeMap<usize, Nudging>,
-        /// Nudges asked for and not yet taken by a nudger thread.
-        jobs: Vec<(i64, InterpPtr)>,
+        /// Nudges asked for and not yet taken by a nudger thread (their runs are in `nudging`).
+        jobs: Vec<InterpPtr>,
         /// Nudger threads waiting for a job.
         idle: usize,
         watcher: Watcher,
@@ -155,6 +155,27 @@ mod imp {
         interp.0 as usize
     }
 
+    impl Nudge {
+        /// Drops the last `n` jobs not taken yet, with their `nudging` entries (nothing was
+        /// made for them), and tells the waiters.
+        fn drop_jobs(&mut self, n: usize) {
+            let from = self.jobs.len() - n;
+            for interp in self.jobs.split_off(from) {
+                self.nudging.remove(&key(interp));
+            }
+            NUDGED.notify_all();
+        }
+    }
+
+    /// Starts one of our threads (the watcher, a nudger): no Python, a small stack.
+    fn spawn(body: fn()) -> bool {
+        std::thread::Builder::new()
+            .name("subinterpreters-nudge".into())
+            .stack_size(STACK)
+            .spawn(body)
+            .is_ok()
+    }
+
     /// A run of ours started in `interp` (one of our interpreters, alive until the run ends).
     pub(crate) fn run_started(id: i64, interp: InterpPtr) {
         let mut st = lock();
@@ -178,12 +199,8 @@ mod imp {
                     // costs the child its nudging, nothing else.
                     unsafe { pthread_atfork(Some(before_fork), Some(after_fork), Some(in_child)) };
                 });
-                let spawned = std::thread::Builder::new()
-                    .name("subinterpreters-nudge".into())
-                    .stack_size(STACK)
-                    .spawn(watch);
                 // Without a watcher nothing is lost but fairness: tried again at the next run.
-                if spawned.is_ok() {
+                if spawn(watch) {
                     st.watcher = Watcher::Ticking;
                 }
             }
@@ -255,11 +272,8 @@ mod imp {
             let mut st = lock();
             st.closed = true;
             st.runs.clear();
-            let dropped: Vec<_> = st.jobs.drain(..).collect();
-            for (_, interp) in dropped {
-                st.nudging.remove(&key(interp));
-            }
-            NUDGED.notify_all();
+            let queued = st.jobs.len();
+            st.drop_jobs(queued);
             JOBS.notify_all();
         }
         // Jobs not taken yet were dropped above: only nudges under way are left.
@@ -369,22 +383,14 @@ mod imp {
                         made: false,
                     },
                 );
-                st.jobs.push((id, interp));
+                st.jobs.push(interp);
             }
             // Idle nudger threads take the jobs; a thread is started for each one short.
             while st.idle < st.jobs.len() {
-                let spawned = std::thread::Builder::new()
-                    .name("subinterpreters-nudge".into())
-                    .stack_size(STACK)
-                    .spawn(serve_nudges);
-                if spawned.is_err() {
-                    // Nothing is lost but fairness: the jobs left are dropped.
-                    let dropped = st.jobs.len() - st.idle;
-                    let gone: Vec<_> = st.jobs.drain(..dropped).collect();
-                    for (_, interp) in gone {
-                        st.nudging.remove(&key(interp));
-                    }
-                    NUDGED.notify_all();
+                if !spawn(serve_nudges) {
+                    // Nothing is lost but fairness: the jobs no thread can take are dropped.
+                    let short = st.jobs.len() - st.idle;
+                    st.drop_jobs(short);
                     break;
                 }
                 st.idle += 1; // counted at once, so no second thread is started for the job
@@ -398,7 +404,7 @@ mod imp {
     fn serve_nudges() {
         let mut st = lock();
         loop {
-            if let Some((_, interp)) = st.jobs.pop() {
+            if let Some(interp) = st.jobs.pop() {
                 st.idle -= 1;
                 drop(st);
                 nudge(interp);

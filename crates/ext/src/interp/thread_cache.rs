@@ -49,13 +49,16 @@ pub fn created_here(id: i64, keeper: TStatePtr) {
     if !version::RUN_ON_KEEPER {
         return;
     }
-    let _ = CACHE.try_with(|c| {
-        let mut c = c.borrow_mut();
-        if c.keepers.len() >= 64 {
-            c.keepers.retain(|&i, _| registry::is_created(i)); // gone ones never come back
-        }
-        c.keepers.insert(id, keeper);
-    });
+    let _ = CACHE.try_with(|c| insert_bounded(&mut c.borrow_mut().keepers, id, keeper));
+}
+
+/// Records `ts` for interpreter `id` in one of this thread's maps, first forgetting the
+/// interpreters that are gone once it holds 64 (their ids never come back).
+fn insert_bounded(map: &mut HashMap<i64, TStatePtr>, id: i64, ts: TStatePtr) {
+    if map.len() >= 64 {
+        map.retain(|&i, _| registry::is_created(i));
+    }
+    map.insert(id, ts);
 }
 
 /// Runs `body` inside the ticket's interpreter on this OS thread's cached thread state for it
@@ -129,14 +132,7 @@ unsafe fn visit_with<R>(
 
 fn remember(id: i64, thread: u64, ts: TStatePtr) {
     registry::cache_add(id, thread, ts);
-    let _ = CACHE.try_with(|c| {
-        let mut c = c.borrow_mut();
-        if c.states.len() >= 64 {
-            // Forget interpreters that are gone (their ids never come back).
-            c.states.retain(|&i, _| registry::is_created(i));
-        }
-        c.states.insert(id, ts);
-    });
+    let _ = CACHE.try_with(|c| insert_bounded(&mut c.borrow_mut().states, id, ts));
 }
 
 /// Like [`visit`], for a thread that has no current thread state (3.12+ only): attaches this
