@@ -56,6 +56,17 @@ class CustomError(Exception):
     pass
 
 
+class Box:
+    """A result that a weak reference can watch (a list or dict cannot be)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def make_box(value):
+    return Box(value)
+
+
 class PickleShenanigans:
     """Pickles, but does not unpickle."""
 

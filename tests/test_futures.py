@@ -25,6 +25,7 @@ from task_funcs import (
     ident,
     init_state,
     kill_worker,
+    make_box,
     mul,
     nested_pool,
     raise_local,
@@ -660,6 +661,53 @@ def test_a_stopped_pool_leaves_no_claim_open():
     p.shutdown(wait=True)
     assert all(f.done() for f in fs)
     assert lowlevel._claim_count() == before
+
+
+def _freed_without_gc(make_future, pool=None):
+    """Whether a future made by ``make_future`` and what it settled with (a result or an
+    exception, each weakly referenceable) are freed as soon as the caller drops them, with
+    the garbage collector off: no reference cycle holds them. With ``pool``, a second call is
+    made first: once it is answered, the collector thread has let go of the first."""
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        fut = make_future()
+        refs = [weakref.ref(fut)]
+        if not fut.cancelled():
+            refs.append(weakref.ref(fut.exception(timeout=60) or fut.result()))
+        if pool is not None:
+            pool.submit(ident, None).result(timeout=60)
+        del fut
+        return all(ref() is None for ref in refs)
+    finally:
+        gc.enable()
+
+
+def test_a_settled_future_is_freed_as_soon_as_it_is_dropped(pool):
+    pool.submit(ident, 0).result()  # a warm worker
+    assert _freed_without_gc(lambda: pool.submit(make_box, [1, 2, 3]), pool)
+    assert _freed_without_gc(lambda: pool.submit(fail, CustomError, "no"), pool)
+
+
+def test_a_cancelled_future_is_freed_as_soon_as_it_is_dropped():
+    started, release = interpreters.create_queue(), interpreters.create_queue()
+    with Pool(1) as p:
+        p.submit(signal_and_wait, started, release)
+        started.get(timeout=60)
+
+        def cancelled():
+            fut = p.submit(ident, 1)
+            assert fut.cancel()
+            return fut
+
+        try:
+            freed = _freed_without_gc(cancelled)
+        finally:
+            release.put(None)
+    assert freed
 
 
 # -- nesting ------------------------------------------------------------------------------------
