@@ -77,7 +77,7 @@ TARGETS = {
     "send+recv bytes 1 MiB": 1.0,
 }
 
-# The PEP 734 rows' targets (issue 8): ours / theirs, by which module "theirs" is.
+# The PEP 734 rows' targets: ours / theirs, by which module "theirs" is.
 PEP734_TARGETS = {
     ("PEP 734 queue put+get, small (int)", "concurrent"): 0.5,
     ("PEP 734 interp.call(f, 1)", "concurrent"): 0.5,
@@ -427,7 +427,7 @@ assert (type(_x).__name__, len(_x), _x[-1]) == expect, ((type(_x).__name__, len(
 del _x
 """
 BIG = 100 * MIB
-# A 100 MiB memoryview must cross in constant time (no copy; issue 8): our median put + get,
+# A 100 MiB memoryview must cross in constant time (no copy): our median put + get,
 # in us, and its ratio to the same with 1 MiB (paired per round), at most.
 VIEW_TARGET_US = 50.0
 VIEW_CONST_TARGET = 1.5
@@ -705,7 +705,7 @@ def bench_pep734(s: Settings, impl: dict[str, adapters.Pep734], why: str) -> dic
         "main then `interp.exec('x = q.get()...')`, timed together. memoryview: the same with "
         "a view of 100 MiB and of 1 MiB (each row the median over rounds of batch medians, the "
         "sizes interleaved); a side that refuses a memoryview is timed with `put(bytes(mv))`, "
-        "the copy its users would have to make. The 100 MiB view's target (issue 8): constant "
+        "the copy its users would have to make. The 100 MiB view's target: constant "
         f"time, i.e. our 100 MiB time / our 1 MiB time (paired per round) <= "
         f"{VIEW_CONST_TARGET:g}, and our median under {VIEW_TARGET_US:g} us.",
     ]

@@ -8,7 +8,7 @@ has no call). For 1, 10 and 200 interpreters alive at once, each sample is a fre
 each, reads its RSS growth and closes them: the per-interpreter medians of each step are one
 sample, and the sides alternate, A B then B A.
 
-Targets (issue 16): close <= 1.5 x theirs, first call <= 2 x the stdlib's (3.14+) and < 3 ms
+Targets: close <= 1.5 x theirs, first call <= 2 x the stdlib's (3.14+) and < 3 ms
 elsewhere, RSS per interpreter <= 1.15 x theirs.
 """
 

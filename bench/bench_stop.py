@@ -1,4 +1,4 @@
-"""Stopping work, waiting on several queues, forwarded output (issue 18).
+"""Stopping work, waiting on several queues, forwarded output.
 
 Part of `make bench` (bench.py's benchmark "stop", results in bench/results/py3XX.json and the
 "Stopping, waiting, output" section of BENCHMARKS.md). Alone, it prints its results:
@@ -37,7 +37,7 @@ import time
 
 from subinterpreters import interpreters
 
-# Issue 18's targets.
+# The targets.
 INTERRUPT_MS = 5.0
 WAIT_VS_GET = 2.0
 OUTPUT_VS_PLAIN = 2.0

@@ -307,7 +307,7 @@ def stop_of(data: dict) -> dict | None:
 
 
 def stop_section(runs: list[dict]) -> list[str]:
-    """Issue 18's targets met or missed per version."""
+    """The stop, wait and output targets met or missed per version."""
     have = [d for d in runs if stop_of(d)]
     if not have:
         return []
@@ -316,7 +316,7 @@ def stop_section(runs: list[dict]) -> list[str]:
         "## Stopping, waiting, output",
         "",
         "`Interpreter.interrupt()`, `interpreters.wait()` and `create(forward_output=True)` "
-        "(issue 18's targets; ours alone: CPython has none of them), medians. interrupt: from "
+        "(our targets; ours alone: CPython has none of them), medians. interrupt: from "
         "the call to the interrupted `while True: pass` loop's `except` clause (3.11: the loop "
         "sleeps 0 s each turn, as a pure loop there starves the caller). wait: a main -> sub -> "
         "main echo round trip ending in `interpreters.wait([idle, reply])` against one ending in "
@@ -357,7 +357,7 @@ def stop_losses(runs: list[dict]) -> list[str]:
 
 
 def pool_section(runs: list[dict]) -> list[str]:
-    """Issue 9's targets met or missed per version, then the measurements behind them."""
+    """The pool's targets met or missed per version, then the measurements behind them."""
     have = [d for d in runs if pool_of(d)]
     if not have:
         return []
@@ -368,7 +368,7 @@ def pool_section(runs: list[dict]) -> list[str]:
         "`subinterpreters.futures.InterpreterPoolExecutor` (ours) against `ProcessPoolExecutor` "
         "and, on 3.14 and 3.15, the standard library's "
         "`concurrent.futures.InterpreterPoolExecutor` (stdlib), 2 workers each, in one process, "
-        "sides interleaved round after round, medians (issue 9's targets; how: see the end).",
+        "sides interleaved round after round, medians (how: see the end).",
         "",
         f"| target | {head} |",
         "|---|" + "---|" * len(runs),

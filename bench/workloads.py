@@ -1,4 +1,4 @@
-"""Real workloads (issue 15): small real programs run by our InterpreterPoolExecutor against
+"""Real workloads: small real programs run by our InterpreterPoolExecutor against
 serial execution, ThreadPoolExecutor, ProcessPoolExecutor and, on 3.14+, the standard library's
 InterpreterPoolExecutor, 2 workers each, in one process, sides interleaved round after round
 (A B C, C B A, ...), medians over 7 rounds (``--quick``: 2 rounds of quarter-size tasks).
@@ -352,7 +352,7 @@ def evidence(a: dict, b: dict) -> str:
 
 
 def targets(res: dict) -> list[dict]:
-    """Issue 15's targets (2 workers, 3.12+): one row each, met or missed, with the value."""
+    """The targets (2 workers, 3.12+): one row each, met or missed, with the value."""
     w, out = res["workloads"], []
     has_stdlib = "stdlib" in w["primes"]
     py312 = sys.version_info >= (3, 12)

@@ -134,7 +134,7 @@ def section(write_charts: bool = True) -> list[str]:
     out = [
         "## Real workloads",
         "",
-        "bench/workloads.py (issue 15): small real programs in our pool against serial, "
+        "bench/workloads.py: small real programs in our pool against serial, "
         "`ThreadPoolExecutor`, `ProcessPoolExecutor` (forkserver) and, on 3.14+, the standard "
         "library's `InterpreterPoolExecutor`, 2 workers each, in one process, sides interleaved "
         "round after round; medians over the rounds. Times are per task (ms). The CPU-bound "

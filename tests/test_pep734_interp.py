@@ -834,7 +834,7 @@ def test_large_bytes_and_str_through_call_and_call_in_thread(interps, interp, va
     assert out.get(timeout=30) == len(value)
 
 
-# -- an interpreter's life at CPython's own cost (issue 16) --------------------------------------
+# -- an interpreter's life at CPython's own cost -----------------------------------------------
 
 
 def module_names():
