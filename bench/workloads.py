@@ -1,7 +1,7 @@
 """Real workloads: small real programs run by our InterpreterPoolExecutor against
 serial execution, ThreadPoolExecutor, ProcessPoolExecutor and, on 3.14+, the standard library's
 InterpreterPoolExecutor, 2 workers each, in one process, sides interleaved round after round
-(A B C, C B A, ...), medians over 7 rounds (``--quick``: 2 rounds of quarter-size tasks).
+(A B C, C B A, ...), medians over 15 rounds (``--quick``: 2 rounds of quarter-size tasks).
 
 Part of ``make bench`` (results in bench/results/workloads_py3XX.json, rendered with a chart into
 the "Real workloads" section of BENCHMARKS.md by bench/report.py). Alone, it prints its results:
@@ -445,7 +445,7 @@ def main() -> None:
     args = ap.parse_args()
     problems: list[str] = []
     sides = make_sides(problems)
-    n_rounds = 2 if args.quick else 7
+    n_rounds = 2 if args.quick else 15  # CPU rounds swing by 10% on a shared host: many pairs
     try:
         res = {
             "meta": {
