@@ -121,10 +121,22 @@ class Future(_base.Future):
         if not super().cancel():
             return False
         with self._condition:
-            self._work = None  # settled (see Work.finish)
+            self._work = None  # settled (see set_result)
             if self._state == _base.CANCELLED:
                 self.set_running_or_notify_cancel()  # tells wait() and as_completed()
         return True
+
+    # A settled future no longer needs its work: dropping it breaks the cycle future -> work
+    # -> future, so a result goes as soon as the caller drops the future rather than at the next
+    # garbage collection (for large results, the difference between reusing memory and taking
+    # fresh pages from the system each time). ``cancel`` does the same.
+    def set_result(self, result):
+        super().set_result(result)
+        self._work = None
+
+    def set_exception(self, exception):
+        super().set_exception(exception)
+        self._work = None
 
     def __repr__(self):
         with self._condition:
@@ -212,17 +224,11 @@ class Work:
         if self.loop is None:
             with fut._condition:
                 if fut._state in (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED):
-                    fut._work = None
                     return
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
-            # Settled: the future no longer needs its work. Dropping it breaks the cycle
-            # future -> work -> future, so a result goes as soon as the caller drops the future
-            # rather than at the next garbage collection (for large results, the difference
-            # between reusing memory and taking fresh pages from the system each time).
-            fut._work = None
         elif not fut.done():
             if ok:
                 fut.set_result(value)
@@ -249,7 +255,6 @@ class Work:
                 if self.future._state == _base.FINISHED or self.future.cancelled():
                     return
             self.future.set_exception(exc)
-            self.future._work = None  # settled (see finish)
         else:
             try:
                 self.loop.call_soon_threadsafe(_set_exception_if_pending, self.future, exc)
