@@ -439,7 +439,7 @@ def targets(r: dict) -> list[dict]:
     # CPU per item on 1 and on 2 workers: when the second is larger, the machine ran our
     # workers slower side by side (a shared host), which no pool can make up for.
     per_item = {
-        w: statistics.median(r["wall"] * r["cpu_per_wall"] / cm["items"] for r in cm["runs"][w])
+        w: statistics.median(x["wall"] * x["cpu_per_wall"] / cm["items"] for x in cm["runs"][w])
         for w in ("1", "2")
     }
     add(

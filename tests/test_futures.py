@@ -5,9 +5,11 @@ on every version."""
 from __future__ import annotations
 
 import _thread
+import gc
 import logging
 import sys
 import threading
+import weakref
 from concurrent.futures import CancelledError, Executor, as_completed, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
 
@@ -486,8 +488,6 @@ def test_interpreters_are_closed_after_shutdown():
 
 
 def test_garbage_collected_pool_stops_its_workers():
-    import gc
-
     p = Pool(1)
     p.submit(mul, 1, 1).result()
     threads = list(p._threads)
@@ -668,9 +668,6 @@ def _freed_without_gc(make_future, pool=None):
     exception, each weakly referenceable) are freed as soon as the caller drops them, with
     the garbage collector off: no reference cycle holds them. With ``pool``, a second call is
     made first: once it is answered, the collector thread has let go of the first."""
-    import gc
-    import weakref
-
     gc.collect()
     gc.disable()
     try:
